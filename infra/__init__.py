@@ -1,0 +1,1 @@
+"""Runtime plumbing: settings, Kafka I/O, the embedded broker, event sources and the CLI."""

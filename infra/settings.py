@@ -1,0 +1,32 @@
+"""All configuration, from environment variables prefixed ``LAMBDALYTICS_`` (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the pipeline. Unset ``kafka_bootstrap`` means: start the embedded broker."""
+
+    model_config = SettingsConfigDict(env_prefix="LAMBDALYTICS_", extra="ignore")
+
+    env: Literal["dev", "prod"] = Field("dev", description="prod refuses placeholder secrets.")
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port[,host:port]; unset = start the embedded Tansu broker on loopback."
+    )
+    kafka_partitions: int = Field(6, ge=1, le=1024, description="Partitions for topics this creates.")
+    data_dir: Path = Field(Path("data"), description="Delta tables, run state and broker logs.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API.")
+    max_event_bytes: int = Field(1_048_576, ge=1024, description="Larger events are dead-lettered.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Event sources: the synthetic generator and dataset replays."""

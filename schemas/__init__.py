@@ -1,0 +1,1 @@
+"""Event contracts and the one metric catalog."""
