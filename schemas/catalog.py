@@ -203,8 +203,10 @@ Metric = Annotated[
 ]
 
 
-class CatalogError(ValueError):
-    """The catalog breaks one of its rules; the message names the rule and the metric."""
+class CatalogError(Exception):
+    """The catalog breaks one of its rules; the message names the rule and the metric.
+
+    Not a ValueError, so pydantic does not fold it into a ValidationError."""
 
 
 class Catalog(_Frozen):
@@ -244,8 +246,11 @@ class Catalog(_Frozen):
         ordered: list[DerivedMetric] = []
         pending = self.at(grain, DerivedMetric)
         while pending:
-            ready = [d for d in pending if all(not isinstance(self[o], DerivedMetric) or self[o] in ordered
-                                               for o in d.operands)]
+            ready = [
+                d
+                for d in pending
+                if all(not isinstance(self[o], DerivedMetric) or self[o] in ordered for o in d.operands)
+            ]
             ordered += ready
             pending = [d for d in pending if d not in ready]
         return ordered
@@ -280,8 +285,10 @@ def finalize(metric: _Metric, raw: Any) -> Any:
         case Unit.currency:
             return round(raw / MICROS, 6)
         case Unit.timestamp:
-            return datetime.fromtimestamp(raw / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"
+            return (
+                datetime.fromtimestamp(raw / 1000, tz=UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z")
             )
         case Unit.seconds:
             return round(raw / 1000, 3)
@@ -314,7 +321,7 @@ def _rule_filters_use_known_event_types(cat: Catalog) -> list[str]:
             ]
     for e in cat.entities:
         out += [
-            f"known-event-types: entity {e.name} milestone {ms.name} uses unknown event type {ms.event_type!r}"
+            f"known-event-types: entity {e.name}.{ms.name} uses unknown event type {ms.event_type!r}"
             for ms in e.milestones
             if ms.event_type not in FAMILY_BY_EVENT_TYPE
         ]
@@ -329,7 +336,10 @@ def _rule_columns_exist_and_fit(cat: Catalog) -> list[str]:
                 out.append(f"known-columns: {m.name} uses unknown column {col!r}")
         if (m.aggregate is Aggregate.count) != (m.column is None):
             out.append(f"count-has-no-column: {m.name} ({m.aggregate}) column={m.column!r}")
-        if m.aggregate in (Aggregate.sum, Aggregate.kll_quantiles) and ROW_COLUMNS.get(m.column) not in _NUMERIC:
+        if (
+            m.aggregate in (Aggregate.sum, Aggregate.kll_quantiles)
+            and ROW_COLUMNS.get(m.column) not in _NUMERIC
+        ):
             out.append(f"numeric-sum: {m.name} sums non-numeric column {m.column!r}")
         for key in GRAIN_KEYS[m.grain]:
             if key not in ("tenant_id", "customer_id") and key not in m.filter.non_null:
@@ -404,8 +414,11 @@ def _rule_entity_references(cat: Catalog) -> list[str]:
         known = {ms.name for ms in entity.milestones}
         used = (m.start, m.end) if isinstance(m, DurationMetric) else (*m.present, *m.absent)
         used = (*used, *((m.window_on,) if m.window_on else ()))
-        out += [f"milestone-exists: {m.name} uses unknown milestone {u!r} of {m.entity}" for u in used
-                if u not in known]
+        out += [
+            f"milestone-exists: {m.name} uses unknown milestone {u!r} of {m.entity}"
+            for u in used
+            if u not in known
+        ]
         if m.windowed != (m.window_on is not None):
             out.append(f"window-milestone: {m.name} windowed={m.windowed} needs window_on exactly then")
         if m.grain is Grain.campaign:
@@ -428,107 +441,278 @@ _RULES = (
 C, K, T = Grain.customer, Grain.campaign, Grain.tenant
 
 
-def _count(name: str, grain: Grain, types: tuple[str, ...] | Literal["*"], description: str, *,
-           non_null: tuple[str, ...] = (), public: bool = True) -> BaseMetric:
-    return BaseMetric(name=name, description=description, grain=grain, unit=Unit.count, public=public,
-                      filter=EventFilter(event_types=types, non_null=non_null), aggregate=Aggregate.count)
+def _count(
+    name: str,
+    grain: Grain,
+    types: tuple[str, ...] | Literal["*"],
+    description: str,
+    *,
+    non_null: tuple[str, ...] = (),
+    public: bool = True,
+) -> BaseMetric:
+    return BaseMetric(
+        name=name,
+        description=description,
+        grain=grain,
+        unit=Unit.count,
+        public=public,
+        filter=EventFilter(event_types=types, non_null=non_null),
+        aggregate=Aggregate.count,
+    )
 
 
-def _agg(name: str, grain: Grain, types: tuple[str, ...] | Literal["*"], agg: Aggregate, column: str,
-         unit: Unit, description: str, *, non_null: tuple[str, ...] = (), public: bool = True,
-         timeseries: bool = True) -> BaseMetric:
-    return BaseMetric(name=name, description=description, grain=grain, unit=unit, public=public,
-                      filter=EventFilter(event_types=types, non_null=(*non_null, column)), aggregate=agg,
-                      column=column, timeseries=timeseries)
+def _agg(
+    name: str,
+    grain: Grain,
+    types: tuple[str, ...] | Literal["*"],
+    agg: Aggregate,
+    column: str,
+    unit: Unit,
+    description: str,
+    *,
+    non_null: tuple[str, ...] = (),
+    public: bool = True,
+    timeseries: bool = True,
+) -> BaseMetric:
+    return BaseMetric(
+        name=name,
+        description=description,
+        grain=grain,
+        unit=unit,
+        public=public,
+        filter=EventFilter(event_types=types, non_null=(*non_null, column)),
+        aggregate=agg,
+        column=column,
+        timeseries=timeseries,
+    )
 
 
 def _ratio(name: str, grain: Grain, a: str, b: str, unit: Unit, description: str) -> DerivedMetric:
-    return DerivedMetric(name=name, description=description, grain=grain, unit=unit, op="ratio",
-                         operands=(a, b))
+    return DerivedMetric(
+        name=name, description=description, grain=grain, unit=unit, op="ratio", operands=(a, b)
+    )
 
 
 def _diff(name: str, grain: Grain, a: str, b: str, unit: Unit, description: str) -> DerivedMetric:
-    return DerivedMetric(name=name, description=description, grain=grain, unit=unit, op="difference",
-                         operands=(a, b))
+    return DerivedMetric(
+        name=name, description=description, grain=grain, unit=unit, op="difference", operands=(a, b)
+    )
 
 
 _AD = ("ad_impression", "ad_click")
 
 CATALOG = Catalog(
     entities=(
-        Entity(name="ticket", id_column="ticket_id", milestones=(
-            Milestone(name="opened", event_type="ticket_opened"),
-            Milestone(name="first_reply", event_type="agent_replied"),
-            Milestone(name="resolved", event_type="ticket_resolved"),
-        )),
-        Entity(name="order", id_column="order_id", milestones=(
-            Milestone(name="placed", event_type="order_placed"),
-            Milestone(name="delivered", event_type="order_delivered"),
-            Milestone(name="cancelled", event_type="order_cancelled"),
-        )),
+        Entity(
+            name="ticket",
+            id_column="ticket_id",
+            milestones=(
+                Milestone(name="opened", event_type="ticket_opened"),
+                Milestone(name="first_reply", event_type="agent_replied"),
+                Milestone(name="resolved", event_type="ticket_resolved"),
+            ),
+        ),
+        Entity(
+            name="order",
+            id_column="order_id",
+            milestones=(
+                Milestone(name="placed", event_type="order_placed"),
+                Milestone(name="delivered", event_type="order_delivered"),
+                Milestone(name="cancelled", event_type="order_cancelled"),
+            ),
+        ),
     ),
     metrics=(
         # ---- customer grain: bases
         _count("events_total", C, "*", "All events of the customer, every family."),
-        _agg("first_seen", C, "*", Aggregate.min, "event_time", Unit.timestamp,
-             "Time of the customer's earliest event.", timeseries=False),
-        _agg("last_seen", C, "*", Aggregate.max, "event_time", Unit.timestamp,
-             "Time of the customer's latest event.", timeseries=False),
-        _agg("sessions", C, ("session_start", "page_view", "app_event", "search", "add_to_cart"),
-             Aggregate.hll_distinct, "session_id", Unit.count,
-             "Distinct session_id values (DataSketches HLL, lg_k 12: exact below a few hundred)."),
+        _agg(
+            "first_seen",
+            C,
+            "*",
+            Aggregate.min,
+            "event_time",
+            Unit.timestamp,
+            "Time of the customer's earliest event.",
+            timeseries=False,
+        ),
+        _agg(
+            "last_seen",
+            C,
+            "*",
+            Aggregate.max,
+            "event_time",
+            Unit.timestamp,
+            "Time of the customer's latest event.",
+            timeseries=False,
+        ),
+        _agg(
+            "sessions",
+            C,
+            ("session_start", "page_view", "app_event", "search", "add_to_cart"),
+            Aggregate.hll_distinct,
+            "session_id",
+            Unit.count,
+            "Distinct session_id values (DataSketches HLL, lg_k 12: exact below a few hundred).",
+        ),
         _count("page_views", C, ("page_view",), "Page views."),
         _count("orders", C, ("order_placed",), "Orders placed."),
         _count("paid_orders", C, ("order_paid",), "Orders paid."),
-        _agg("revenue", C, ("order_paid",), Aggregate.sum, "amount_micros", Unit.currency,
-             "Sum of amount over order_paid events."),
-        _agg("refunds", C, ("refund",), Aggregate.sum, "amount_micros", Unit.currency,
-             "Sum of amount over refund events."),
-        _agg("last_order_at", C, ("order_placed",), Aggregate.max, "event_time", Unit.timestamp,
-             "Time of the customer's latest order_placed.", timeseries=False),
+        _agg(
+            "revenue",
+            C,
+            ("order_paid",),
+            Aggregate.sum,
+            "amount_micros",
+            Unit.currency,
+            "Sum of amount over order_paid events.",
+        ),
+        _agg(
+            "refunds",
+            C,
+            ("refund",),
+            Aggregate.sum,
+            "amount_micros",
+            Unit.currency,
+            "Sum of amount over refund events.",
+        ),
+        _agg(
+            "last_order_at",
+            C,
+            ("order_placed",),
+            Aggregate.max,
+            "event_time",
+            Unit.timestamp,
+            "Time of the customer's latest order_placed.",
+            timeseries=False,
+        ),
         _count("ad_impressions", C, ("ad_impression",), "Ad impressions shown to the customer."),
         _count("ad_clicks", C, ("ad_click",), "Ad clicks by the customer."),
         _count("tickets_opened", C, ("ticket_opened",), "Support tickets opened."),
         _count("tickets_resolved", C, ("ticket_resolved",), "Support tickets resolved."),
-        _agg("csat_score_sum", C, ("csat_submitted",), Aggregate.sum, "score", Unit.score,
-             "Sum of CSAT scores (helper base of csat_avg).", public=False),
-        _count("csat_responses", C, ("csat_submitted",), "CSAT answers submitted (helper base of csat_avg).",
-               public=False),
+        _agg(
+            "csat_score_sum",
+            C,
+            ("csat_submitted",),
+            Aggregate.sum,
+            "score",
+            Unit.score,
+            "Sum of CSAT scores (helper base of csat_avg).",
+            public=False,
+        ),
+        _count(
+            "csat_responses",
+            C,
+            ("csat_submitted",),
+            "CSAT answers submitted (helper base of csat_avg).",
+            public=False,
+        ),
         # ---- customer grain: derived and durations
         _diff("net_revenue", C, "revenue", "refunds", Unit.currency, "Revenue minus refunds."),
-        _ratio("avg_order_value", C, "revenue", "paid_orders", Unit.currency,
-               "Revenue per paid order (null without paid orders)."),
-        _diff("open_tickets", C, "tickets_opened", "tickets_resolved", Unit.count,
-              "Tickets opened minus tickets resolved."),
-        DurationMetric(name="avg_first_response_seconds", grain=C, unit=Unit.seconds, entity="ticket",
-                       start="opened", end="first_reply", statistic="mean",
-                       description="Mean over the customer's tickets of first agent reply - ticket opened."),
-        DurationMetric(name="avg_resolution_seconds", grain=C, unit=Unit.seconds, entity="ticket",
-                       start="opened", end="resolved", statistic="mean",
-                       description="Mean over the customer's tickets of resolved - opened."),
-        _ratio("csat_avg", C, "csat_score_sum", "csat_responses", Unit.score,
-               "Mean CSAT score, 1-5 (null without answers)."),
+        _ratio(
+            "avg_order_value",
+            C,
+            "revenue",
+            "paid_orders",
+            Unit.currency,
+            "Revenue per paid order (null without paid orders).",
+        ),
+        _diff(
+            "open_tickets",
+            C,
+            "tickets_opened",
+            "tickets_resolved",
+            Unit.count,
+            "Tickets opened minus tickets resolved.",
+        ),
+        DurationMetric(
+            name="avg_first_response_seconds",
+            grain=C,
+            unit=Unit.seconds,
+            entity="ticket",
+            start="opened",
+            end="first_reply",
+            statistic="mean",
+            description="Mean over the customer's tickets of first agent reply - ticket opened.",
+        ),
+        DurationMetric(
+            name="avg_resolution_seconds",
+            grain=C,
+            unit=Unit.seconds,
+            entity="ticket",
+            start="opened",
+            end="resolved",
+            statistic="mean",
+            description="Mean over the customer's tickets of resolved - opened.",
+        ),
+        _ratio(
+            "csat_avg",
+            C,
+            "csat_score_sum",
+            "csat_responses",
+            Unit.score,
+            "Mean CSAT score, 1-5 (null without answers).",
+        ),
         # ---- campaign grain (per tenant)
-        _count("impressions", K, ("ad_impression",), "Ad impressions of the campaign.", non_null=("campaign_id",)),
+        _count(
+            "impressions", K, ("ad_impression",), "Ad impressions of the campaign.", non_null=("campaign_id",)
+        ),
         _count("clicks", K, ("ad_click",), "Ad clicks of the campaign.", non_null=("campaign_id",)),
-        _agg("spend", K, _AD, Aggregate.sum, "cost_micros", Unit.currency,
-             "Advertiser spend: sum of cost over the campaign's ad events.", non_null=("campaign_id",)),
-        _count("conversions", K, ("order_placed",), "Orders placed with this campaign_id (attribution).",
-               non_null=("campaign_id",)),
+        _agg(
+            "spend",
+            K,
+            _AD,
+            Aggregate.sum,
+            "cost_micros",
+            Unit.currency,
+            "Advertiser spend: sum of cost over the campaign's ad events.",
+            non_null=("campaign_id",),
+        ),
+        _count(
+            "conversions",
+            K,
+            ("order_placed",),
+            "Orders placed with this campaign_id (attribution).",
+            non_null=("campaign_id",),
+        ),
         _ratio("ctr", K, "clicks", "impressions", Unit.ratio, "Click-through rate: clicks / impressions."),
         _ratio("cpc", K, "spend", "clicks", Unit.currency, "Cost per click: spend / clicks."),
         _ratio("cpa", K, "spend", "conversions", Unit.currency, "Cost per acquisition: spend / conversions."),
         # ---- tenant grain: live orders over a window
-        EntityCountMetric(name="orders_in_progress", grain=T, unit=Unit.count, entity="order",
-                          present=("placed",), absent=("delivered", "cancelled"), windowed=True,
-                          window_on="placed",
-                          description="Orders placed within the window, neither delivered nor cancelled."),
-        DurationMetric(name="avg_wait_seconds", grain=T, unit=Unit.seconds, entity="order", start="placed",
-                       end="delivered", statistic="mean", windowed=True, window_on="delivered",
-                       description="Mean placed-to-delivered time of orders delivered within the window."),
-        DurationMetric(name="p90_wait_seconds", grain=T, unit=Unit.seconds, entity="order", start="placed",
-                       end="delivered", statistic=0.9, windowed=True, window_on="delivered",
-                       description="90th percentile (nearest rank) placed-to-delivered time of orders "
-                                   "delivered within the window."),
+        EntityCountMetric(
+            name="orders_in_progress",
+            grain=T,
+            unit=Unit.count,
+            entity="order",
+            present=("placed",),
+            absent=("delivered", "cancelled"),
+            windowed=True,
+            window_on="placed",
+            description="Orders placed within the window, neither delivered nor cancelled.",
+        ),
+        DurationMetric(
+            name="avg_wait_seconds",
+            grain=T,
+            unit=Unit.seconds,
+            entity="order",
+            start="placed",
+            end="delivered",
+            statistic="mean",
+            windowed=True,
+            window_on="delivered",
+            description="Mean placed-to-delivered time of orders delivered within the window.",
+        ),
+        DurationMetric(
+            name="p90_wait_seconds",
+            grain=T,
+            unit=Unit.seconds,
+            entity="order",
+            start="placed",
+            end="delivered",
+            statistic=0.9,
+            windowed=True,
+            window_on="delivered",
+            description="90th percentile (nearest rank) placed-to-delivered time of orders "
+            "delivered within the window.",
+        ),
     ),
 )

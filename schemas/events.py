@@ -24,6 +24,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "validate_event",
     "MAX_EVENT_BYTES",
     "MICROS",
+    "parse_utc_ms",
     "ROW_COLUMNS",
     "to_row",
 ]
@@ -54,7 +56,7 @@ _MAX_MS = 4_102_444_800_000  # 2100-01-01: anything later is a unit mistake (sec
 # ---------------------------------------------------------------- field types
 
 
-def _to_utc_ms(value: Any) -> int:
+def parse_utc_ms(value: Any) -> int:
     """RFC 3339 with an explicit offset, or epoch milliseconds, → UTC epoch milliseconds."""
     if isinstance(value, bool):
         raise ValueError("must be an RFC 3339 timestamp with offset or epoch milliseconds, not a boolean")
@@ -96,7 +98,8 @@ def _to_money(value: Any) -> Decimal:
 
 
 def _to_currency(value: Any) -> str:
-    if not isinstance(value, str) or len(value) != 3 or pycountry.currencies.get(alpha_3=value) is None:
+    known = isinstance(value, str) and len(value) == 3 and value.isupper()
+    if not known or pycountry.currencies.get(alpha_3=value) is None:
         raise ValueError(f"not an ISO 4217 currency code: {str(value)[:16]!r}")
     return value
 
@@ -105,9 +108,34 @@ def _money_json(amount: Decimal) -> int | float:
     return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
-EpochMs = Annotated[int, BeforeValidator(_to_utc_ms)]
-Money = Annotated[Decimal, BeforeValidator(_to_money), PlainSerializer(_money_json, when_used="json")]
-Currency = Annotated[str, BeforeValidator(_to_currency)]
+EpochMs = Annotated[
+    int,
+    BeforeValidator(parse_utc_ms),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "integer",
+                    "minimum": _MIN_MS,
+                    "maximum": _MAX_MS - 1,
+                    "description": "epoch milliseconds",
+                },
+                {"type": "string", "format": "date-time", "description": "RFC 3339 with offset"},
+            ]
+        }
+    ),
+]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_to_money),
+    PlainSerializer(_money_json, when_used="json"),
+    WithJsonSchema({"type": "number", "minimum": 0, "multipleOf": 0.000001}),
+]
+Currency = Annotated[
+    str,
+    BeforeValidator(_to_currency),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217"}),
+]
 Id128 = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 

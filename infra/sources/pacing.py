@@ -35,8 +35,12 @@ def send_paced(
     first_ms: int | None = None
     started = time.monotonic()
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>9} ev/s"), TimeElapsedColumn(), disable=not show_progress,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>9} ev/s"),
+        TimeElapsedColumn(),
+        disable=not show_progress,
     ) as progress:
         task = progress.add_task(description, total=total, rate="-")
         for n, obj in enumerate(events, 1):

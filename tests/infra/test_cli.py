@@ -1,0 +1,131 @@
+"""The CLI as a user runs it: a subprocess per command, against the real embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lambdalytics.infra.runtime import NoBrokerError, find_bootstrap
+from lambdalytics.infra.settings import Settings
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lambdalytics.infra.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.unit
+def test_generate_to_jsonl_is_deterministic_and_valid(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path in (a, b):
+        done = cli(
+            "generate",
+            "--duration",
+            "30",
+            "--rate",
+            "5",
+            "--seed",
+            "3",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--jsonl",
+            str(path),
+        )
+        assert done.returncode == 0, done.stderr
+    assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 0
+    checked = cli("schemas", "validate", str(a))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.unit
+def test_validate_reports_each_rejection_with_reason(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"event_type": "page_view"}\nnot json\n')
+    done = cli("schemas", "validate", str(path))
+    assert done.returncode == 1
+    lines = [json.loads(x) for x in done.stdout.splitlines()]
+    assert [(x["line"], x["reason"]) for x in lines] == [(1, "contract_violation"), (2, "invalid_json")]
+
+
+@pytest.mark.unit
+def test_schema_files_are_current_and_metrics_listed():
+    assert cli("schemas", "export", "--check").returncode == 0
+    rows = json.loads(cli("metrics", "--json").stdout)
+    assert {"name", "description", "grain", "formula", "unit"} <= set(rows[0])
+
+
+@pytest.mark.unit
+def test_one_shot_commands_explain_how_to_get_a_broker(tmp_path):
+    env = {"LAMBDALYTICS_DATA_DIR": str(tmp_path)}
+    env.pop("LAMBDALYTICS_KAFKA_BOOTSTRAP", None)
+    done = cli("generate", "--duration", "1", env={**env, "LAMBDALYTICS_KAFKA_BOOTSTRAP": ""})
+    assert done.returncode == 2
+    assert "lambdalytics broker" in done.stderr
+    with pytest.raises(NoBrokerError):
+        find_bootstrap(Settings(data_dir=tmp_path, kafka_bootstrap=None))
+
+
+@pytest.mark.integration
+def test_generate_sends_to_kafka_and_reports_per_topic(kafka_bootstrap, tmp_path):
+    done = cli(
+        "generate",
+        "--duration",
+        "20",
+        "--rate",
+        "5",
+        "--seed",
+        "9",
+        "--start",
+        "2026-01-01T00:00:00Z",
+        env={"LAMBDALYTICS_KAFKA_BOOTSTRAP": kafka_bootstrap},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "events.behavioral" in done.stderr and "rejected 0" in done.stderr
+
+
+@pytest.mark.integration
+def test_up_runs_broker_topics_and_demo_stream_then_stops(tmp_path):
+    env = {"LAMBDALYTICS_DATA_DIR": str(tmp_path), "LAMBDALYTICS_KAFKA_BOOTSTRAP": ""}
+    done = cli("up", "--duration", "6", "--rate", "30", env=env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Kafka ready" in done.stdout
+    assert not (tmp_path / "run" / "broker.json").exists()  # cleaned up on exit
+
+
+@pytest.mark.integration
+def test_broker_address_is_found_by_other_commands(tmp_path):
+    env = {**os.environ, "LAMBDALYTICS_DATA_DIR": str(tmp_path), "LAMBDALYTICS_KAFKA_BOOTSTRAP": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lambdalytics.infra.cli", "broker"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        bootstrap = proc.stdout.readline().strip()
+        assert bootstrap.startswith("127.0.0.1:")
+        assert find_bootstrap(Settings(data_dir=tmp_path, kafka_bootstrap=None)) == bootstrap
+        done = cli(
+            "generate",
+            "--duration",
+            "5",
+            "--rate",
+            "5",
+            env={"LAMBDALYTICS_DATA_DIR": str(tmp_path), "LAMBDALYTICS_KAFKA_BOOTSTRAP": ""},
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.returncode == 143
+    assert not (tmp_path / "run" / "broker.json").exists()  # SIGTERM unwinds and cleans up
