@@ -227,13 +227,13 @@ class _Times:
     def __init__(self) -> None:
         self._memo: dict[Any, int | None] = {}
 
-    def __call__(self, value: Any, where: str) -> int | None:
+    def __call__(self, value: Any) -> int | None:
         try:
             return self._memo[value]
         except KeyError:
             pass
         except TypeError:  # unhashable: not a timestamp cell
-            raise ValueError(f"{where}: not a timestamp: {str(value)[:40]!r}") from None
+            raise ValueError(f"not a timestamp: {str(value)[:40]!r}") from None
         if isinstance(value, datetime):  # pandas Timestamp too (Parquet copies may be typed)
             local = None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
             ms: int | None = None if local is None else sao_paulo_to_utc_ms(local)
@@ -243,19 +243,19 @@ class _Times:
             try:
                 ms = sao_paulo_to_utc_ms(datetime.fromisoformat(text))
             except ValueError:
-                raise ValueError(f"{where}: not a 'YYYY-MM-DD HH:MM:SS' timestamp: {text[:40]!r}") from None
+                raise ValueError(f"not a 'YYYY-MM-DD HH:MM:SS' timestamp: {text[:40]!r}") from None
         self._memo[value] = ms
         return ms
 
 
-def _money(value: Any, where: str) -> Decimal:
+def _money(value: Any) -> Decimal:
     try:
         # a float's shortest repr is the published decimal text
         amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
-        raise ValueError(f"{where}: not a number: {str(value)[:40]!r}") from None
+        raise ValueError(f"not a number: {str(value)[:40]!r}") from None
     if not amount.is_finite():
-        raise ValueError(f"{where}: not a finite number: {value!r}")
+        raise ValueError(f"not a finite number: {value!r}")
     return amount
 
 
@@ -316,16 +316,17 @@ def load_events(path: Path | str, *, check: bool = True) -> tuple[list[dict[str,
     skipped = summary.skipped
 
     orders: dict[str, _Order] = {}
-    o = _COLUMNS["orders"]
     for n, (oid, cid, status, *stamps) in enumerate(zip(*cols["orders"], strict=True)):
         if (oid := _text(oid)) is None or oid in orders:  # a repeated id: the first row wins
             skipped["order_duplicate_id" if oid else "order_without_id"] += 1
             continue
-        where = f"{files['orders'].name} row {n + 1}"
-        purchase, approved, carrier, delivered, estimated = (
-            to_ms(v, f"{where} {name}") for v, name in zip(stamps, o[3:], strict=True)
-        )
-        orders[oid] = _Order(_text(cid), _text(status), purchase, approved, carrier, delivered, estimated)
+        times = []
+        for column, value in zip(_COLUMNS["orders"][3:], stamps, strict=True):
+            try:
+                times.append(to_ms(value))
+            except ValueError as exc:
+                raise ValueError(f"{files['orders'].name} row {n + 1} {column}: {exc}") from None
+        orders[oid] = _Order(_text(cid), _text(status), *times)
 
     person = {
         c: u
@@ -350,8 +351,10 @@ def load_events(path: Path | str, *, check: bool = True) -> tuple[list[dict[str,
         elif tenant_of(seller) is None:
             skipped["item_invalid_tenant"] += 1
         else:
-            where = f"{files['items'].name} row {n + 1}"
-            line = _money(price, f"{where} price") + _money(freight, f"{where} freight_value")
+            try:
+                line = _money(price) + _money(freight)
+            except ValueError as exc:
+                raise ValueError(f"{files['items'].name} row {n + 1} price/freight_value: {exc}") from None
             per_seller = shares.setdefault(oid, {})
             per_seller[seller] = per_seller.get(seller, Decimal(0)) + line
             summary.items_unlisted_seller += listed is not None and seller not in listed
@@ -415,7 +418,10 @@ def load_events(path: Path | str, *, check: bool = True) -> tuple[list[dict[str,
         if rid is None:
             skipped["review_without_id"] += 1
             continue
-        at = to_ms(created, f"{files['reviews'].name} row {n + 1} review_creation_date")
+        try:
+            at = to_ms(created)
+        except ValueError as exc:
+            raise ValueError(f"{files['reviews'].name} row {n + 1} review_creation_date: {exc}") from None
         if at is None:
             skipped["review_null_creation_date"] += 1
             continue
