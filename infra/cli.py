@@ -33,6 +33,8 @@ schemas_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
 replay_app = typer.Typer(help="Replay a real public dataset as events.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(replay_app, name="replay")
+batch_app = typer.Typer(help="Batch layer: Spark views over the master dataset.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
 console = Console(stderr=True)
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "jsonschema"
@@ -204,6 +206,61 @@ def _replay(events: list[dict], speedup: float | None, name: str) -> None:
     with EventProducer(_bootstrap()) as producer:
         summary = send_paced(events, producer, speedup=speedup, total=len(events), description=name)
     _print_summary(summary, time.monotonic() - started)
+
+
+@app.command()
+def archive(
+    max_batch_records: Annotated[int, typer.Option(help="Records per micro-batch at most.")] = 50_000,
+    max_batch_seconds: Annotated[float, typer.Option(help="Seconds per micro-batch at most.")] = 2.0,
+) -> None:
+    """Land every valid event in the append-only master dataset (Delta), exactly once."""
+    from lambdalytics.batch.archiver import run_archiver
+
+    settings = get_settings()
+    run_archiver(
+        bootstrap=_bootstrap(),
+        data_dir=settings.data_dir,
+        max_batch_records=max_batch_records,
+        max_batch_seconds=max_batch_seconds,
+    )
+
+
+@batch_app.command("run")
+def batch_run() -> None:
+    """Rebuild every batch view up to the current watermark and publish the version atomically."""
+    from lambdalytics.batch.job import run_batch
+
+    manifest = run_batch(get_settings())
+    if manifest is None:
+        console.print("nothing archived yet: no batch version")
+        return
+    console.print(
+        f"batch version [bold]{manifest.batch_version}[/]: {manifest.events:,} events, "
+        f"watermark time {manifest.watermark_time}"
+    )
+
+
+@batch_app.command("backfill")
+def batch_backfill(
+    since: Annotated[str, typer.Option(help="First event date (UTC), YYYY-MM-DD.")],
+    until: Annotated[str, typer.Option(help="Last event date (UTC), YYYY-MM-DD, inclusive.")],
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+) -> None:
+    """Recompute the views for keys with events in a date range; idempotent."""
+    import datetime as dt
+
+    from lambdalytics.batch.job import BackfillError, backfill
+
+    try:
+        start, end = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        manifest = backfill(get_settings(), start, end, tenant)
+    except BackfillError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"batch version [bold]{manifest.batch_version}[/] ({manifest.kind})")
 
 
 @schemas_app.command("export")

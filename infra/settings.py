@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API.")
     max_event_bytes: int = Field(1_048_576, ge=1024, description="Larger events are dead-lettered.")
+    # batch layer
+    block_size: int = Field(
+        1000,
+        ge=1,
+        description="Batch cuts fall on multiples of this offset per partition (speed drops blocks).",
+    )
+    spark_master: str = Field(
+        "local[*]", description="Any Spark master URL: local[*], spark://host:7077, ..."
+    )
+    spark_driver_memory: str = "4g"
+    spark_shuffle_partitions: int = Field(16, ge=1)
+    spark_conf: str | None = Field(None, description="Extra Spark properties: 'key=value;key=value'.")
 
 
 @lru_cache

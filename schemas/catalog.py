@@ -130,11 +130,12 @@ class DerivedMetric(_Metric):
     def compute(self, values: dict[str, Any]) -> int | float | None:
         """Apply the formula to merged raw values. A ratio with a zero or missing denominator is None."""
         a, b = (values.get(o) for o in self.operands)
+        a = 0 if a is None else a  # a missing base is an empty aggregate: 0 (also for arrays)
         if self.op == "difference":
-            return (a or 0) - (b or 0)
+            return a - (0 if b is None else b)
         if not b:
             return None
-        return (a or 0) / b
+        return a / b
 
 
 class Milestone(_Frozen):

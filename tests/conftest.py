@@ -45,3 +45,14 @@ def kafka_bootstrap() -> Iterator[str]:
 def unique() -> str:
     """A fresh suffix so tests sharing the session broker never see each other's topics or tenants."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run (start-up costs ~5 s)."""
+    from lambdalytics.batch.spark import build_session
+    from lambdalytics.infra.settings import Settings
+
+    session = build_session(Settings(spark_shuffle_partitions=4, spark_driver_memory="2g"))
+    yield session
+    session.stop()

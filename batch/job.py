@@ -1,0 +1,247 @@
+"""A batch run and a backfill: master dataset (up to the watermark W) → Spark → view version in Delta.
+
+**Choosing W.** The archiver's Delta commit records, per (topic, partition), the next offset it has
+landed. A run cuts each partition at the largest multiple of ``block_size`` not above that offset, so
+``W[tp] = floor(archived[tp] / B) * B``. The batch covers exactly the events with offset < W[tp]; the
+speed store keeps aggregates per offset block and drops whole blocks below W, with no coordination
+(ARCHITECTURE §2, deterministic cuts). Partitions the archiver has not seen have W = 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.events import ROW_COLUMNS
+
+from . import master
+from .spark import spark_session
+from .tenant_views import cohort_retention, rfm_views
+from .views import build_views, dedup_events
+from .writer import Manifest, ViewWriter, read_manifest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BackfillError", "backfill", "choose_watermark", "run_batch"]
+
+VIEW_KEYS: dict[str, list[str]] = {
+    "customer_profile": ["tenant_id", "customer_id"],
+    "customer_timeseries": ["tenant_id", "customer_id"],
+    "ticket_state": ["tenant_id", "customer_id"],
+    "order_state": ["tenant_id", "customer_id"],
+    "campaign_stats": ["tenant_id", "campaign_id"],
+}
+"""For a backfill: the key whose rows are recomputed together (all hours of an affected customer)."""
+
+
+class BackfillError(RuntimeError):
+    pass
+
+
+def choose_watermark(archived: dict[tuple[str, int], int], block_size: int) -> dict[tuple[str, int], int]:
+    return {tp: (offset // block_size) * block_size for tp, offset in archived.items()}
+
+
+@contextmanager
+def _steps(show: bool) -> Iterator:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        disable=not show,
+        transient=False,
+    ) as progress:
+
+        def step(text: str):
+            task = progress.add_task(text, total=1)
+            return lambda: progress.update(task, completed=1)
+
+        yield step
+
+
+def _read_events(spark, master_table, watermark: dict[tuple[str, int], int]):
+    """Master rows with offset < W[tp], shaped as ROW_COLUMNS (times as epoch ms)."""
+    from pyspark.sql import functions as F
+
+    uris = master_table.file_uris()
+    if not uris or not watermark:
+        return None
+    df = spark.read.parquet(*uris)
+    cut = " OR ".join(
+        f"(topic = '{t}' AND `partition` = {p} AND `offset` < {o})"
+        for (t, p), o in sorted(watermark.items())
+        if o > 0
+    )
+    if not cut:
+        return None
+    df = df.where(cut)
+    columns = [
+        (F.unix_millis(F.col(c)) if c in ("event_time", "promised_at") else F.col(c)).alias(c)
+        for c in ROW_COLUMNS
+    ]
+    return df.select(*columns, "topic", "partition", "offset", "broker_time")
+
+
+def _compute(events, as_of_ms: int, step) -> dict[str, pa.Table]:
+    tables: dict[str, pa.Table] = {}
+    for name, frame in build_views(events).items():
+        done = step(f"view {name}")
+        tables[name] = frame.toArrow()
+        done()
+    done = step("cohort retention and RFM")
+    tables["cohort_retention"] = cohort_retention(tables["customer_timeseries"])
+    tables["rfm_thresholds"], tables["rfm_scores"] = rfm_views(tables["customer_profile"], as_of_ms)
+    done()
+    return tables
+
+
+def run_batch(settings: Settings, *, spark=None, show_progress: bool = True) -> Manifest | None:
+    """One batch run; returns the published manifest (or the current one when W has not moved)."""
+    data_dir = Path(settings.data_dir)
+    previous = read_manifest(data_dir)
+    try:
+        version, archived, table = master.snapshot(master.master_path(data_dir))
+    except master.NoMasterDataset:
+        log.info("nothing archived yet: no batch run")
+        return previous
+    watermark = choose_watermark(archived, settings.block_size)
+    if previous is not None and previous.watermark == watermark:
+        log.info("watermark unchanged since batch version %d: nothing to do", previous.batch_version)
+        return previous
+    with _session(settings, spark) as session, _steps(show_progress) as step:
+        done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")
+        events = _read_events(session, table, watermark)
+        if events is None:
+            events = _spark_empty_events(session)
+        events = dedup_events(events).persist()
+        stats = events.selectExpr("count(*) AS n", "max(broker_time) AS t").collect()[0]
+        done()
+        n_events, watermark_time = int(stats["n"]), stats["t"]
+        as_of_ms = int(watermark_time.timestamp() * 1000) if watermark_time else 0
+        tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), as_of_ms, step)
+        events.unpersist()
+        writer = ViewWriter(data_dir)
+        for name, arrow in tables.items():
+            done = step(f"write {name} ({arrow.num_rows:,} rows)")
+            writer.write(name, arrow)
+            done()
+        done = step("publish view version")
+        manifest = writer.publish(
+            previous=previous,
+            watermark=watermark,
+            watermark_time=watermark_time,
+            master_version=version,
+            events=n_events,
+        )
+        done()
+    log.info(
+        "published batch version %d: %d events, W=%s", manifest.batch_version, n_events, manifest.watermark
+    )
+    return manifest
+
+
+def _spark_empty_events(session):
+    """No events under W yet: the views come out empty but with their schemas."""
+    spark_type = {"string": "string", "int64": "bigint", "int32": "int"}
+    ddl = ", ".join(f"`{c}` {spark_type[t]}" for c, t in ROW_COLUMNS.items())
+    return session.createDataFrame(
+        [], f"{ddl}, topic string, `partition` int, `offset` bigint, broker_time timestamp"
+    )
+
+
+@contextmanager
+def _session(settings: Settings, spark) -> Iterator:
+    if spark is not None:
+        yield spark
+        return
+    with spark_session(settings) as session:
+        yield session
+
+
+def backfill(
+    settings: Settings,
+    since: dt.date,
+    until: dt.date,
+    tenant: str | None = None,
+    *,
+    spark=None,
+    show_progress: bool = True,
+) -> Manifest:
+    """Recompute the views for every key with events in [since, until] (UTC dates, inclusive).
+
+    Uses the current version's watermark and master snapshot, so the result stays consistent with
+    what the speed side holds. Affected keys (customers, campaigns) are recomputed from *all* their
+    events and replace their rows; cohorts and RFM are recomputed from the result. Running it twice
+    changes nothing: unchanged tables are not rewritten, and no new version is published.
+    """
+    from pyspark.sql import functions as F
+
+    if until < since:
+        raise BackfillError(f"--until {until} is before --since {since}")
+    data_dir = Path(settings.data_dir)
+    previous = read_manifest(data_dir)
+    if previous is None:
+        raise BackfillError("no batch view version yet: run `lambdalytics batch run` first")
+    _, _, table = master.snapshot(master.master_path(data_dir), version=previous.master_version)
+    lo = int(dt.datetime.combine(since, dt.time(), dt.UTC).timestamp() * 1000)
+    hi = int(dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp() * 1000)
+    with _session(settings, spark) as session, _steps(show_progress) as step:
+        done = step(f"read master v{previous.master_version} up to W")
+        raw = _read_events(session, table, previous.watermark)
+        if raw is None:
+            raw = _spark_empty_events(session)
+        events = dedup_events(raw).drop("topic", "partition", "offset", "broker_time").persist()
+        in_range = events.where((F.col("event_time") >= lo) & (F.col("event_time") < hi))
+        if tenant:
+            in_range = in_range.where(F.col("tenant_id") == tenant)
+        customers = in_range.select("tenant_id", "customer_id").distinct()
+        campaigns = in_range.where("campaign_id IS NOT NULL").select("tenant_id", "campaign_id").distinct()
+        done()
+        fresh = build_views(events.join(customers, ["tenant_id", "customer_id"], "left_semi"))
+        fresh["campaign_stats"] = build_views(
+            events.join(campaigns, ["tenant_id", "campaign_id"], "left_semi")
+        )["campaign_stats"]
+        affected = {
+            "tenant_id,customer_id": customers.toArrow(),
+            "tenant_id,campaign_id": campaigns.toArrow(),
+        }
+        tables: dict[str, pa.Table] = {}
+        for name, frame in fresh.items():
+            done = step(f"recompute {name}")
+            keys = VIEW_KEYS[name]
+            old = previous.table(data_dir, name).to_pyarrow_table()
+            kept = old.join(affected[",".join(keys)], keys, join_type="left anti")
+            new = frame.toArrow()
+            tables[name] = pa.concat_tables([kept.select(new.schema.names).cast(new.schema), new])
+            done()
+        events.unpersist()
+        done = step("cohort retention and RFM")
+        as_of_ms = int(previous.watermark_time.timestamp() * 1000) if previous.watermark_time else 0
+        tables["cohort_retention"] = cohort_retention(tables["customer_timeseries"])
+        tables["rfm_thresholds"], tables["rfm_scores"] = rfm_views(tables["customer_profile"], as_of_ms)
+        done()
+        writer = ViewWriter(data_dir, kind="backfill")
+        for name, arrow in tables.items():
+            done = step(f"write {name}")
+            writer.write(name, arrow, unchanged_from=previous)
+            done()
+        if writer.versions == {k: v for k, v in previous.views.items() if k in writer.versions}:
+            log.info("backfill changed nothing: batch version %d stays", previous.batch_version)
+            return previous
+        done = step("publish view version")
+        manifest = writer.publish(
+            previous=previous,
+            watermark=previous.watermark,
+            watermark_time=previous.watermark_time,
+            master_version=previous.master_version,
+            events=previous.events,
+        )
+        done()
+        return manifest

@@ -1,0 +1,94 @@
+"""Catalog → SQL aggregate expressions, one renderer per engine.
+
+The base SQL here is standard; each dialect overrides only what differs (metricflow's renderer
+pattern), and lists the aggregates it cannot compute, so that compiling an unsupported metric fails
+with :class:`UnsupportedAggregate` instead of producing a wrong number. Spark (batch) and, with the speed
+layer, Pinot render from the same :class:`~lambdalytics.schemas.catalog.BaseMetric` and
+:class:`~lambdalytics.schemas.catalog.Entity` entries, so a filter or aggregate changes in one place.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .catalog import Aggregate, BaseMetric, Entity, EventFilter
+
+__all__ = ["HLL_LG_K", "SparkSql", "SqlDialect", "UnsupportedAggregate"]
+
+HLL_LG_K = 12
+"""DataSketches HLL lg_k used by every layer (sketches only union when built compatibly)."""
+
+
+class UnsupportedAggregate(NotImplementedError):
+    def __init__(self, dialect: str, metric: str, aggregate: Aggregate):
+        super().__init__(f"{dialect} cannot compute {metric} ({aggregate.value})")
+
+
+def _quote_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class SqlDialect:
+    name: ClassVar[str] = "sql"
+    unsupported: ClassVar[frozenset[Aggregate]] = frozenset()
+
+    def ident(self, column: str) -> str:
+        return column
+
+    def predicate(self, f: EventFilter) -> str:
+        parts = []
+        if f.event_types != "*":
+            types = ", ".join(_quote_str(t) for t in f.event_types)
+            parts.append(f"{self.ident('event_type')} IN ({types})")
+        parts += [f"{self.ident(c)} IS NOT NULL" for c in f.non_null]
+        return " AND ".join(parts) or "TRUE"
+
+    def count_if(self, cond: str) -> str:
+        return f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"
+
+    def hll(self, expr: str) -> str:
+        raise NotImplementedError
+
+    def kll(self, expr: str) -> str:
+        raise NotImplementedError
+
+    def aggregate(self, metric: BaseMetric) -> str:
+        """The SQL aggregate expression of one base metric (without alias)."""
+        if metric.aggregate in self.unsupported:
+            raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
+        cond = self.predicate(metric.filter)
+        if metric.aggregate is Aggregate.count:
+            return self.count_if(cond)
+        value = f"CASE WHEN {cond} THEN {self.ident(metric.column)} END"
+        match metric.aggregate:
+            case Aggregate.sum | Aggregate.min | Aggregate.max:
+                return f"{metric.aggregate.value.upper()}({value})"
+            case Aggregate.hll_distinct:
+                return self.hll(value)
+            case Aggregate.kll_quantiles:
+                return self.kll(value)
+        raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
+
+    def milestone(self, entity: Entity, name: str) -> str:
+        """First time (min event_time) the entity reached one milestone."""
+        ms = entity.milestone(name)
+        return f"MIN(CASE WHEN {self.ident('event_type')} = {_quote_str(ms.event_type)} THEN {self.ident('event_time')} END)"
+
+    def entity_filter(self, entity: Entity) -> str:
+        types = ", ".join(_quote_str(m.event_type) for m in entity.milestones)
+        return f"{self.ident(entity.id_column)} IS NOT NULL AND {self.ident('event_type')} IN ({types})"
+
+
+class SparkSql(SqlDialect):
+    """Spark SQL 4.x: ``count_if``; ``hll_sketch_agg`` writes Apache DataSketches HLL binaries."""
+
+    name = "spark"
+
+    def count_if(self, cond: str) -> str:
+        return f"COUNT_IF({cond})"
+
+    def hll(self, expr: str) -> str:
+        return f"HLL_SKETCH_AGG({expr}, {HLL_LG_K})"
+
+    def kll(self, expr: str) -> str:
+        return f"KLL_SKETCH_AGG_BIGINT({expr})"

@@ -1,0 +1,115 @@
+"""An independent recomputation of the batch views with pandas, written from the issue's definitions.
+
+It deliberately shares no code with the catalog compiler: if both agree, the catalog says what we mean.
+"""
+
+from __future__ import annotations
+
+import datasketches
+import numpy as np
+import pandas as pd
+
+HOUR = 3_600_000
+
+
+def dedup(rows: list[dict], watermark: dict[tuple[str, int], int]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    keep = [row["offset"] < watermark.get((row["topic"], row["partition"]), 0) for row in rows]
+    df = df[keep].sort_values(["broker_time", "topic", "partition", "offset"])
+    return df.drop_duplicates(["tenant_id", "event_id"], keep="first")
+
+
+def _count(df, types):
+    return df["event_type"].isin(types).groupby([df.tenant_id, df.customer_id]).sum()
+
+
+def profile(events: pd.DataFrame) -> pd.DataFrame:
+    g = events.groupby(["tenant_id", "customer_id"])
+    out = pd.DataFrame(
+        {"events_total": g.size(), "first_seen": g.event_time.min(), "last_seen": g.event_time.max()}
+    )
+
+    def masked(types, col):
+        return events[col].where(events.event_type.isin(types))
+
+    keys = [events.tenant_id, events.customer_id]
+    out["page_views"] = _count(events, ["page_view"])
+    out["orders"] = _count(events, ["order_placed"])
+    out["paid_orders"] = _count(events, ["order_paid"])
+    out["revenue"] = masked(["order_paid"], "amount_micros").groupby(keys).sum(min_count=1)
+    out["refunds"] = masked(["refund"], "amount_micros").groupby(keys).sum(min_count=1)
+    out["last_order_at"] = masked(["order_placed"], "event_time").groupby(keys).max()
+    out["ad_impressions"] = _count(events, ["ad_impression"])
+    out["ad_clicks"] = _count(events, ["ad_click"])
+    out["tickets_opened"] = _count(events, ["ticket_opened"])
+    out["tickets_resolved"] = _count(events, ["ticket_resolved"])
+    out["csat_score_sum"] = masked(["csat_submitted"], "score").groupby(keys).sum(min_count=1)
+    out["csat_responses"] = _count(events, ["csat_submitted"])
+    sessions = events[
+        events.event_type.isin(["session_start", "page_view", "app_event", "search", "add_to_cart"])
+    ]
+    out["sessions"] = (
+        sessions.dropna(subset=["session_id"]).groupby(["tenant_id", "customer_id"]).session_id.nunique()
+    )
+    out["sessions"] = out["sessions"].fillna(0)
+    return out.reset_index()
+
+
+def campaign_stats(events: pd.DataFrame) -> pd.DataFrame:
+    df = events[events.campaign_id.notna()].copy()
+    df["hour"] = df.event_time - df.event_time % HOUR
+    g = df.groupby(["tenant_id", "campaign_id", "hour"])
+    out = pd.DataFrame(
+        {
+            "impressions": g.event_type.apply(lambda s: (s == "ad_impression").sum()),
+            "clicks": g.event_type.apply(lambda s: (s == "ad_click").sum()),
+            "conversions": g.event_type.apply(lambda s: (s == "order_placed").sum()),
+            "spend": g.cost_micros.sum(min_count=1),
+        }
+    )
+    return out.reset_index()
+
+
+def hll_estimate(blob) -> int:
+    return 0 if blob is None else round(datasketches.hll_sketch.deserialize(blob).get_estimate())
+
+
+def milestones(events: pd.DataFrame, id_col: str, names: dict[str, str]) -> pd.DataFrame:
+    df = events[events[id_col].notna() & events.event_type.isin(list(names.values()))]
+    out = {}
+    for name, etype in names.items():
+        out[name] = df[df.event_type == etype].groupby(["tenant_id", "customer_id", id_col]).event_time.min()
+    return pd.DataFrame(out).reset_index()
+
+
+def cohorts(events: pd.DataFrame) -> dict[tuple[str, str], tuple[int, list[float]]]:
+    orders = events[events.event_type == "order_placed"].copy()
+    orders["month"] = pd.to_datetime(orders.event_time, unit="ms").dt.to_period("M").astype(str)
+    out = {}
+    for tenant, df in orders.groupby("tenant_id"):
+        months = sorted(df.month.unique())
+        last = pd.Period(months[-1], "M")
+        first = df.groupby("customer_id").month.min()
+        active = df.groupby("customer_id").month.agg(set)
+        for cohort, members in first.groupby(first):
+            size = len(members)
+            span = (last - pd.Period(cohort, "M")).n
+            shares = []
+            for k in range(span + 1):
+                month = str(pd.Period(cohort, "M") + k)
+                shares.append(round(sum(month in active[c] for c in members.index) / size, 6))
+            out[(tenant, cohort)] = (size, shares)
+    return out
+
+
+def rfm_raw(events: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
+    p = profile(events)
+    p = p[p.orders > 0].copy()
+    p["monetary"] = p.revenue.fillna(0) - p.refunds.fillna(0)
+    p["recency_days"] = (as_of_ms - p.last_order_at) // 86_400_000
+    return p[["tenant_id", "customer_id", "recency_days", "orders", "monetary"]].rename(
+        columns={"orders": "frequency"}
+    )
+
+
+__all__ = ["campaign_stats", "cohorts", "dedup", "hll_estimate", "milestones", "np", "profile", "rfm_raw"]
