@@ -30,8 +30,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lambdalytics schemas export --check
 
+BENCH_EVENTS ?= --events 1000000 --events 10000000
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/batch.py $(BENCH_EVENTS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -32,11 +32,14 @@ _SQL = SparkSql()
 
 
 def dedup_events(events: DataFrame) -> DataFrame:
-    """One row per (tenant_id, event_id): the earliest copy by broker time, then topic/partition/offset.
+    """One row per (tenant_id, event_id): the copy with the lowest (topic, partition, offset).
 
-    The idempotency key is scoped to the tenant, so one tenant can never suppress another's events.
+    Copies of one event share its key, so they sit in one partition and the lowest offset is the copy
+    that arrived first — the one the speed store keeps too. Broker time is not used: producer-set
+    timestamps need not grow with the offset. The idempotency key is scoped to the tenant, so one tenant
+    can never suppress another's events.
     """
-    order = Window.partitionBy("tenant_id", "event_id").orderBy("broker_time", "topic", "partition", "offset")
+    order = Window.partitionBy("tenant_id", "event_id").orderBy("topic", "partition", "offset")
     return events.withColumn("_copy", F.row_number().over(order)).where("_copy = 1").drop("_copy")
 
 

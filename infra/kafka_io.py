@@ -215,9 +215,11 @@ class EventDecoder:
     """Turns consumed records into events; dead-letters the rest with their source position.
 
     Shared by the archiver and the speed consumers, so both sides accept exactly the same events.
+    Only one consumer of a record should dead-letter it (the archiver); others pass
+    ``dead_letters=None`` and just count what they skip.
     """
 
-    def __init__(self, dead_letters: EventProducer, *, max_event_bytes: int = MAX_EVENT_BYTES):
+    def __init__(self, dead_letters: EventProducer | None, *, max_event_bytes: int = MAX_EVENT_BYTES):
         self._dead_letters = dead_letters
         self.max_event_bytes = max_event_bytes
         self.decoded = 0
@@ -229,6 +231,8 @@ class EventDecoder:
             event = decode_event(record.topic, record.value, record.key, max_bytes=self.max_event_bytes)
         except ContractViolation as violation:
             self.dead_lettered[violation.reason] += 1
+            if self._dead_letters is None:
+                return None
             self._dead_letters.dead_letter(
                 record.value or b"",
                 violation,

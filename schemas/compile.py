@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from .catalog import Aggregate, BaseMetric, Entity, EventFilter
 
-__all__ = ["HLL_LG_K", "SparkSql", "SqlDialect", "UnsupportedAggregate"]
+__all__ = ["HLL_LG_K", "SparkSql", "SqlDialect", "UnsupportedAggregate", "python_predicate"]
 
 HLL_LG_K = 12
 """DataSketches HLL lg_k used by every layer (sketches only union when built compatibly)."""
@@ -92,3 +92,16 @@ class SparkSql(SqlDialect):
 
     def kll(self, expr: str) -> str:
         return f"KLL_SKETCH_AGG_BIGINT({expr})"
+
+
+def python_predicate(f: EventFilter):
+    """The filter as a function of one row dict (the embedded speed store's renderer)."""
+    types = None if f.event_types == "*" else frozenset(f.event_types)
+    required = f.non_null
+
+    def matches(row) -> bool:
+        if types is not None and row["event_type"] not in types:
+            return False
+        return all(row[c] is not None for c in required)
+
+    return matches

@@ -15,7 +15,7 @@ HOUR = 3_600_000
 def dedup(rows: list[dict], watermark: dict[tuple[str, int], int]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     keep = [row["offset"] < watermark.get((row["topic"], row["partition"]), 0) for row in rows]
-    df = df[keep].sort_values(["broker_time", "topic", "partition", "offset"])
+    df = df[keep].sort_values(["topic", "partition", "offset"])
     return df.drop_duplicates(["tenant_id", "event_id"], keep="first")
 
 

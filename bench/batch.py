@@ -1,0 +1,151 @@
+"""Batch benchmark: events/s of a full batch run and of the customer profile alone, with DuckDB
+computing the same profile from the same master files in the same run as the reference.
+
+    python bench/batch.py --events 1000000 [--events 10000000]
+
+Events are generated, validated and landed straight into the master dataset (the archiver's own
+throughput is measured by bench/run.py), then ``run_batch`` runs on Spark ``local[*]``.
+Appends its table to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+import zlib
+from importlib.metadata import version
+from pathlib import Path
+
+import duckdb
+
+from lambdalytics.batch import master
+from lambdalytics.batch.job import run_batch
+from lambdalytics.batch.spark import spark_session
+from lambdalytics.batch.views import customer_profile, dedup_events
+from lambdalytics.infra.settings import Settings
+from lambdalytics.infra.sources.generator import GeneratorConfig, generate
+from lambdalytics.schemas.events import to_row, validate_event
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+PARTITIONS = 6
+DUCKDB_PROFILE = """
+WITH e AS (
+  SELECT * EXCLUDE (rn) FROM (
+    SELECT *, row_number() OVER (PARTITION BY tenant_id, event_id ORDER BY broker_time, topic, "partition", "offset") rn
+    FROM read_parquet($files)) WHERE rn = 1)
+SELECT tenant_id, customer_id, count(*) events_total, min(event_time) first_seen, max(event_time) last_seen,
+  count(DISTINCT session_id) FILTER (WHERE event_type IN ('session_start','page_view','app_event','search','add_to_cart')) sessions,
+  count(*) FILTER (WHERE event_type = 'page_view') page_views,
+  count(*) FILTER (WHERE event_type = 'order_placed') orders,
+  count(*) FILTER (WHERE event_type = 'order_paid') paid_orders,
+  sum(amount_micros) FILTER (WHERE event_type = 'order_paid') revenue,
+  sum(amount_micros) FILTER (WHERE event_type = 'refund') refunds,
+  max(event_time) FILTER (WHERE event_type = 'order_placed') last_order_at,
+  count(*) FILTER (WHERE event_type = 'ad_impression') ad_impressions,
+  count(*) FILTER (WHERE event_type = 'ad_click') ad_clicks,
+  count(*) FILTER (WHERE event_type = 'ticket_opened') tickets_opened,
+  count(*) FILTER (WHERE event_type = 'ticket_resolved') tickets_resolved,
+  sum(score) FILTER (WHERE event_type = 'csat_submitted') csat_score_sum,
+  count(*) FILTER (WHERE event_type = 'csat_submitted') csat_responses
+FROM e GROUP BY ALL
+"""
+
+
+def land(data_dir: Path, n_events: int) -> float:
+    cfg = GeneratorConfig(
+        seed=1, rate=200, duration_s=n_events / 700, customers_per_tenant=max(1000, n_events // 30)
+    )
+    started = time.perf_counter()
+    offsets: dict[tuple[str, int], int] = {}
+    chunk, seq, landed = [], 0, 0
+    for obj in generate(cfg):
+        event = validate_event(obj)
+        tp = (event.topic, zlib.crc32(event.key) % PARTITIONS)
+        offset = offsets.get(tp, 0)
+        offsets[tp] = offset + 1
+        chunk.append(
+            {
+                **to_row(event),
+                "topic": tp[0],
+                "partition": tp[1],
+                "offset": offset,
+                "broker_time": event.event_time,
+                "raw": b"",
+            }
+        )
+        landed += 1
+        if len(chunk) == 500_000 or landed == n_events:
+            seq += 1
+            master.append_batch(master.master_path(data_dir), master.rows_to_table(chunk), dict(offsets), seq)
+            chunk = []
+            print(f"  landed {landed:,}", flush=True)
+        if landed == n_events:
+            break
+    return time.perf_counter() - started
+
+
+def bench(n_events: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        land_s = land(data_dir, n_events)
+        settings = Settings(data_dir=data_dir, block_size=1)
+        files = master.snapshot(master.master_path(data_dir))[2].file_uris()
+        t = time.perf_counter()
+        rows = duckdb.execute(DUCKDB_PROFILE, {"files": files}).to_arrow_table()
+        duck_s = time.perf_counter() - t
+        with spark_session(settings) as spark:
+            t = time.perf_counter()
+            manifest = run_batch(settings, spark=spark, show_progress=False)
+            run_s = time.perf_counter() - t
+            # the profile alone, on the now warm JVM, is the like-for-like figure against DuckDB
+            t = time.perf_counter()
+            events = spark.read.parquet(*files).drop("raw")
+            profile = customer_profile(dedup_events(events)).toArrow()
+            profile_s = time.perf_counter() - t
+        assert profile.num_rows == rows.num_rows and manifest is not None
+        return {
+            "events": n_events,
+            "customers": rows.num_rows,
+            "land_s": land_s,
+            "duck_s": duck_s,
+            "profile_s": profile_s,
+            "run_s": run_s,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, action="append", help="events per run (repeatable)")
+    sizes = parser.parse_args().events or [1_000_000]
+    results = []
+    for n in sizes:
+        print(f"batch bench with {n:,} events", flush=True)
+        results.append(bench(n))
+        print(results[-1], flush=True)
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "",
+        "## Batch run (Spark local[*]) vs DuckDB",
+        "",
+        f"Run {today}; pyspark {version('pyspark')}, duckdb {version('duckdb')}, deltalake {version('deltalake')}; "
+        "2 cores. The profile columns are the customer-grain bases (DuckDB: exact distinct sessions; Spark: HLL "
+        "sketch). *Full run* = read master + dedup + every view + cohorts/RFM + Delta writes + manifest.",
+        "",
+        "| events | customers | Spark profile s | DuckDB profile s | Spark speed / DuckDB speed | full batch run s | full run events/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['events']:,} | {r['customers']:,} | {r['profile_s']:.1f} | {r['duck_s']:.1f} | "
+            f"{r['duck_s'] / r['profile_s']:.2f} | {r['run_s']:.1f} | {r['events'] / r['run_s']:,.0f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    with OUT.open("a") as fh:
+        fh.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The embedded speed store: in-process incremental aggregates per key per offset block.
+
+Each deduplicated event updates, for its (topic, partition) and offset block ``offset // B``:
+the customer's base states, the customer's and the campaign's per-hour states, and the milestones of
+its entities. A query for watermark W folds only the blocks that start at or above ``W[tp]``; since
+batch cuts are multiples of B, whole blocks are either covered by batch or by speed, never split.
+When serving publishes a new batch version it calls :meth:`drop_below`, which frees every block the new
+W covers — memory is bounded by the events after the last batch run plus the dedup window.
+
+Deduplication keeps the first copy of ``(tenant_id, event_id)`` seen within ``dedup_window_ms`` of
+broker time. Events below the current W are consumed too, only to fill that window, so a duplicate whose
+first copy is already in the batch view is not counted again. Limit: a duplicate arriving more than the
+window after its first copy, across the boundary, counts twice until the next batch run covers both.
+
+Thread-safety: one writer (the consumer thread) and many readers; a lock guards every access.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from typing import Any
+
+from lambdalytics.schemas import aggregates
+from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, BaseMetric, Grain
+from lambdalytics.schemas.cohorts import month_index
+from lambdalytics.schemas.compile import python_predicate
+
+from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
+
+__all__ = ["EmbeddedSpeedStore"]
+
+HOUR_MS = 3_600_000
+Block = tuple[str, int, int]  # topic, partition, block number
+
+
+class _Compiled:
+    """The catalog's bases of one grain as (metric, predicate) pairs."""
+
+    def __init__(self, bases: list[BaseMetric]):
+        self.bases = [(m, python_predicate(m.filter)) for m in bases]
+
+    def empty(self) -> Partial:
+        return {m.name: aggregates.empty(m) for m, _ in self.bases}
+
+    def update(self, partial: Partial, row: dict[str, Any]) -> None:
+        for m, matches in self.bases:
+            if matches(row):
+                partial[m.name] = aggregates.update(m, partial[m.name], row[m.column] if m.column else None)
+
+    def fold(self, partials: list[Partial]) -> Partial:
+        out = self.empty()
+        for p in partials:
+            for m, _ in self.bases:
+                out[m.name] = aggregates.merge(m, out[m.name], p[m.name])
+        return out
+
+
+class EmbeddedSpeedStore(SpeedStore):
+    def __init__(self, *, block_size: int, dedup_window_ms: int = 24 * 3_600_000):
+        self.block_size = block_size
+        self.dedup_window_ms = dedup_window_ms
+        self._lock = threading.RLock()
+        self._profile = _Compiled(CATALOG.bases(Grain.customer))
+        self._series = _Compiled([m for m in CATALOG.bases(Grain.customer) if m.timeseries])
+        self._campaign = _Compiled(CATALOG.bases(Grain.campaign))
+        self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
+        self._entities = {
+            e.name: (e, {ms.event_type: ms.name for ms in e.milestones}) for e in CATALOG.entities
+        }
+        self._orders_metric = "orders"
+        # state
+        self._customers: dict[tuple[str, str], dict[Block, Partial]] = {}
+        self._customer_hours: dict[tuple[str, str], dict[tuple[Block, int], Partial]] = {}
+        self._campaign_hours: dict[tuple[str, str], dict[tuple[Block, int], Partial]] = {}
+        self._entity_states: dict[str, dict[tuple[str, str, str], dict[Block, Milestones]]] = {
+            name: {} for name in self._entities
+        }
+        self._tenant_customers: dict[str, set[str]] = defaultdict(set)
+        self._tenant_entities: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._floor: dict[tuple[str, int], int] = {}  # blocks below this offset are not held
+        self._start: dict[tuple[str, int], int] = {}  # first offset consumed per partition
+        self._positions: dict[tuple[str, int], int] = {}
+        self._events = 0
+        self._duplicates = 0
+        self._last_broker_ms = 0
+        self._caught_up_at: float | None = None
+
+    # ------------------------------------------------------------------ writes
+
+    def ingest(self, row: dict[str, Any], topic: str, partition: int, offset: int, broker_ms: int) -> bool:
+        """Apply one validated event (a ``to_row`` dict) at its Kafka position; False if a duplicate."""
+        tp = (topic, partition)
+        with self._lock:
+            self._start.setdefault(tp, offset)
+            self._positions[tp] = offset + 1
+            self._last_broker_ms = max(self._last_broker_ms, broker_ms)
+            self._expire(broker_ms)
+            key = (row["tenant_id"], row["event_id"])
+            if key in self._seen:
+                self._duplicates += 1
+                return False
+            self._seen[key] = broker_ms
+            if offset < self._floor.get(tp, 0):
+                return True  # covered by the batch view: kept only for deduplication
+            self._aggregate(row, (topic, partition, offset // self.block_size))
+            self._events += 1
+            return True
+
+    def _aggregate(self, row: dict[str, Any], block: Block) -> None:
+        tenant, customer = row["tenant_id"], row["customer_id"]
+        ckey = (tenant, customer)
+        self._tenant_customers[tenant].add(customer)
+        blocks = self._customers.setdefault(ckey, {})
+        self._profile.update(blocks.setdefault(block, self._profile.empty()), row)
+        hour = row["event_time"] - row["event_time"] % HOUR_MS
+        hours = self._customer_hours.setdefault(ckey, {})
+        self._series.update(hours.setdefault((block, hour), self._series.empty()), row)
+        campaign = row.get(self._campaign_key)
+        if campaign is not None:
+            chours = self._campaign_hours.setdefault((tenant, campaign), {})
+            self._campaign.update(chours.setdefault((block, hour), self._campaign.empty()), row)
+        for name, (entity, by_type) in self._entities.items():
+            milestone = by_type.get(row["event_type"])
+            entity_id = row.get(entity.id_column)
+            if milestone is None or entity_id is None:
+                continue
+            states = self._entity_states[name].setdefault((tenant, customer, entity_id), {})
+            ms = states.setdefault(block, {m.name: None for m in entity.milestones})
+            if ms[milestone] is None or row["event_time"] < ms[milestone]:
+                ms[milestone] = row["event_time"]
+            self._tenant_entities[(tenant, name)].add((customer, entity_id))
+
+    def _expire(self, now_ms: int) -> None:
+        horizon = now_ms - self.dedup_window_ms
+        while self._seen:
+            key, seen_at = next(iter(self._seen.items()))
+            if seen_at >= horizon:
+                break
+            self._seen.popitem(last=False)
+
+    def drop_below(self, watermark: Watermark) -> None:
+        """Forget every block the batch view at ``watermark`` now covers."""
+        with self._lock:
+            for tp, offset in watermark.items():
+                self._floor[tp] = max(self._floor.get(tp, 0), offset)
+            self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
+            self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
+            self._campaign_hours = _prune(self._campaign_hours, self._floor, self.block_size, lambda k: k[0])
+            for name in self._entity_states:
+                self._entity_states[name] = _prune(
+                    self._entity_states[name], self._floor, self.block_size, lambda k: k
+                )
+            live = {(t, c) for t, c in self._customers}
+            self._tenant_customers = defaultdict(set)
+            for t, c in live:
+                self._tenant_customers[t].add(c)
+            self._tenant_entities = defaultdict(set)
+            for name, states in self._entity_states.items():
+                for t, c, i in states:
+                    self._tenant_entities[(t, name)].add((c, i))
+
+    def mark_caught_up(self) -> None:
+        """The consumer's last poll came back empty: everything acknowledged so far is applied."""
+        with self._lock:
+            self._caught_up_at = time.time()
+
+    # ------------------------------------------------------------------ reads
+
+    def _check(self, watermark: Watermark) -> None:
+        for tp, floor in self._floor.items():
+            if watermark.get(tp, 0) < floor:
+                raise CoverageError(
+                    f"{tp}: blocks below {floor} were dropped; asked for W={watermark.get(tp, 0)}"
+                )
+        for tp, start in self._start.items():
+            if start > watermark.get(tp, 0):
+                raise CoverageError(f"{tp}: consumption started at {start}, above W={watermark.get(tp, 0)}")
+
+    def _wanted(self, watermark: Watermark):
+        b = self.block_size
+
+        def wanted(block: Block) -> bool:
+            return block[2] * b >= watermark.get((block[0], block[1]), 0)
+
+        return wanted
+
+    def customer(self, tenant: str, customer: str, watermark: Watermark) -> Partial:
+        with self._lock:
+            self._check(watermark)
+            wanted = self._wanted(watermark)
+            blocks = self._customers.get((tenant, customer), {})
+            return self._profile.fold([p for blk, p in blocks.items() if wanted(blk)])
+
+    def customer_entities(
+        self, tenant: str, customer: str, entity: str, watermark: Watermark
+    ) -> dict[str, Milestones]:
+        with self._lock:
+            self._check(watermark)
+            wanted = self._wanted(watermark)
+            out: dict[str, Milestones] = {}
+            for (t, c, entity_id), blocks in self._entity_states[entity].items():
+                if t == tenant and c == customer:
+                    merged = _merge_milestones([m for blk, m in blocks.items() if wanted(blk)])
+                    if merged:
+                        out[entity_id] = merged
+            return out
+
+    def _hours(self, store, compiled: _Compiled, key, watermark: Watermark, start_ms: int, end_ms: int):
+        with self._lock:
+            self._check(watermark)
+            wanted = self._wanted(watermark)
+            grouped: dict[int, list[Partial]] = defaultdict(list)
+            for (blk, hour), partial in store.get(key, {}).items():
+                if wanted(blk) and start_ms <= hour < end_ms:
+                    grouped[hour].append(partial)
+            return {hour: compiled.fold(parts) for hour, parts in sorted(grouped.items())}
+
+    def customer_hours(self, tenant, customer, watermark, start_ms, end_ms):
+        return self._hours(
+            self._customer_hours, self._series, (tenant, customer), watermark, start_ms, end_ms
+        )
+
+    def campaign_hours(self, tenant, campaign, watermark, start_ms, end_ms):
+        return self._hours(
+            self._campaign_hours, self._campaign, (tenant, campaign), watermark, start_ms, end_ms
+        )
+
+    def tenant_entities(
+        self, tenant: str, entity: str, watermark: Watermark
+    ) -> dict[tuple[str, str], Milestones]:
+        with self._lock:
+            self._check(watermark)
+            wanted = self._wanted(watermark)
+            states = self._entity_states[entity]
+            out = {}
+            for customer, entity_id in self._tenant_entities.get((tenant, entity), ()):
+                merged = _merge_milestones(
+                    [m for blk, m in states[(tenant, customer, entity_id)].items() if wanted(blk)]
+                )
+                if merged:
+                    out[(customer, entity_id)] = merged
+            return out
+
+    def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
+        with self._lock:
+            self._check(watermark)
+            wanted = self._wanted(watermark)
+            out: dict[str, set[int]] = {}
+            for customer in self._tenant_customers.get(tenant, ()):
+                for (blk, hour), partial in self._customer_hours.get((tenant, customer), {}).items():
+                    if wanted(blk) and partial[self._orders_metric]:
+                        out.setdefault(customer, set()).add(month_index(hour))
+            return out
+
+    def status(self) -> SpeedStatus:
+        with self._lock:
+            now = time.time()
+            if self._caught_up_at is not None:
+                lag = int((now - self._caught_up_at) * 1000)
+            else:
+                lag = int(now * 1000) - self._last_broker_ms if self._last_broker_ms else 0
+            return SpeedStatus(
+                lag_ms=max(lag, 0),
+                positions=dict(self._positions),
+                events=self._events,
+                duplicates=self._duplicates,
+                caught_up=self._caught_up_at is not None,
+            )
+
+    def memory_keys(self) -> int:
+        """Number of (key, block) partials held: what memory grows with."""
+        with self._lock:
+            return (
+                sum(len(v) for v in self._customers.values())
+                + sum(len(v) for v in self._customer_hours.values())
+                + sum(len(v) for v in self._campaign_hours.values())
+                + sum(len(v) for states in self._entity_states.values() for v in states.values())
+            )
+
+
+def _merge_milestones(parts: list[Milestones]) -> Milestones | None:
+    if not parts:
+        return None
+    out = dict(parts[0])
+    for p in parts[1:]:
+        for name, t in p.items():
+            if t is not None and (out[name] is None or t < out[name]):
+                out[name] = t
+    return out
+
+
+def _prune(store: dict, floor: dict[tuple[str, int], int], block_size: int, block_of) -> dict:
+    """Drop entries whose block lies entirely below the floor; drop keys left empty."""
+    out = {}
+    for key, entries in store.items():
+        kept = {
+            k: v
+            for k, v in entries.items()
+            if (b := block_of(k))[2] * block_size >= floor.get((b[0], b[1]), 0)
+        }
+        if kept:
+            out[key] = kept
+    return out

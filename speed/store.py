@@ -1,0 +1,75 @@
+"""The speed-store interface: partial aggregates over the events *after* the batch watermark W.
+
+Two implementations answer it identically: the embedded store (``speed.embedded``, default, in
+process) and Apache Pinot (``speed.pinot``). Every answer is for exactly the events with
+``offset >= W[topic, partition]``, deduplicated by ``(tenant_id, event_id)``; serving merges it with the
+batch view cut at the same W. A store that cannot answer for that W raises :class:`CoverageError`
+(it never returns a smaller number), and serving turns that into a 503 — fail closed.
+
+Partials are raw mergeable states (``schemas.aggregates``): per base metric name a value, per entity
+the milestone times. Hours and months are epoch-ms hour starts and months since 1970-01.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+Watermark = dict[tuple[str, int], int]
+Partial = dict[str, Any]  # base metric name -> raw state
+Milestones = dict[str, int | None]  # milestone name -> first time (epoch ms)
+
+__all__ = ["CoverageError", "Milestones", "Partial", "SpeedStatus", "SpeedStore", "Watermark"]
+
+
+class CoverageError(RuntimeError):
+    """The store does not hold every event at or above the watermark asked for."""
+
+
+@dataclass(frozen=True)
+class SpeedStatus:
+    lag_ms: int  # how far behind the broker the store may be (0 = caught up at the last poll)
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
+    events: int = 0  # events aggregated (after dedup), all time
+    duplicates: int = 0  # copies skipped by the dedup window
+    caught_up: bool = False
+
+
+class SpeedStore(ABC):
+    """What both speed stores answer. ``tenant`` is a required argument of every read."""
+
+    @abstractmethod
+    def customer(self, tenant: str, customer: str, watermark: Watermark) -> Partial:
+        """Customer-grain base states of one customer (empty states when no event)."""
+
+    @abstractmethod
+    def customer_entities(
+        self, tenant: str, customer: str, entity: str, watermark: Watermark
+    ) -> dict[str, Milestones]:
+        """Milestones of the customer's entities (ticket or order id -> milestones) seen after W."""
+
+    @abstractmethod
+    def customer_hours(
+        self, tenant: str, customer: str, watermark: Watermark, start_ms: int, end_ms: int
+    ) -> dict[int, Partial]:
+        """Time-series base states per event-time hour in [start_ms, end_ms)."""
+
+    @abstractmethod
+    def campaign_hours(
+        self, tenant: str, campaign: str, watermark: Watermark, start_ms: int, end_ms: int
+    ) -> dict[int, Partial]:
+        """Campaign-grain base states per event-time hour in [start_ms, end_ms)."""
+
+    @abstractmethod
+    def tenant_entities(
+        self, tenant: str, entity: str, watermark: Watermark
+    ) -> dict[tuple[str, str], Milestones]:
+        """All entities of the tenant seen after W: (customer, id) -> milestones (live order metrics)."""
+
+    @abstractmethod
+    def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
+        """Per customer, the months with an order_placed after W (cohorts)."""
+
+    @abstractmethod
+    def status(self) -> SpeedStatus: ...
