@@ -162,10 +162,10 @@ class EmbeddedSpeedStore(SpeedStore):
                 for t, c, i in states:
                     self._tenant_entities[(t, name)].add((c, i))
 
-    def mark_caught_up(self) -> None:
-        """The consumer's last poll came back empty: everything acknowledged so far is applied."""
+    def mark_caught_up(self, at: float | None = None) -> None:
+        """A poll started at ``at`` drained the partitions: what was acknowledged before it is applied."""
         with self._lock:
-            self._caught_up_at = time.time()
+            self._caught_up_at = at if at is not None else time.time()
 
     # ------------------------------------------------------------------ reads
 

@@ -1,0 +1,103 @@
+"""Feeds the embedded speed store from Kafka, in a background thread.
+
+Partitions are ``assign()``ed (no consumer-group join: starts at once, and every serving worker keeps
+its own full copy). It starts at the beginning of each partition, or — on a cluster with long
+retention — at ``min(W[tp], first offset within the dedup window)``, so the store covers every event
+at or above W and has seen the recent ones below it for deduplication. Records that break the contract
+are skipped and counted; the archiver is the one that dead-letters them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from lambdalytics.infra.kafka_io import EventDecoder
+from lambdalytics.schemas.events import to_row
+from lambdalytics.schemas.topics import EVENT_TOPICS
+
+from .embedded import EmbeddedSpeedStore
+from .store import Watermark
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SpeedConsumer"]
+
+
+class SpeedConsumer:
+    def __init__(
+        self,
+        store: EmbeddedSpeedStore,
+        bootstrap: str,
+        *,
+        watermark: Watermark | None = None,
+        from_time_ms: int | None = None,
+        max_poll_records: int = 2000,
+    ):
+        self.store = store
+        self.bootstrap = bootstrap
+        self.watermark = watermark or {}
+        self.from_time_ms = from_time_ms
+        self.max_poll_records = max_poll_records
+        self.decoder = EventDecoder(None)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="speed-consumer", daemon=True)
+
+    def start(self) -> SpeedConsumer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _assign(self, consumer: KafkaConsumer) -> None:
+        partitions = []
+        for topic in EVENT_TOPICS:
+            for p in sorted(consumer.partitions_for_topic(topic) or ()):
+                partitions.append(TopicPartition(topic, p))
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        if self.from_time_ms is not None:
+            found = consumer.offsets_for_times({tp: self.from_time_ms for tp in partitions})
+            for tp in partitions:
+                by_time = found.get(tp)
+                start = min(self.watermark.get((tp.topic, tp.partition), 0), by_time.offset if by_time else 0)
+                consumer.seek(tp, start)
+        for (topic, partition), position in self.store.status().positions.items():
+            consumer.seek(TopicPartition(topic, partition), position)  # reconnect: continue where we were
+
+    def _run(self) -> None:
+        consumer = None
+        while not self._stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = KafkaConsumer(
+                        bootstrap_servers=self.bootstrap,
+                        enable_auto_commit=False,
+                        max_poll_records=self.max_poll_records,
+                        client_id="lambdalytics-speed",
+                    )
+                    self._assign(consumer)
+                started = time.time()
+                batches = consumer.poll(timeout_ms=200)
+                n = 0
+                for records in batches.values():
+                    for record in records:
+                        event = self.decoder.decode(record)
+                        if event is not None:
+                            self.store.ingest(
+                                to_row(event), record.topic, record.partition, record.offset, record.timestamp
+                            )
+                        n += 1
+                if n < self.max_poll_records:
+                    self.store.mark_caught_up(started)
+            except KafkaError as exc:
+                log.warning("speed consumer: broker unavailable (%s), retrying in 1s", exc)
+                time.sleep(1)
+        if consumer is not None:
+            consumer.close()
