@@ -18,7 +18,7 @@ import datasketches
 from .catalog import Aggregate, BaseMetric
 from .compile import HLL_LG_K
 
-__all__ = ["empty", "merge", "merge_with_batch", "result", "update"]
+__all__ = ["empty", "fold", "merge", "merge_all", "merge_with_batch", "update"]
 
 
 def empty(metric: BaseMetric) -> Any:
@@ -64,29 +64,25 @@ def merge(metric: BaseMetric, a: Any, b: Any) -> Any:
 
 
 def merge_with_batch(metric: BaseMetric, batch: Any, speed: Any) -> Any:
-    """Batch view value ⊕ speed state → the merged raw value."""
-    if metric.aggregate is Aggregate.hll_distinct:
-        sketch = (
-            datasketches.hll_sketch.deserialize(batch)
-            if batch
-            else datasketches.hll_sketch(HLL_LG_K, datasketches.tgt_hll_type.HLL_8)
-        )
-        for value in speed or ():
-            sketch.update(value)
-        return sketch
-    return merge(
-        metric, batch if batch is not None else empty(metric), speed if speed is not None else empty(metric)
-    )
+    """Batch view value ⊕ speed state → the merged raw value (a distinct count: its estimate)."""
+    return merge_all(metric, [batch], [speed])
 
 
-def result(metric: BaseMetric, state: Any) -> Any:
-    """A merged state → the metric's raw value (a distinct count is the rounded HLL estimate)."""
+def merge_all(metric: BaseMetric, batch_values: Iterable[Any], speed_states: Iterable[Any]) -> Any:
+    """Any number of batch view values (e.g. several hours) ⊕ speed states → one merged raw value."""
     if metric.aggregate is Aggregate.hll_distinct:
-        if isinstance(state, set | frozenset):
-            return len(state)
-        if isinstance(state, bytes):
-            state = datasketches.hll_sketch.deserialize(state)
-        return 0 if state is None else round(state.get_estimate())
+        union = datasketches.hll_union(HLL_LG_K)
+        for blob in batch_values:
+            if blob:
+                union.update(datasketches.hll_sketch.deserialize(blob))
+        sketch = union.get_result(datasketches.tgt_hll_type.HLL_8)
+        for state in speed_states:
+            for value in state or ():
+                sketch.update(value)
+        return round(sketch.get_estimate())
+    state = empty(metric)
+    for value in (*batch_values, *speed_states):
+        state = merge(metric, state, value if value is not None else empty(metric))
     return state
 
 

@@ -21,6 +21,8 @@ Money is summed in integer micro-units (``amount_micros``), so sums are exact an
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
@@ -174,6 +176,21 @@ class DurationMetric(_Metric):
     windowed: bool = False
     window_on: str | None = None
 
+    def compute(self, states: Iterable[Mapping[str, int | None]], *, now_ms: int | None = None,
+                window_ms: int | None = None) -> float | None:
+        """Merged entity milestone states → the statistic in ms (None when no entity qualifies)."""
+        durations = sorted(
+            s[self.end] - s[self.start]
+            for s in states
+            if s.get(self.start) is not None and s.get(self.end) is not None and _in_window(self, s, now_ms, window_ms)
+        )
+        if not durations:
+            return None
+        if self.statistic == "mean":
+            return sum(durations) / len(durations)
+        rank = max(1, math.ceil(self.statistic * len(durations)))  # nearest rank
+        return float(durations[rank - 1])
+
     @property
     def formula(self) -> str:
         stat = "mean" if self.statistic == "mean" else f"p{round(self.statistic * 100)}"
@@ -191,12 +208,32 @@ class EntityCountMetric(_Metric):
     windowed: bool = False
     window_on: str | None = None
 
+    def compute(self, states: Iterable[Mapping[str, int | None]], *, now_ms: int | None = None,
+                window_ms: int | None = None) -> int:
+        return sum(
+            1
+            for s in states
+            if all(s.get(p) is not None for p in self.present)
+            and all(s.get(a) is None for a in self.absent)
+            and _in_window(self, s, now_ms, window_ms)
+        )
+
     @property
     def formula(self) -> str:
         text = f"count({self.entity}) with {' and '.join(self.present)}"
         if self.absent:
             text += f" and without {' or '.join(self.absent)}"
         return text + (f", {self.window_on} within the window" if self.windowed else "")
+
+
+def _in_window(metric: DurationMetric | EntityCountMetric, state: Mapping[str, int | None],
+               now_ms: int | None, window_ms: int | None) -> bool:
+    if not metric.windowed:
+        return True
+    if now_ms is None or window_ms is None:
+        raise ValueError(f"{metric.name} is windowed: pass now_ms and window_ms")
+    t = state.get(metric.window_on)
+    return t is not None and now_ms - window_ms <= t <= now_ms
 
 
 Metric = Annotated[

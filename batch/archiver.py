@@ -1,0 +1,580 @@
+"""The archiver: Kafka event topics → the master dataset, exactly once.
+
+Run it as ``python -m lambdalytics.batch.archiver`` (configuration from ``LAMBDALYTICS_*``, see
+:class:`~lambdalytics.infra.settings.Settings`) or in-process with :func:`run_archiver`.
+
+How exactly-once landing works
+------------------------------
+**The offsets in the Delta log are the source of truth.** Every micro-batch is one Delta commit that
+holds the batch's rows *and* the full next-offset vector (see :mod:`lambdalytics.batch.master`). On
+start the archiver reads that vector and ``seek()``\\ s each partition to it (``seek_to_beginning`` for
+partitions it has never archived). Data and progress commit atomically, so a ``kill -9`` at any point
+either loses the whole uncommitted batch *and* its progress (it is re-read and re-written on restart)
+or keeps both: nothing is lost, nothing is duplicated. Committing offsets to Kafka after the Delta
+commit (the other design ARCHITECTURE.md §2 allows) would leave a window between the two commits in
+which a crash duplicates the batch.
+
+The consumer uses ``assign()`` to every partition of the three event topics (re-discovered every
+``partition_refresh_seconds``), never ``subscribe()``: no group rebalances, and one archiver owns all
+partitions. It still has ``group_id="lambdalytics-archiver"`` and, after each Delta commit, commits the
+same offsets to Kafka so that standard lag tools (``kafka-consumer-groups --describe``) show its
+progress; those commits are informational — a failure is logged, never fatal, and they are never
+read back.
+
+Dead letters
+------------
+Records that break the contract go to ``events.deadletter`` through the shared
+:class:`~lambdalytics.infra.kafka_io.EventDecoder` (original bytes, reason, and the source
+topic/partition/offset in headers) and still advance the offsets. The dead-letter producer is flushed,
+and every send confirmed, *before* the Delta commit, so an acknowledged dead letter is never lost. A
+crash between that flush and the Delta commit re-reads the batch and dead-letters its invalid records
+again: dead letters are at-least-once; deduplicate them by ``(dlq.source.topic, dlq.source.partition,
+dlq.source.offset)``.
+
+Operations
+----------
+- Micro-batches end at ``max_batch_records`` records or ``max_batch_seconds`` after their first
+  record, whichever comes first (so ``max_batch_seconds`` bounds how long an event waits to land);
+  each batch logs its size, its Delta commit time and its rate (events/s); the run logs totals.
+- Broker unavailable: connecting, ``poll`` errors, a failing dead-letter flush, and — because an idle
+  kafka-python ``poll()`` reconnects silently — a cheap ``beginning_offsets`` probe every 5 s while
+  idle, are retried with exponential backoff (log line ``broker unavailable, retrying in Ns``). Nothing
+  is committed for records whose dead letters are not confirmed.
+- SIGTERM / ``stop_event``: the current batch is finished and committed, then the process exits 0.
+- Only one archiver per master table: a commit that loses to another archiver's commit raises
+  :class:`~lambdalytics.batch.master.ConcurrentArchiverError`.
+- A partition whose log went *backwards* (a broker that lost its data, e.g. the in-memory embedded
+  broker after a restart) raises :class:`OffsetRegressionError` instead of writing records whose
+  (topic, partition, offset) is already taken in the master dataset. Caveat: this needs the broker to
+  return those records; real Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE (→ reset
+  to earliest → detected), whereas the embedded Tansu broker, restarted empty, was observed to just
+  return nothing, so the archiver waits until the new log passes the old offsets. Start a fresh data
+  dir whenever the embedded (in-memory) broker restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from lambdalytics.infra.kafka_io import EventDecoder, EventProducer
+from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.events import MAX_EVENT_BYTES, ContractViolation, to_row
+from lambdalytics.schemas.topics import EVENT_TOPICS
+
+from .master import (
+    APP_ID,
+    BATCH_SEQ_KEY,
+    WRITER_KEY,
+    ConcurrentArchiverError,
+    NoMasterDataset,
+    Offsets,
+    append_batch,
+    batch_commit_info,
+    master_path,
+    rows_to_table,
+    snapshot,
+)
+
+__all__ = ["Archiver", "ArchiverStats", "OffsetRegressionError", "main", "run_archiver"]
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = APP_ID
+_MAX_BACKOFF_S = 10.0
+_PROBE_INTERVAL_S = 5.0  # while idle, check the broker answers this often
+
+
+class OffsetRegressionError(RuntimeError):
+    """A partition returned a record below the archived next offset: the broker lost its log."""
+
+
+@dataclass
+class ArchiverStats:
+    batches: int = 0
+    records: int = 0  # records consumed (valid + dead-lettered)
+    rows: int = 0  # rows written to the master dataset
+    dead_lettered: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+class _DeadLetterSender(EventProducer):
+    """An :class:`EventProducer` that remembers each dead letter until its send is confirmed."""
+
+    def __init__(self, bootstrap: str, **kwargs: Any):
+        super().__init__(bootstrap, **kwargs)
+        self._pending: list[tuple[bytes, ContractViolation, dict[str, Any], Any]] = []
+
+    def dead_letter(self, value: bytes, violation: ContractViolation, **kwargs: Any):  # type: ignore[override]
+        future = super().dead_letter(value, violation, **kwargs)
+        self._pending.append((value, violation, kwargs, future))
+        return future
+
+    def confirm(self, timeout_s: float) -> int:
+        """Flush and wait for every pending dead letter; resend the ones that failed.
+
+        Returns how many were confirmed; raises ``KafkaError`` while some are unconfirmed (they stay
+        pending — failed ones resent — so a later call waits for them again).
+        """
+        if not self._pending:
+            return 0
+        deadline = time.monotonic() + timeout_s
+        self.flush(timeout_s)  # raises KafkaTimeoutError when the broker does not answer in time
+        unconfirmed: list[tuple[bytes, ContractViolation, dict[str, Any], Any]] = []
+        confirmed = 0
+        for value, violation, kwargs, future in self._pending:
+            try:
+                future.get(timeout=max(deadline - time.monotonic(), 0.01))
+                confirmed += 1
+            except Exception:  # noqa: BLE001 - KafkaTimeoutError, or the send's own error
+                if future.is_done:  # failed for good: send it again
+                    future = EventProducer.dead_letter(self, value, violation, **kwargs)
+                unconfirmed.append((value, violation, kwargs, future))
+        self._pending = unconfirmed
+        if unconfirmed:
+            raise KafkaError(f"{len(unconfirmed)} dead letters not acknowledged yet")
+        return confirmed
+
+
+class Archiver:
+    """Consumes the event topics and appends micro-batches to ``<data_dir>/master``.
+
+    Use :meth:`run` (blocking) and :meth:`stop` (from another thread or a signal handler).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        data_dir: str | Path,
+        *,
+        max_batch_records: int = 50_000,
+        max_batch_seconds: float = 2.0,
+        topics: tuple[str, ...] = EVENT_TOPICS,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        partition_refresh_seconds: float = 30.0,
+        kafka_commit_timeout_s: float = 2.0,
+    ):
+        if max_batch_records < 1 or max_batch_seconds <= 0:
+            raise ValueError("max_batch_records must be >= 1 and max_batch_seconds > 0")
+        self.bootstrap = bootstrap
+        self.path = master_path(data_dir)
+        self.max_batch_records = max_batch_records
+        self.max_batch_seconds = max_batch_seconds
+        self.topics = topics
+        self.max_event_bytes = max_event_bytes
+        self.partition_refresh_seconds = partition_refresh_seconds
+        self.kafka_commit_timeout_s = kafka_commit_timeout_s
+        self.writer_id = uuid.uuid4().hex
+        self.stats = ArchiverStats()
+        self._stop = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+        self._dead_letters: _DeadLetterSender | None = None
+        self._decoder: EventDecoder | None = None
+        self._table: DeltaTable | None = None
+        self._offsets: Offsets = {}
+        self._batch_seq = 0
+        self._assigned: set[TopicPartition] = set()
+        self._last_refresh = float("-inf")
+        self._backoff = 0.5
+        self._last_probe = time.monotonic()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish and commit the current batch, then return."""
+        self._stop.set()
+
+    @property
+    def connected(self) -> bool:
+        """True once the Kafka clients exist (before that there is no batch to finish)."""
+        return self._consumer is not None
+
+    @property
+    def offsets(self) -> Offsets:
+        """The committed next-offset vector (a copy)."""
+        return dict(self._offsets)
+
+    def run(
+        self, stop_event: threading.Event | None = None, idle_exit_seconds: float | None = None
+    ) -> ArchiverStats:
+        """Archive until stopped (``stop()``, ``stop_event``) or, if ``idle_exit_seconds`` is given,
+        until no record arrived for that long (caught up)."""
+        started = time.monotonic()
+        # The writer's own snapshot: its offsets are where to resume, and every commit is made
+        # against it (no silent rebase over another writer's commit).
+        try:
+            version, offsets, self._table = snapshot(self.path)
+            self._batch_seq = self._table.transaction_version(APP_ID) or 0
+        except NoMasterDataset:
+            version, offsets, self._table, self._batch_seq = None, {}, None, 0
+        self._offsets = dict(offsets)
+        log.info(
+            "archiver resuming %s at batch %d, version %s, %d partitions known",
+            self.path,
+            self._batch_seq,
+            version,
+            len(self._offsets),
+        )
+        try:
+            self._connect(stop_event)
+            idle_since = time.monotonic()
+            while not self._stopping(stop_event):
+                consumed = self._run_batch(stop_event)
+                now = time.monotonic()
+                if consumed:
+                    idle_since = now
+                    self._last_probe = now
+                elif idle_exit_seconds is not None and now - idle_since >= idle_exit_seconds:
+                    log.info("archiver idle for %.1fs: caught up, exiting", now - idle_since)
+                    break
+                elif now - self._last_probe >= _PROBE_INTERVAL_S:
+                    self._probe_broker(stop_event)
+        finally:
+            self.stats.seconds = time.monotonic() - started
+            self._close()
+            log.info(
+                "archiver totals: %d batches, %d records (%d rows, %d dead-lettered) in %.1fs = %.0f events/s",
+                self.stats.batches,
+                self.stats.records,
+                self.stats.rows,
+                self.stats.dead_lettered,
+                self.stats.seconds,
+                self.stats.rate,
+            )
+        return self.stats
+
+    def _stopping(self, stop_event: threading.Event | None) -> bool:
+        return self._stop.is_set() or (stop_event is not None and stop_event.is_set())
+
+    def _sleep_backoff(self, what: str, exc: BaseException, stop_event: threading.Event | None) -> None:
+        log.warning("broker unavailable, retrying in %.1fs (%s: %s)", self._backoff, what, exc)
+        deadline = time.monotonic() + self._backoff
+        while time.monotonic() < deadline and not self._stopping(stop_event):
+            time.sleep(0.05)
+        self._backoff = min(self._backoff * 2, _MAX_BACKOFF_S)
+
+    def _connect(self, stop_event: threading.Event | None) -> None:
+        while self._consumer is None and not self._stopping(stop_event):
+            try:
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=self.bootstrap,
+                    client_id=f"lambdalytics-archiver-{self.writer_id[:8]}",
+                    group_id=GROUP_ID,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    allow_auto_create_topics=False,
+                    metadata_max_age_ms=int(self.partition_refresh_seconds * 1000),
+                    max_partition_fetch_bytes=max(self.max_event_bytes * 2, 1_048_576),
+                )
+                self._dead_letters = _DeadLetterSender(self.bootstrap, max_event_bytes=self.max_event_bytes)
+                self._decoder = EventDecoder(self._dead_letters, max_event_bytes=self.max_event_bytes)
+                self._backoff = 0.5
+            except KafkaError as exc:
+                if self._consumer is not None:
+                    self._consumer.close()
+                    self._consumer = None
+                self._sleep_backoff("connect", exc, stop_event)
+
+    def _probe_broker(self, stop_event: threading.Event | None) -> None:
+        """An idle consumer's poll() cannot tell "no new events" from "broker down" (kafka-python
+        reconnects silently), so ask the broker something cheap with a deadline."""
+        assert self._consumer is not None
+        self._last_probe = time.monotonic()
+        if not self._assigned:
+            return
+        try:
+            self._consumer.beginning_offsets(sorted(self._assigned)[:1], timeout_ms=2000)
+            self._backoff = 0.5
+        except KafkaError as exc:
+            self._sleep_backoff("probe", exc, stop_event)
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                log.debug("consumer close failed", exc_info=True)
+            self._consumer = None
+        if self._dead_letters is not None:
+            try:
+                self._dead_letters.close(5.0)
+            except Exception:  # noqa: BLE001
+                log.debug("dead-letter producer close failed", exc_info=True)
+            self._dead_letters = None
+
+    # ------------------------------------------------------------ partitions
+
+    def _refresh_partitions(self, force: bool = False) -> None:
+        """Assign every partition of the event topics; seek new ones to the archived offsets.
+
+        Called only between batches, when every consumer position equals the committed offsets.
+        """
+        if not force and time.monotonic() - self._last_refresh < self.partition_refresh_seconds:
+            return
+        assert self._consumer is not None
+        wanted: set[TopicPartition] = set()
+        try:
+            for topic in self.topics:
+                partitions = self._consumer.partitions_for_topic(topic)
+                wanted.update(TopicPartition(topic, p) for p in partitions or ())
+        except KafkaError as exc:
+            log.warning("broker unavailable, partition discovery deferred (%s)", exc)
+            return
+        # partitions never shrink in Kafka; keep ones a metadata hiccup did not report
+        wanted |= self._assigned
+        self._last_refresh = time.monotonic()
+        new = wanted - self._assigned
+        if not new:
+            return
+        self._consumer.assign(sorted(wanted))
+        for tp in sorted(new):
+            offset = self._offsets.get((tp.topic, tp.partition))
+            if offset is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        self._assigned = wanted
+        log.info("archiver assigned %d partitions (%d new)", len(wanted), len(new))
+
+    # ------------------------------------------------------------ one micro-batch
+
+    def _run_batch(self, stop_event: threading.Event | None) -> int:
+        """Consume up to one micro-batch and commit it. Returns the number of records consumed.
+
+        The batch closes ``max_batch_seconds`` after its first record (or at ``max_batch_records``);
+        a poll that finds nothing returns 0 at once, so the caller can notice idleness.
+        """
+        assert self._consumer is not None and self._decoder is not None
+        self._refresh_partitions(force=not self._assigned)
+        started = time.monotonic()
+        closes_at: float | None = None  # set by the first record
+        if not self._assigned:  # topics do not exist yet
+            time.sleep(min(0.5, self.max_batch_seconds))
+            self._last_refresh = float("-inf")
+            return 0
+        rows: list[dict[str, Any]] = []
+        advanced: Offsets = {}
+        consumed = 0
+        dead_before = sum(self._decoder.dead_lettered.values())
+        while consumed < self.max_batch_records and not self._stopping(stop_event):
+            if closes_at is None:
+                timeout_ms = int(min(self.max_batch_seconds, 0.5) * 1000)
+            else:
+                timeout_ms = int((closes_at - time.monotonic()) * 1000)
+                if timeout_ms <= 0:
+                    break
+            try:
+                polled = self._consumer.poll(
+                    timeout_ms=min(timeout_ms, 500), max_records=self.max_batch_records - consumed
+                )
+                self._backoff = 0.5
+            except KafkaError as exc:
+                self._sleep_backoff("poll", exc, stop_event)
+                if closes_at is None:
+                    return 0
+                continue
+            if not polled:
+                if closes_at is None:
+                    return 0  # nothing new: let run() check idleness and broker health
+                continue
+            if closes_at is None:
+                started = time.monotonic()
+                closes_at = started + self.max_batch_seconds
+            for tp, records in polled.items():
+                key = (tp.topic, tp.partition)
+                for record in records:
+                    self._check_position(key, record.offset, advanced)
+                    event = self._decoder.decode(record)
+                    if event is not None:
+                        row = to_row(event)
+                        row["topic"] = record.topic
+                        row["partition"] = record.partition
+                        row["offset"] = record.offset
+                        row["broker_time"] = record.timestamp if record.timestamp >= 0 else None
+                        row["raw"] = record.value
+                        rows.append(row)
+                    advanced[key] = record.offset + 1
+                consumed += len(records)
+        if not consumed:
+            return 0
+        dead = sum(self._decoder.dead_lettered.values()) - dead_before
+        if not self._confirm_dead_letters(stop_event):
+            return consumed  # stopping during an outage: nothing committed, re-read on restart
+        offsets = {**self._offsets, **advanced}
+        commit_started = time.monotonic()
+        version = self._commit(rows, offsets)
+        commit_s = time.monotonic() - commit_started
+        self._offsets = offsets
+        self._commit_to_kafka(advanced)
+        elapsed = time.monotonic() - started
+        self.stats.batches += 1
+        self.stats.records += consumed
+        self.stats.rows += len(rows)
+        self.stats.dead_lettered += dead
+        log.info(
+            "batch %d → v%d: %d records (%d rows, %d dead-lettered) in %.2fs (Delta commit %.2fs) = %.0f events/s",
+            self._batch_seq,
+            version,
+            consumed,
+            len(rows),
+            dead,
+            elapsed,
+            commit_s,
+            consumed / elapsed if elapsed > 0 else 0.0,
+        )
+        return consumed
+
+    def _check_position(self, key: tuple[str, int], offset: int, advanced: Offsets) -> None:
+        expected = advanced.get(key, self._offsets.get(key))
+        if expected is not None and offset < expected:
+            raise OffsetRegressionError(
+                f"{key[0]}:{key[1]} returned offset {offset} but {self.path} already covers offsets "
+                f"< {expected}: the broker lost this partition's log. Archive to a new data dir (or reset "
+                f"the master dataset) for the new log."
+            )
+
+    def _confirm_dead_letters(self, stop_event: threading.Event | None) -> bool:
+        assert self._dead_letters is not None
+        while True:
+            try:
+                self._dead_letters.confirm(timeout_s=10.0)
+                return True
+            except KafkaError as exc:
+                if self._stopping(stop_event):
+                    log.warning("stopping with unconfirmed dead letters: batch not committed (%s)", exc)
+                    return False
+                self._sleep_backoff("dead-letter flush", exc, stop_event)
+
+    def _commit(self, rows: list[dict[str, Any]], offsets: Offsets) -> int:
+        """One Delta commit of rows + offsets, as batch ``batch_seq + 1``. Returns the table version."""
+        seq = self._batch_seq + 1
+        table = rows_to_table(rows)
+        for attempt in range(5):
+            target: str | Path | DeltaTable = self._table if self._table is not None else self.path
+            try:
+                version = append_batch(target, table, offsets, seq, writer_id=self.writer_id)
+                break
+            except (CommitFailedError, OSError) as exc:
+                # Did it land anyway (e.g. a post-commit hook failed), or did someone else commit?
+                self._table = DeltaTable(str(self.path))
+                current = self._table.transaction_version(APP_ID) or 0
+                if current >= seq:
+                    info = batch_commit_info(self.path, seq)
+                    if info.get(WRITER_KEY) == self.writer_id and info.get(BATCH_SEQ_KEY) == seq:
+                        version = self._table.version()
+                        log.warning("commit of batch %d reported %r but landed", seq, exc)
+                        break
+                    raise ConcurrentArchiverError(
+                        f"another archiver committed batch {seq} to {self.path}; only one may run"
+                    ) from exc
+                log.warning("commit of batch %d failed (%s), retry %d", seq, exc, attempt + 1)
+                time.sleep(0.2 * (attempt + 1))
+        else:
+            raise RuntimeError(f"could not commit batch {seq} to {self.path}")
+        if self._table is None:
+            self._table = DeltaTable(str(self.path))
+        self._batch_seq = seq
+        return version
+
+    def _commit_to_kafka(self, advanced: Offsets) -> None:
+        """Mirror the committed offsets to the consumer group, for lag tools only."""
+        assert self._consumer is not None
+        offsets = {
+            TopicPartition(t, p): OffsetAndMetadata(o, f"delta batch {self._batch_seq}", -1)
+            for (t, p), o in advanced.items()
+        }
+        try:
+            self._consumer.commit(offsets, timeout_ms=int(self.kafka_commit_timeout_s * 1000))
+        except Exception as exc:  # noqa: BLE001 - informational only
+            log.warning("Kafka offset commit failed (informational, Delta holds the progress): %s", exc)
+
+
+def _archiver(
+    settings: Settings | str,
+    data_dir: str | Path | None,
+    max_batch_records: int,
+    max_batch_seconds: float,
+) -> Archiver:
+    if isinstance(settings, Settings):
+        from lambdalytics.infra.runtime import find_bootstrap
+
+        bootstrap = find_bootstrap(settings)
+        data_dir = data_dir if data_dir is not None else settings.data_dir
+        max_event_bytes = settings.max_event_bytes
+    else:
+        bootstrap = settings
+        max_event_bytes = MAX_EVENT_BYTES
+    if data_dir is None:
+        raise ValueError("data_dir is required when settings is a bootstrap string")
+    return Archiver(
+        bootstrap,
+        data_dir,
+        max_batch_records=max_batch_records,
+        max_batch_seconds=max_batch_seconds,
+        max_event_bytes=max_event_bytes,
+    )
+
+
+def run_archiver(
+    settings: Settings | str,
+    data_dir: str | Path | None = None,
+    *,
+    max_batch_records: int = 50_000,
+    max_batch_seconds: float = 2.0,
+    stop_event: threading.Event | None = None,
+    idle_exit_seconds: float | None = None,
+) -> ArchiverStats:
+    """Run an :class:`Archiver` until stopped or idle. ``settings`` is a Settings or a bootstrap
+    string; ``data_dir`` defaults to the settings' data dir."""
+    archiver = _archiver(settings, data_dir, max_batch_records, max_batch_seconds)
+    return archiver.run(stop_event=stop_event, idle_exit_seconds=idle_exit_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lambdalytics.batch.archiver",
+        description="Archive the event topics into the master dataset (<data_dir>/master), exactly once.",
+    )
+    parser.add_argument("--max-batch-records", type=int, default=50_000)
+    parser.add_argument("--max-batch-seconds", type=float, default=2.0)
+    parser.add_argument("--idle-exit-seconds", type=float, default=None, help="exit when caught up")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # kafka-python logs every failed reconnect at ERROR; the archiver says it once per retry
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    archiver = _archiver(Settings(), None, args.max_batch_records, args.max_batch_seconds)
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        if not archiver.connected:  # still connecting: no batch to finish
+            log.info("signal %d before connecting: exiting", signum)
+            raise SystemExit(0)
+        log.info("signal %d: finishing the current batch", signum)
+        archiver.stop()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    archiver.run(idle_exit_seconds=args.idle_exit_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

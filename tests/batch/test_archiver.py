@@ -1,0 +1,301 @@
+"""The archiver against a real Kafka-protocol broker: exact landing, dead letters, kill -9 at random.
+
+The session broker is shared and the archiver always consumes the fixed event topics from the
+beginning (each test has its own data dir), so assertions are about this test's events, selected by a
+unique tenant_id, compared with what the producer got acknowledged (RecordMetadata) — never with
+``end_offsets`` (wrong on Tansu, see infra/broker.py).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pyarrow.compute as pc
+import pytest
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
+from kafka import KafkaConsumer, TopicPartition
+
+from lambdalytics.batch.archiver import run_archiver
+from lambdalytics.batch.master import (
+    MASTER_SCHEMA,
+    NoMasterDataset,
+    Progress,
+    append_batch,
+    master_path,
+    read_progress,
+    rows_to_table,
+    snapshot,
+)
+from lambdalytics.infra.kafka_io import EventProducer, ensure_topics, read_dead_letter
+from lambdalytics.schemas.events import validate_event
+from lambdalytics.schemas.topics import DEADLETTER_TOPIC
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def _events(tenant: str, n: int, start: int = 0) -> list[dict]:
+    """A mix of the three families, some on the day before T0 (two event_date partitions)."""
+    out: list[dict] = []
+    for i in range(start, start + n):
+        base = {"event_id": f"{tenant}-{i}", "tenant_id": tenant, "customer_id": f"c{i % 7}"}
+        t = T0 + (i - n // 3) * 1000
+        if i % 3 == 0:
+            out.append({**base, "event_type": "page_view", "event_time": t, "properties": {"i": i}})
+        elif i % 3 == 1:
+            out.append(
+                {
+                    **base,
+                    "event_type": "order_paid",
+                    "event_time": t,
+                    "order_id": f"o{i}",
+                    "amount": 12.5,
+                    "currency": "EUR",
+                }
+            )
+        else:
+            out.append(
+                {**base, "event_type": "csat_submitted", "event_time": t, "ticket_id": f"k{i}", "score": 4}
+            )
+    return out
+
+
+def _master_rows(data_dir: Path, tenant: str) -> list[dict]:
+    table = DeltaTable(str(master_path(data_dir))).to_pyarrow_table()
+    return table.filter(pc.equal(table["tenant_id"], tenant)).to_pylist()
+
+
+def _dead_letters_from(bootstrap: str, keys: set[bytes], expect: int, timeout_s: float = 15.0) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    parts = consumer.partitions_for_topic(DEADLETTER_TOPIC)
+    consumer.assign([TopicPartition(DEADLETTER_TOPIC, p) for p in parts])
+    consumer.seek_to_beginning()
+    found: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(found) < expect and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=300).values():
+            found.extend(read_dead_letter(r) for r in batch if r.key in keys)
+    consumer.close()
+    return found
+
+
+def test_archives_each_valid_event_once_with_position_and_types(kafka_bootstrap, unique, tmp_path):
+    ensure_topics(kafka_bootstrap, 3)
+    tenant = f"arch-{unique}"
+    objs = _events(tenant, 60)
+    bad_key = f"{tenant}:bad".encode()
+    with EventProducer(kafka_bootstrap) as producer:
+        futures = [(obj, producer.send_obj(obj)) for obj in objs]
+        bad = [
+            producer.send_raw("events.behavioral", b"\xff not utf-8", key=bad_key),
+            producer.send_raw("events.support", b'{"event_id": "x"', key=bad_key),
+            producer.send_raw(
+                "events.transaction", orjson.dumps({**objs[0], "event_id": "wrong"}), key=bad_key
+            ),
+        ]
+    acked = {(f.get(10).topic, f.get(10).partition, f.get(10).offset): obj for obj, f in futures}
+    bad_positions = {(m.topic, m.partition, m.offset) for m in (f.get(10) for f in bad)}
+
+    assert read_progress(master_path(tmp_path)) == Progress(version=None, batch_seq=0, offsets={})
+    stats = run_archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.5, idle_exit_seconds=1.5)
+    assert stats.rows >= len(objs) and stats.dead_lettered >= len(bad)
+
+    path = master_path(tmp_path)
+    table = DeltaTable(str(path))
+    protocol = table.protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+    assert table.metadata().partition_columns == ["event_date"]
+    assert [f.name for f in table.schema().to_arrow()] == MASTER_SCHEMA.names
+
+    rows = _master_rows(tmp_path, tenant)
+    positions = Counter((r["topic"], r["partition"], r["offset"]) for r in rows)
+    assert max(positions.values()) == 1 and set(positions) == set(acked)  # each valid event exactly once
+    for row in rows:
+        obj = acked[(row["topic"], row["partition"], row["offset"])]
+        event = validate_event(obj)
+        assert row["raw"] == event.to_json()
+        assert row["event_id"] == obj["event_id"]
+        assert int(row["event_time"].timestamp() * 1000) == obj["event_time"]
+        assert row["event_date"] == row["event_time"].strftime("%Y-%m-%d")
+        assert row["broker_time"] is not None
+        if obj["event_type"] == "order_paid":
+            assert (row["amount_micros"], row["currency"]) == (12_500_000, "EUR")
+        if obj["event_type"] == "csat_submitted":
+            assert row["score"] == 4
+        if obj["event_type"] == "page_view":
+            assert orjson.loads(row["properties"]) == obj["properties"]
+    assert {r["event_date"] for r in rows} == {"2025-12-31", "2026-01-01"}
+
+    # progress: the next offset after everything this test produced (nothing else produced since)
+    progress = read_progress(path)
+    assert progress.version == table.version() and progress.batch_seq == stats.batches
+    expected: dict[tuple[str, int], int] = {}
+    for topic, partition, offset in set(acked) | bad_positions:
+        expected[(topic, partition)] = max(expected.get((topic, partition), 0), offset + 1)
+    assert {tp: progress.offsets[tp] for tp in expected} == expected
+    # mirrored to the consumer group for lag tools (informational; Delta stays the source of truth)
+    group = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id="lambdalytics-archiver")
+    try:
+        assert {tp: group.committed(TopicPartition(*tp)) for tp in expected} == expected
+    finally:
+        group.close()
+    version, offsets, snap = snapshot(path)
+    assert (version, offsets) == (progress.version, progress.offsets) and snap.version() == version
+
+    # the invalid records went to the dead-letter topic with their source position
+    letters = _dead_letters_from(kafka_bootstrap, {bad_key}, expect=len(bad))
+    from_archiver = {(d.source_topic, d.source_partition, d.source_offset) for d in letters}
+    assert from_archiver == bad_positions
+    assert {d.reason for d in letters} == {"invalid_utf8", "invalid_json", "wrong_topic"}
+
+    # resuming from the Delta progress archives nothing twice
+    again = run_archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.3, idle_exit_seconds=0.6)
+    assert again.records == 0 and read_progress(path).batch_seq == progress.batch_seq
+
+
+def test_snapshot_and_progress_of_missing_table(tmp_path):
+    with pytest.raises(NoMasterDataset):
+        snapshot(master_path(tmp_path))
+    assert read_progress(master_path(tmp_path)).version is None
+
+
+def _row(tenant: str, offset: int, event_time: int = T0) -> dict:
+    return {
+        "event_id": f"e{offset}",
+        "tenant_id": tenant,
+        "customer_id": "c",
+        "event_type": "page_view",
+        "event_time": event_time,
+        "topic": "events.behavioral",
+        "partition": 0,
+        "offset": offset,
+        "broker_time": event_time,
+        "raw": b"{}",
+    }
+
+
+def test_zero_row_batches_commit_offsets_and_snapshots_time_travel(tmp_path):
+    path = master_path(tmp_path)
+    b0 = ("events.behavioral", 0)
+    # a first batch whose records were all dead-lettered still creates the table and the progress
+    assert append_batch(path, rows_to_table([]), {b0: 3}, 1) == 0
+    assert read_progress(path) == Progress(version=0, batch_seq=1, offsets={b0: 3})
+    rows = [_row("t2", 3), _row("t1", 4, T0 - 1)]
+    assert append_batch(path, rows_to_table(rows), {b0: 5, ("events.support", 1): 1}, 2) == 1
+    assert append_batch(path, rows_to_table([]), {b0: 6, ("events.support", 1): 1}, 3) == 2
+    table = DeltaTable(str(path))
+    assert [h["operationMetrics"]["num_added_files"] for h in table.history()] == [0, 2, 0]
+    assert read_progress(path).offsets == {b0: 6, ("events.support", 1): 1}
+    # every version knows exactly which offsets its rows cover
+    assert snapshot(path, 0)[:2] == (0, {b0: 3})
+    version, offsets, old = snapshot(path, 1)
+    assert (version, offsets) == (1, {b0: 5, ("events.support", 1): 1})
+    assert sorted(old.to_pyarrow_table()["offset"].to_pylist()) == [3, 4]
+    p = table.protocol()
+    assert (p.min_reader_version, p.min_writer_version) == (1, 2)
+    # a non-archiver commit (compaction) does not hide the progress
+    table.optimize.compact()
+    assert read_progress(path).offsets == {b0: 6, ("events.support", 1): 1}
+
+
+def test_a_stale_writer_is_fenced_not_rebased(tmp_path):
+    path = master_path(tmp_path)
+    append_batch(path, rows_to_table([_row("t", 0)]), {("events.behavioral", 0): 1}, 1)
+    mine, other = DeltaTable(str(path)), DeltaTable(str(path))
+    append_batch(other, rows_to_table([_row("t", 1)]), {("events.behavioral", 0): 2}, 2)
+    with pytest.raises(CommitFailedError):
+        append_batch(mine, rows_to_table([_row("t", 1)]), {("events.behavioral", 0): 2}, 2)
+    assert read_progress(path).batch_seq == 2 and DeltaTable(str(path)).version() == 1
+
+
+def _spawn(bootstrap: str, data_dir: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "LAMBDALYTICS_KAFKA_BOOTSTRAP": bootstrap, "LAMBDALYTICS_DATA_DIR": str(data_dir)}
+    log = open(data_dir / "archiver.log", "ab")  # noqa: SIM115 - inherited by the child, closed below
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lambdalytics.batch.archiver", *extra],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        log.close()
+
+
+def test_kill_9_at_random_moments_loses_and_duplicates_nothing(kafka_bootstrap, unique, tmp_path):
+    ensure_topics(kafka_bootstrap, 3)
+    tenant = f"kill-{unique}"
+    rng = random.Random(unique)
+    acked: list = []
+    stop_producing = threading.Event()
+    done = threading.Event()
+
+    def produce() -> None:
+        """Keeps producing until the last kill, so every instance dies with events in flight."""
+        with EventProducer(kafka_bootstrap, linger_ms=2) as producer:
+            chunk = 0
+            while not stop_producing.is_set():
+                futures = [producer.send_obj(obj) for obj in _events(tenant, 25, start=chunk * 25)]
+                producer.flush()
+                acked.extend(f.get(10) for f in futures)
+                if chunk % 10 == 3:  # an invalid record now and then: dead-lettered, offsets still advance
+                    producer.send_raw("events.behavioral", b"not json", key=f"{tenant}:bad".encode())
+                chunk += 1
+                time.sleep(0.1)
+        done.set()
+
+    producer_thread = threading.Thread(target=produce, daemon=True)
+    producer_thread.start()
+    for _ in range(4):
+        proc = _spawn(kafka_bootstrap, tmp_path, "--max-batch-records", "50", "--max-batch-seconds", "0.2")
+        time.sleep(rng.uniform(1.2, 2.5))  # start-up takes ~1 s; then it commits every ~0.2 s
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    stop_producing.set()
+    producer_thread.join(30)
+    assert done.is_set() and len(acked) > 500
+
+    # SIGTERM: the running batch is finished and committed, exit code 0
+    proc = _spawn(kafka_bootstrap, tmp_path, "--max-batch-records", "50", "--max-batch-seconds", "0.2")
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+
+    final = _spawn(
+        kafka_bootstrap,
+        tmp_path,
+        "--max-batch-records",
+        "500",
+        "--max-batch-seconds",
+        "0.3",
+        "--idle-exit-seconds",
+        "1.5",
+    )
+    assert final.wait(60) == 0, (tmp_path / "archiver.log").read_text()[-3000:]
+
+    log_text = (tmp_path / "archiver.log").read_text()
+    assert log_text.count("archiver resuming") == 6
+    assert "finishing the current batch" in log_text
+    rows = _master_rows(tmp_path, tenant)
+    positions = Counter((r["topic"], r["partition"], r["offset"]) for r in rows)
+    duplicates = {p: n for p, n in positions.items() if n > 1}
+    assert not duplicates, f"archived twice: {sorted(duplicates)[:10]}"
+    assert set(positions) == {(m.topic, m.partition, m.offset) for m in acked}, "lost acknowledged events"
+
+    # globally, not only for this tenant: the master dataset is unique by (topic, partition, offset)
+    table = DeltaTable(str(master_path(tmp_path))).to_pyarrow_table(columns=["topic", "partition", "offset"])
+    assert table.group_by(["topic", "partition", "offset"]).aggregate([]).num_rows == table.num_rows
+    progress = read_progress(master_path(tmp_path))
+    for m in acked:
+        assert progress.offsets[(m.topic, m.partition)] > m.offset
