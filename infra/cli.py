@@ -86,6 +86,34 @@ def up(
 
 
 @app.command()
+def serve(
+    embedded: Annotated[
+        bool, typer.Option(help="Run the embedded speed store inside the API process.")
+    ] = True,
+    workers: Annotated[int, typer.Option(help="API worker processes (each keeps its own speed store).")] = 1,
+) -> None:
+    """Serve the API (batch ⊕ speed) on LAMBDALYTICS_API_HOST:PORT with granian."""
+    from granian import Granian
+
+    if not embedded:
+        console.print(
+            "[red]error:[/] only the embedded speed store can serve today (Pinot: see docs/pinot.md)"
+        )
+        raise typer.Exit(2)
+    _bootstrap()  # fail early, with the explanation, when there is no Kafka
+    settings = get_settings()
+    Granian(
+        "lambdalytics.serving.app:create_embedded_app",
+        factory=True,
+        interface="asgi",
+        address=settings.api_host,
+        port=settings.api_port,
+        workers=workers,
+        log_access=False,
+    ).serve()
+
+
+@app.command()
 def broker() -> None:
     """Run the embedded Kafka-protocol broker (Tansu) in the foreground, topics created."""
     settings = get_settings()

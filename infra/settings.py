@@ -23,7 +23,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Delta tables, run state and broker logs.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
-    admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (dev: generated into DATA_DIR/run when unset)."
+    )
+    token_secret: SecretStr | None = Field(None, description="HS256 key of embed tokens (dev: generated).")
+    rate_limit_per_s: float = Field(100.0, gt=0, description="Requests per second per credential.")
+    rate_limit_burst: int = Field(200, ge=1)
+    batch_poll_seconds: float = Field(
+        2.0, gt=0, description="How often serving looks for a new batch version."
+    )
+    batch_interval_seconds: float = Field(300.0, gt=0, description="`up`: seconds between batch runs.")
     max_event_bytes: int = Field(1_048_576, ge=1024, description="Larger events are dead-lettered.")
     # batch layer
     block_size: int = Field(

@@ -1,53 +1,74 @@
 """``lambdalytics up``: the whole pipeline on one machine (what ``make run`` starts).
 
-Today: the broker (embedded unless configured), the topics, a live demo stream from the generator,
-and a consumer that validates every record the way the pipeline's consumers do (dead-lettering the
-rest) and shows live counts. Ctrl-C (or ``--duration``) stops everything cleanly.
+Broker (embedded unless configured) → topics → archiver (thread) → API with the embedded speed store
+(``lambdalytics serve`` subprocess) → periodic batch runs (``lambdalytics batch run`` subprocesses, so
+each Spark JVM comes and goes cleanly) → a live demo stream. Prints the demo tenants' keys, an embed
+token and the URLs; Ctrl-C (or ``--duration``) stops everything.
+
+The embedded broker keeps its log in memory, so its offsets restart at 0 with every start: a master
+dataset from an earlier run would claim offsets the new log has not reached. With the embedded broker,
+``up`` therefore works in a fresh ``$DATA_DIR/embedded-<UTC time>`` folder each time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections import Counter
+import urllib.request
+from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from lambdalytics.schemas.topics import ALL_TOPICS, DEADLETTER_TOPIC
+from lambdalytics.batch.archiver import Archiver
+from lambdalytics.batch.writer import read_manifest
 
-from .kafka_io import EventDecoder, EventProducer, ensure_topics
+from .kafka_io import EventProducer, ensure_topics
 from .runtime import running_broker
 from .settings import Settings
-from .sources.generator import GeneratorConfig, generate
+from .sources.generator import TENANTS, GeneratorConfig, generate
 from .sources.pacing import send_paced
 
 console = Console()
 
 
 def _stream_demo(bootstrap: str, cfg: GeneratorConfig, stop: threading.Event) -> None:
+    def until_stopped():
+        for event in generate(cfg):
+            if stop.is_set():
+                return
+            yield event
+
     with EventProducer(bootstrap) as producer:
-
-        def until_stopped():
-            for event in generate(cfg):
-                if stop.is_set():
-                    return
-                yield event
-
         send_paced(until_stopped(), producer, speedup=1.0, show_progress=False)
 
 
-def _table(counts: Counter[str], dead: Counter[str], bootstrap: str, started: float) -> Table:
-    table = Table(title=f"lambdalytics up — Kafka {bootstrap} — {time.monotonic() - started:,.0f}s")
-    table.add_column("topic")
-    table.add_column("valid events", justify="right")
-    for topic in ALL_TOPICS:
-        if topic != DEADLETTER_TOPIC:
-            table.add_row(topic, f"{counts[topic]:,}")
-    table.add_row(DEADLETTER_TOPIC, f"{counts[DEADLETTER_TOPIC]:,}  {dict(dead) or ''}")
-    return table
+def _batch_loop(env: dict[str, str], interval_s: float, log_path: Path, stop: threading.Event) -> None:
+    while not stop.wait(interval_s):
+        with log_path.open("ab") as log:
+            subprocess.run(
+                [sys.executable, "-m", "lambdalytics.infra.cli", "batch", "run"],
+                env=env,
+                stdout=log,
+                stderr=log,
+                check=False,
+            )
+
+
+def _wait_ready(url: str, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def run_up(
@@ -57,49 +78,106 @@ def run_up(
     rate: float = 20.0,
     duration_s: float | None = None,
     seed: int = 7,
-) -> Counter[str]:
-    """Run until Ctrl-C or ``duration_s``; returns the valid-event counts per topic seen."""
-    with running_broker(settings) as bootstrap:
+) -> None:
+    base_dir = Path(settings.data_dir)
+    if not settings.kafka_bootstrap:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        settings = settings.model_copy(update={"data_dir": base_dir / f"embedded-{stamp}"})
+    data_dir = Path(settings.data_dir)
+    (data_dir / "run").mkdir(parents=True, exist_ok=True)
+    logging.getLogger("lambdalytics.batch.archiver").setLevel(logging.WARNING)  # the status line reports it
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    api: subprocess.Popen | None = None
+    with running_broker(settings.model_copy(update={"data_dir": base_dir})) as bootstrap:
         partitions = ensure_topics(bootstrap, settings.kafka_partitions)
-        console.print(f"[bold green]Kafka ready[/] at {bootstrap}: {partitions}")
-        stop = threading.Event()
-        threads = []
+        console.print(f"[bold green]Kafka[/] {bootstrap} {partitions}\n[bold]data[/] {data_dir}")
+        env = {
+            **os.environ,
+            "LAMBDALYTICS_KAFKA_BOOTSTRAP": bootstrap,
+            "LAMBDALYTICS_DATA_DIR": str(data_dir),
+            "LAMBDALYTICS_API_HOST": settings.api_host,
+            "LAMBDALYTICS_API_PORT": str(settings.api_port),
+        }
+        archiver = Archiver(bootstrap, data_dir)
+        threads.append(
+            threading.Thread(target=archiver.run, kwargs={"stop_event": stop}, name="archiver", daemon=True)
+        )
+        from lambdalytics.serving.state import ServingState
+        from lambdalytics.speed.embedded import EmbeddedSpeedStore
+
+        # the same credentials the API process will load (secrets and tenants live in DATA_DIR/run)
+        creds = ServingState(settings, EmbeddedSpeedStore(block_size=settings.block_size))
+        keys = {t: creds.registry.create(t, t) or creds.registry.rotate(t) for t in TENANTS} if demo else {}
+        with (data_dir / "run" / "api.log").open("ab") as api_log:
+            api = subprocess.Popen(
+                [sys.executable, "-m", "lambdalytics.infra.cli", "serve"],
+                env=env,
+                stdout=api_log,
+                stderr=api_log,
+            )
+        url = f"http://{settings.api_host}:{settings.api_port}"
+        threads.append(
+            threading.Thread(
+                target=_batch_loop,
+                args=(env, settings.batch_interval_seconds, data_dir / "run" / "batch.log", stop),
+                name="batch-scheduler",
+                daemon=True,
+            )
+        )
         if demo:
             cfg = GeneratorConfig(
                 seed=seed, rate=rate, duration_s=365 * 86_400, start_ms=int(time.time() * 1000)
             )
-            threads.append(threading.Thread(target=_stream_demo, args=(bootstrap, cfg, stop), daemon=True))
+            threads.append(
+                threading.Thread(target=_stream_demo, args=(bootstrap, cfg, stop), name="demo", daemon=True)
+            )
         for t in threads:
             t.start()
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="lambdalytics-up-monitor"
+        if not _wait_ready(url):
+            console.print(f"[red]API did not start; see {data_dir / 'run' / 'api.log'}[/]")
+        _print_welcome(url, creds, keys, data_dir)
+        started = time.monotonic()
+        try:
+            while duration_s is None or time.monotonic() - started < duration_s:
+                time.sleep(min(10.0, duration_s or 10.0))
+                manifest = read_manifest(data_dir) if (data_dir / "views").exists() else None
+                s = archiver.stats
+                console.print(
+                    f"[dim]{time.monotonic() - started:>6.0f}s[/] archived {s.rows:,} events "
+                    f"({s.dead_lettered:,} dead-lettered) · batch version "
+                    f"{manifest.batch_version if manifest else 0} · API {url}",
+                    soft_wrap=True,
+                )
+        except KeyboardInterrupt:
+            console.print("stopping…")
+        finally:
+            stop.set()
+            if api is not None:
+                api.terminate()
+                try:
+                    api.wait(10)
+                except subprocess.TimeoutExpired:
+                    api.kill()
+            for t in threads:
+                t.join(timeout=15)
+
+
+def _print_welcome(url: str, creds, keys: dict[str, str | None], data_dir: Path) -> None:
+    """Plain lines, never truncated: users copy these."""
+    lines = {"API": url, "OpenAPI": f"{url}/docs", "admin token": creds.admin_token}
+    lines.update({f"{tenant} key": key or "" for tenant, key in keys.items()})
+    if keys:
+        token, _ = creds.signer.issue("demo-food", "food-c00000", 86_400)
+        lines["embed token (demo-food, food-c00000)"] = token
+        lines["try"] = (
+            f"curl -H 'Authorization: Bearer {keys['demo-food']}' {url}/v1/customers/food-c00000/profile"
         )
-        consumer.assign([TopicPartition(t, p) for t, n in partitions.items() for p in range(n)])
-        if settings.kafka_bootstrap:
-            consumer.seek_to_end()  # an external cluster may hold a long history
-        else:
-            consumer.seek_to_beginning()
-        counts: Counter[str] = Counter()
-        with EventProducer(bootstrap) as dead_letters:
-            decoder = EventDecoder(dead_letters, max_event_bytes=settings.max_event_bytes)
-            started = time.monotonic()
-            try:
-                with Live(
-                    _table(counts, decoder.dead_lettered, bootstrap, started),
-                    console=console,
-                    refresh_per_second=2,
-                ) as live:
-                    while duration_s is None or time.monotonic() - started < duration_s:
-                        for records in consumer.poll(timeout_ms=500).values():
-                            for record in records:
-                                if record.topic == DEADLETTER_TOPIC or decoder.decode(record) is not None:
-                                    counts[record.topic] += 1
-                        live.update(_table(counts, decoder.dead_lettered, bootstrap, started))
-            except KeyboardInterrupt:
-                console.print("stopping…")
-            finally:
-                stop.set()
-                for t in threads:
-                    t.join(timeout=10)
-                consumer.close()
-        return counts
+    path = data_dir / "run" / "credentials.json"
+    path.write_text(json.dumps(lines, indent=2))
+    path.chmod(0o600)
+    console.rule("[bold green]Lambdalytics is up")
+    for name, value in lines.items():
+        console.print(f"[bold]{name}:[/] {value}", soft_wrap=True, highlight=False)
+    console.print(f"(also in {path})", soft_wrap=True)
+    console.rule()

@@ -318,7 +318,8 @@ class Catalog(_Frozen):
 def finalize(metric: _Metric, raw: Any) -> Any:
     """A merged raw value → what the API shows, by the metric's unit."""
     if raw is None:
-        return None
+        # a sum over no matching event is 0 (the monoid's identity); min/max/ratios stay null
+        return 0 if isinstance(metric, BaseMetric) and metric.aggregate is Aggregate.sum else None
     match metric.unit:
         case Unit.currency:
             return round(raw / MICROS, 6)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from lambdalytics.infra.broker import free_port
 from lambdalytics.infra.runtime import NoBrokerError, find_bootstrap
 from lambdalytics.infra.settings import Settings
 
@@ -95,9 +96,12 @@ def test_generate_sends_to_kafka_and_reports_per_topic(kafka_bootstrap, tmp_path
 @pytest.mark.integration
 def test_up_runs_broker_topics_and_demo_stream_then_stops(tmp_path):
     env = {"LAMBDALYTICS_DATA_DIR": str(tmp_path), "LAMBDALYTICS_KAFKA_BOOTSTRAP": ""}
-    done = cli("up", "--duration", "6", "--rate", "30", env=env)
+    env["LAMBDALYTICS_API_PORT"] = str(free_port())
+    done = cli("up", "--duration", "8", "--rate", "30", env=env)
     assert done.returncode == 0, done.stderr + done.stdout
-    assert "Kafka ready" in done.stdout
+    assert "Lambdalytics is up" in done.stdout and "demo-food key: llk_" in done.stdout
+    (run_dir,) = tmp_path.glob("embedded-*")
+    assert (run_dir / "master").exists()  # the archiver landed the demo stream
     assert not (tmp_path / "run" / "broker.json").exists()  # cleaned up on exit
 
 

@@ -1,0 +1,81 @@
+"""Request dependencies: who is asking (from the bearer token), rate limits, the serving state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from ..auth import AuthError, Principal, resolve
+from ..state import ServingState
+
+NOT_FOUND = HTTPException(404, "not found")  # one body whether or not the object exists elsewhere
+
+
+def get_state(request: Request) -> ServingState:
+    return request.app.state.serving
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+
+
+class RateLimiter:
+    """A token bucket per credential: ``rate`` requests/s with bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, who: str) -> float:
+        """0 if allowed, else seconds until a token is free."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(who, (float(self.burst), now))
+            tokens = min(self.burst, tokens + (now - at) * self.rate)
+            if tokens >= 1:
+                self._buckets[who] = (tokens - 1, now)
+                return 0.0
+            self._buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+def principal(request: Request, state: StateDep) -> Principal:
+    try:
+        who = resolve(
+            request.headers.get("authorization"),
+            registry=state.registry,
+            signer=state.signer,
+            admin_token=state.admin_token,
+        )
+    except AuthError as exc:
+        raise HTTPException(exc.status, exc.message, headers={"WWW-Authenticate": "Bearer"}) from None
+    key = who.kind if who.kind == "admin" else f"{who.tenant_id}:{who.customer_id or ''}"
+    wait = request.app.state.limiter.take(key)
+    if wait:
+        raise HTTPException(
+            429, "rate limit exceeded", headers={"Retry-After": str(max(1, round(wait + 0.5)))}
+        )
+    return who
+
+
+def _require(*kinds: str):
+    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.kind not in kinds:
+            raise HTTPException(403, "this token cannot use this endpoint")
+        return who
+
+    return check
+
+
+AdminDep = Annotated[Principal, Depends(_require("admin"))]
+TenantDep = Annotated[Principal, Depends(_require("tenant"))]
+ReaderDep = Annotated[Principal, Depends(_require("tenant", "embed"))]
+
+
+def customer_scope(who: Principal, customer_id: str) -> None:
+    """An embed token reads its own customer only; anything else is 404, never 403 (no existence leak)."""
+    if who.kind == "embed" and who.customer_id != customer_id:
+        raise NOT_FOUND

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..deps import AdminDep, StateDep, TenantDep
+from ..params import iso
+
+router = APIRouter(prefix="/v1", tags=["admin"])
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class NewTenant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class NewEmbedToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str = Field(min_length=1, max_length=128)
+    ttl_seconds: int = Field(3600, ge=1, le=86400)
+
+
+@router.post("/admin/tenants", status_code=201)
+def create_tenant(body: NewTenant, who: AdminDep, state: StateDep) -> dict:
+    """Create a tenant; its API key is in this answer only (stored hashed)."""
+    key = state.registry.create(body.tenant_id, body.name)
+    if key is None:
+        raise HTTPException(409, "tenant exists; rotate its key instead")
+    return {"tenant_id": body.tenant_id, "api_key": key}
+
+
+@router.post("/admin/tenants/{tenant_id}/rotate-key")
+def rotate_key(who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TENANT_PATTERN)) -> dict:
+    key = state.registry.rotate(tenant_id)
+    if key is None:
+        raise HTTPException(404, "not found")
+    return {"tenant_id": tenant_id, "api_key": key}
+
+
+@router.post("/admin/batch-runs", status_code=202)
+def trigger_batch_run(who: AdminDep, state: StateDep) -> dict:
+    run_id = state.runs.trigger()
+    if run_id is None:
+        raise HTTPException(409, "a batch run is already running")
+    return {"run_id": run_id}
+
+
+@router.get("/admin/batch-runs/latest")
+def latest_batch_run(who: AdminDep, state: StateDep) -> dict:
+    run = state.runs.latest
+    if run is None:
+        raise HTTPException(404, "no batch run triggered since this process started")
+    return {
+        **run,
+        "started_at": iso(int(run["started_at"].timestamp() * 1000)),
+        "finished_at": iso(int(run["finished_at"].timestamp() * 1000)) if run["finished_at"] else None,
+    }
+
+
+@router.post("/embed-tokens", status_code=201)
+def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
+    """A signed token that reads one customer of this tenant (plus the tenant's live metrics)."""
+    token, exp = state.signer.issue(who.tenant_id, body.customer_id, body.ttl_seconds)
+    return {"token": token, "expires_at": iso(exp * 1000)}

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from lambdalytics.schemas.catalog import CATALOG
+
+from ..deps import StateDep
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(state: StateDep, response: Response) -> dict:
+    """Ready when the batch manifest has been read (a version loaded, or none exists yet) and the
+    speed store has caught up with Kafka at least once."""
+    speed = state.speed.status()
+    checks = {
+        "batch_loaded": state.loader.loaded_once and state.loader.last_error is None,
+        "batch_version": state.loader.current().version,
+        "speed_caught_up": speed.caught_up,
+        "speed_lag_ms": speed.lag_ms,
+    }
+    ready = checks["batch_loaded"] and checks["speed_caught_up"]
+    response.status_code = 200 if ready else 503
+    return {"ready": ready, **checks, "error": state.loader.last_error}
+
+
+@router.get("/v1/metrics", tags=["catalog"])
+def metric_catalog() -> list[dict]:
+    """The metric dictionary: name, description, grain, formula, unit."""
+    return CATALOG.describe()
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus(state: StateDep) -> Response:
+    state.observe()
+    return Response(generate_latest(state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

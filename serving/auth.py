@@ -1,0 +1,133 @@
+"""Tenants, API keys and embed tokens.
+
+- Tenant API keys are random (256 bits), shown once, stored as SHA-256 hashes in a small SQLite file
+  under the data dir (a hash suffices for a random key; no password stretching needed).
+- Embed tokens are HS256 JWTs (PyJWT) naming the tenant and one customer, with an expiry; the signing
+  secret comes from ``LAMBDALYTICS_TOKEN_SECRET`` or is generated once and kept in the data dir.
+- The admin token comes from ``LAMBDALYTICS_ADMIN_TOKEN`` (generated and printed in dev when unset;
+  ``prod`` refuses to start without one).
+
+The tenant is always taken from the verified credential, never from the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import jwt
+
+__all__ = ["AuthError", "Principal", "TenantRegistry", "TokenSigner"]
+
+KEY_PREFIX = "llk_"
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Literal["admin", "tenant", "embed"]
+    tenant_id: str | None = None
+    customer_id: str | None = None
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class TenantRegistry:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock, self._db:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS tenants (tenant_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+                "key_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL)"
+            )
+
+    def create(self, tenant_id: str, name: str) -> str | None:
+        """A new tenant and its key (shown once); None if the tenant exists."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self._lock, self._db:
+            try:
+                self._db.execute(
+                    "INSERT INTO tenants VALUES (?, ?, ?, ?)", (tenant_id, name, _hash(key), time.time())
+                )
+            except sqlite3.IntegrityError:
+                return None
+        return key
+
+    def rotate(self, tenant_id: str) -> str | None:
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self._lock, self._db:
+            updated = self._db.execute(
+                "UPDATE tenants SET key_hash = ? WHERE tenant_id = ?", (_hash(key), tenant_id)
+            ).rowcount
+        return key if updated else None
+
+    def tenant_of(self, key: str) -> str | None:
+        """Looked up on every request (an indexed SQLite read): keys rotated by another process count at once."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT tenant_id FROM tenants WHERE key_hash = ?", (_hash(key),)
+            ).fetchone()
+        return row[0] if row else None
+
+
+class TokenSigner:
+    def __init__(self, secret: str):
+        self._secret = secret
+
+    def issue(
+        self, tenant_id: str, customer_id: str, ttl_seconds: int, now: float | None = None
+    ) -> tuple[str, int]:
+        exp = int((now or time.time()) + ttl_seconds)
+        token = jwt.encode(
+            {"k": "embed", "t": tenant_id, "c": customer_id, "exp": exp}, self._secret, "HS256"
+        )
+        return token, exp
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp"]})
+        except jwt.ExpiredSignatureError:
+            raise AuthError(401, "token expired") from None
+        except jwt.InvalidTokenError:
+            raise AuthError(401, "invalid token") from None
+        if (
+            claims.get("k") != "embed"
+            or not isinstance(claims.get("t"), str)
+            or not isinstance(claims.get("c"), str)
+        ):
+            raise AuthError(401, "invalid token")
+        return Principal("embed", claims["t"], claims["c"])
+
+
+def resolve(
+    header: str | None, *, registry: TenantRegistry, signer: TokenSigner, admin_token: str
+) -> Principal:
+    """``Authorization: Bearer <token>`` → who is asking. 401 for anything missing or invalid."""
+    if not header or not header.startswith("Bearer "):
+        raise AuthError(401, "missing bearer token")
+    token = header[7:].strip()
+    if hmac.compare_digest(token.encode(), admin_token.encode()):
+        return Principal("admin")
+    if token.startswith(KEY_PREFIX):
+        tenant = registry.tenant_of(token)
+        if tenant is None:
+            raise AuthError(401, "invalid token")
+        return Principal("tenant", tenant)
+    return signer.verify(token)

@@ -1,0 +1,77 @@
+"""Keeps the newest complete batch view version loaded, and tells the speed store what it may drop.
+
+Polls the Delta ``_manifest``; a new version is loaded fully into a fresh :class:`BatchIndex` off the
+request path, then swapped in with one reference assignment (atomic for readers), and only *then* the
+embedded speed store drops the blocks the new W covers. Requests that raced the swap retry once in
+``serving.merge``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from lambdalytics.batch.writer import read_manifest
+from lambdalytics.speed.embedded import EmbeddedSpeedStore
+from lambdalytics.speed.store import SpeedStore
+
+from .index import BatchIndex
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BatchLoader"]
+
+
+class BatchLoader:
+    def __init__(self, data_dir: Path, speed: SpeedStore, *, poll_seconds: float = 2.0):
+        self.data_dir = Path(data_dir)
+        self.speed = speed
+        self.poll_seconds = poll_seconds
+        self.index = BatchIndex.empty()
+        self.loaded_once = False
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="batch-loader", daemon=True)
+
+    def current(self) -> BatchIndex:
+        return self.index
+
+    def refresh(self) -> bool:
+        """Load a newer manifest if there is one; True when a new version was swapped in."""
+        try:
+            manifest = read_manifest(self.data_dir)
+        except Exception as exc:  # an unreadable log must not kill serving: keep the loaded version
+            self.last_error = f"manifest unreadable: {exc}"
+            log.warning(self.last_error)
+            return False
+        self.loaded_once = True
+        self.last_error = None
+        if manifest is None or manifest.batch_version == self.index.version:
+            return False
+        started = time.monotonic()
+        fresh = BatchIndex.load(self.data_dir, manifest)
+        self.index = fresh  # the swap: one reference assignment
+        if isinstance(self.speed, EmbeddedSpeedStore):
+            self.speed.drop_below(manifest.watermark)
+        log.info(
+            "serving batch version %d (loaded in %.1fs)", manifest.batch_version, time.monotonic() - started
+        )
+        return True
+
+    def start(self) -> BatchLoader:
+        self.refresh()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("loading a batch version failed; keeping version %d", self.index.version)

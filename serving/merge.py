@@ -1,0 +1,223 @@
+"""The one place where batch ⊕ speed becomes an answer (Summingbird's ClientStore, in spirit).
+
+Every answer is computed from a single (batch index, W) snapshot: the batch view covers offsets < W,
+the speed store is asked for offsets >= W, base states are merged with ``schemas.aggregates``, and only
+then are derived metrics, durations and RFM scores computed — from catalog definitions. If the speed
+store cannot cover W (it dropped blocks because a newer batch version was swapped in mid-request), the
+answer is recomputed once from the new snapshot; a second failure propagates (503, fail closed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lambdalytics.schemas import aggregates, rfm
+from lambdalytics.schemas.catalog import (
+    CATALOG,
+    DurationMetric,
+    EntityCountMetric,
+    Grain,
+    finalize,
+)
+from lambdalytics.schemas.cohorts import retention
+from lambdalytics.speed.store import CoverageError, SpeedStore
+
+from .index import BatchIndex
+
+__all__ = ["Merger", "NotFound", "UnknownMetric"]
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+class NotFound(LookupError):
+    """No data for this object in this tenant (the API answers 404 either way)."""
+
+
+class UnknownMetric(ValueError):
+    pass
+
+
+def _merge_milestones(*states: dict[str, int | None] | None) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for s in states:
+        for name, t in (s or {}).items():
+            if t is not None and (out.get(name) is None or t < out[name]):
+                out[name] = t
+            else:
+                out.setdefault(name, None)
+    return out
+
+
+def _series_metrics(grain: Grain) -> dict[str, Any]:
+    """Metrics that can be bucketed by time: time-series bases and derivations of them."""
+    bases = {m.name: m for m in CATALOG.bases(grain) if m.timeseries}
+    out: dict[str, Any] = dict(bases)
+    for d in CATALOG.derived_in_order(grain):
+        if all(o in out for o in d.operands):
+            out[d.name] = d
+    return out
+
+
+SERIES_METRICS = {grain: _series_metrics(grain) for grain in (Grain.customer, Grain.campaign)}
+
+
+class Merger:
+    def __init__(self, index: Callable[[], BatchIndex], speed: SpeedStore):
+        self._index = index
+        self.speed = speed
+
+    def _with_snapshot(self, fn):
+        try:
+            return fn(self._index())
+        except CoverageError:
+            return fn(self._index())  # a swap raced this request: the new snapshot covers it
+
+    # ------------------------------------------------------------------ customer
+
+    def profile(self, tenant: str, customer: str, now_ms: int | None = None) -> dict[str, Any]:
+        now_ms = now_ms or int(time.time() * 1000)
+        return self._with_snapshot(lambda ix: self._profile(ix, tenant, customer, now_ms))
+
+    def _profile(self, ix: BatchIndex, tenant: str, customer: str, now_ms: int) -> dict[str, Any]:
+        w = ix.watermark
+        batch = ix.profiles.get((tenant, customer))
+        speed = self.speed.customer(tenant, customer, w)
+        if batch is None and not speed.get("events_total"):
+            raise NotFound(customer)
+        raw = {
+            m.name: aggregates.merge_with_batch(m, (batch or {}).get(m.name), speed.get(m.name))
+            for m in CATALOG.bases(Grain.customer)
+        }
+        raw = CATALOG.derive(Grain.customer, raw)
+        for entity in CATALOG.entities:
+            states = self._customer_entities(ix, tenant, customer, entity.name)
+            for m in CATALOG.at(Grain.customer):
+                if isinstance(m, DurationMetric | EntityCountMetric) and m.entity == entity.name:
+                    raw[m.name] = m.compute(states, now_ms=now_ms)
+        metrics = {m.name: finalize(m, raw[m.name]) for m in CATALOG.at(Grain.customer, public_only=True)}
+        return {"metrics": metrics, "rfm": self._rfm(ix, tenant, raw, now_ms)}
+
+    def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
+        batch = ix.entities[entity].get((tenant, customer), {})
+        speed = self.speed.customer_entities(tenant, customer, entity, ix.watermark)
+        return [_merge_milestones(batch.get(i), speed.get(i)) for i in batch.keys() | speed.keys()]
+
+    @staticmethod
+    def _rfm(ix: BatchIndex, tenant: str, raw: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        last, freq, mon = raw[rfm.R_METRIC], raw[rfm.F_METRIC], raw[rfm.M_METRIC]
+        out: dict[str, Any] = {
+            "recency_days": rfm.recency_days(last, now_ms) if last is not None else None,
+            "frequency": freq,
+            "monetary": finalize(CATALOG[rfm.M_METRIC], mon),
+            "r": None,
+            "f": None,
+            "m": None,
+            "segment": None,
+        }
+        cuts = ix.rfm_cuts.get(tenant)
+        if cuts and last is not None and freq:
+            r, f, m = rfm.score(last, cuts["r"]), rfm.score(freq, cuts["f"]), rfm.score(mon, cuts["m"])
+            out.update(r=r, f=f, m=m, segment=rfm.segment(r, f))
+        return out
+
+    # ------------------------------------------------------------------ time series
+
+    @staticmethod
+    def _buckets(
+        grain: Grain,
+        batch_hours: dict[int, dict],
+        speed_hours: dict[int, dict],
+        start_ms: int,
+        end_ms: int,
+        bucket_ms: int,
+        names: list[str],
+    ) -> list[tuple[int, dict]]:
+        grouped: dict[int, tuple[list, list]] = {}
+        for hours, side in ((batch_hours, 0), (speed_hours, 1)):
+            for hour, values in hours.items():
+                if start_ms <= hour < end_ms:
+                    grouped.setdefault(hour - hour % bucket_ms, ([], []))[side].append(values)
+        out = []
+        for bucket in sorted(grouped):
+            b, s = grouped[bucket]
+            raw = {
+                m.name: aggregates.merge_all(m, [v.get(m.name) for v in b], [v.get(m.name) for v in s])
+                for m in CATALOG.bases(grain)
+                if m.name in SERIES_METRICS[grain]
+            }
+            raw = CATALOG.derive(grain, raw)
+            out.append((bucket, {n: finalize(CATALOG[n], raw[n]) for n in names}))
+        return out
+
+    def timeseries(
+        self, tenant: str, customer: str, metric: str, start_ms: int, end_ms: int, bucket_ms: int
+    ) -> list[tuple[int, Any]]:
+        if metric not in SERIES_METRICS[Grain.customer] or not CATALOG[metric].public:
+            raise UnknownMetric(metric)
+
+        def run(ix: BatchIndex):
+            batch = ix.customer_hours.get((tenant, customer))
+            speed = self.speed.customer_hours(tenant, customer, ix.watermark, start_ms, end_ms)
+            known = (tenant, customer) in ix.profiles or self.speed.customer(
+                tenant, customer, ix.watermark
+            ).get("events_total")
+            if not known:
+                raise NotFound(customer)
+            points = self._buckets(Grain.customer, batch or {}, speed, start_ms, end_ms, bucket_ms, [metric])
+            return [(ts, values[metric]) for ts, values in points]
+
+        return self._with_snapshot(run)
+
+    # ------------------------------------------------------------------ campaigns
+
+    CAMPAIGN_FIELDS = ("impressions", "clicks", "spend", "conversions", "ctr", "cpc", "cpa")
+
+    def campaign(self, tenant: str, campaign: str, start_ms: int, end_ms: int, bucket_ms: int):
+        names = list(self.CAMPAIGN_FIELDS)
+
+        def run(ix: BatchIndex):
+            batch = ix.campaign_hours.get((tenant, campaign))
+            everything = self.speed.campaign_hours(tenant, campaign, ix.watermark, 0, 2**62)
+            if batch is None and not everything:
+                raise NotFound(campaign)
+            speed = {h: v for h, v in everything.items() if start_ms <= h < end_ms}
+            points = self._buckets(Grain.campaign, batch or {}, speed, start_ms, end_ms, bucket_ms, names)
+            total = self._buckets(Grain.campaign, batch or {}, speed, start_ms, end_ms, 2**62, names)
+            if total:
+                totals = total[0][1]
+            else:
+                raw = CATALOG.derive(
+                    Grain.campaign, {m.name: aggregates.empty(m) for m in CATALOG.bases(Grain.campaign)}
+                )
+                totals = {n: finalize(CATALOG[n], raw[n]) for n in names}
+            return totals, points
+
+        return self._with_snapshot(run)
+
+    # ------------------------------------------------------------------ tenant
+
+    def live_orders(self, tenant: str, window_ms: int, now_ms: int | None = None) -> dict[str, Any]:
+        now_ms = now_ms or int(time.time() * 1000)
+
+        def run(ix: BatchIndex):
+            batch = ix.tenant_entities["order"].get(tenant, {})
+            speed = self.speed.tenant_entities(tenant, "order", ix.watermark)
+            states = [_merge_milestones(batch.get(k), speed.get(k)) for k in batch.keys() | speed.keys()]
+            return {
+                m.name: finalize(m, m.compute(states, now_ms=now_ms, window_ms=window_ms))
+                for m in CATALOG.at(Grain.tenant, public_only=True)
+            }
+
+        return self._with_snapshot(run)
+
+    def cohorts(self, tenant: str, start_month: int | None, end_month: int | None) -> list[dict[str, Any]]:
+        def run(ix: BatchIndex):
+            months = {c: set(m) for c, m in ix.order_months.get(tenant, {}).items()}
+            for customer, extra in self.speed.order_months(tenant, ix.watermark).items():
+                months.setdefault(customer, set()).update(extra)
+            return retention(months, start=start_month, end=end_month)
+
+        return self._with_snapshot(run)
