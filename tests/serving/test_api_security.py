@@ -1,0 +1,238 @@
+"""Cross-tenant and token attacks through HTTP: no leak, the documented status codes, nothing else."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.events import to_row, validate_event
+from lambdalytics.serving.main import create_app
+from lambdalytics.serving.state import ServingState
+from lambdalytics.speed.embedded import EmbeddedSpeedStore
+
+pytestmark = pytest.mark.unit
+T0 = 1_767_225_600_000
+
+
+@pytest.fixture
+def api(tmp_path):
+    store = EmbeddedSpeedStore(block_size=10)
+    offset = 0
+    for tenant in ("alpha", "beta"):
+        for customer in ("c1", "c2"):
+            for event in (
+                {"event_type": "order_placed", "order_id": f"{customer}-o", "campaign_id": "spring"},
+                {"event_type": "order_paid", "order_id": f"{customer}-o", "amount": 10, "currency": "EUR"},
+                {"event_type": "ad_impression", "campaign_id": "spring", "cost": 0.01},
+            ):
+                e = validate_event(
+                    {
+                        **event,
+                        "event_id": f"{tenant}-{customer}-{offset}",
+                        "tenant_id": tenant,
+                        "customer_id": customer,
+                        "event_time": T0 + offset,
+                    }
+                )
+                store.ingest(to_row(e), "events.transaction", 0, offset, T0 + offset)
+                offset += 1
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_token="admin-secret",
+        token_secret="s" * 32,
+        rate_limit_per_s=1000,
+        rate_limit_burst=1000,
+    )
+    state = ServingState(settings, store)
+    state.loader.refresh()
+    client = TestClient(create_app(state))
+    keys = {}
+    for tenant in ("alpha", "beta"):
+        r = client.post(
+            "/v1/admin/tenants",
+            json={"tenant_id": tenant, "name": tenant},
+            headers={"Authorization": "Bearer admin-secret"},
+        )
+        assert r.status_code == 201
+        keys[tenant] = r.json()["api_key"]
+    return client, keys, state
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_tenant_reads_only_its_own_customers_and_campaigns(api):
+    client, keys, _ = api
+    own = client.get("/v1/customers/c1/profile", headers=bearer(keys["alpha"]))
+    assert own.status_code == 200 and own.json()["tenant_id"] == "alpha"
+    assert own.json()["metrics"]["revenue"] == 10
+    # beta's customer c1 exists under beta too, but alpha only ever sees its own numbers
+    ghost = client.get("/v1/customers/nobody/profile", headers=bearer(keys["alpha"]))
+    assert ghost.status_code == 404
+    guessed = client.get("/v1/campaigns/autumn/stats", headers=bearer(keys["beta"]))
+    assert guessed.status_code == 404 and guessed.json() == ghost.json()  # same body: no existence hint
+    assert (
+        client.get(
+            "/v1/campaigns/spring/stats?start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z",
+            headers=bearer(keys["beta"]),
+        ).json()["totals"]["conversions"]
+        == 2
+    )
+
+
+def test_other_tenants_object_is_404_like_a_missing_one(api):
+    client, keys, state = api
+    e = validate_event(
+        {
+            "event_type": "page_view",
+            "event_id": "only-beta",
+            "tenant_id": "beta",
+            "customer_id": "beta-only",
+            "event_time": T0,
+        }
+    )
+    state.speed.ingest(to_row(e), "events.behavioral", 0, 0, T0)
+    assert client.get("/v1/customers/beta-only/profile", headers=bearer(keys["beta"])).status_code == 200
+    leak = client.get("/v1/customers/beta-only/profile", headers=bearer(keys["alpha"]))
+    missing = client.get("/v1/customers/never-existed/profile", headers=bearer(keys["alpha"]))
+    assert leak.status_code == missing.status_code == 404 and leak.json() == missing.json()
+
+
+def test_embed_token_reads_one_customer_only(api):
+    client, keys, _ = api
+    r = client.post(
+        "/v1/embed-tokens", json={"customer_id": "c1", "ttl_seconds": 600}, headers=bearer(keys["alpha"])
+    )
+    assert r.status_code == 201
+    token = r.json()["token"]
+    assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/customers/c2/profile", headers=bearer(token)).status_code == 404
+    assert client.get("/v1/customers/c1/timeseries?metric=orders", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/customers/c2/timeseries?metric=orders", headers=bearer(token)).status_code == 404
+    assert (
+        client.get("/v1/live/orders", headers=bearer(token)).status_code == 200
+    )  # the tenant's live metrics
+    # tenant-key-only routes: wrong token kind → 403
+    assert client.get("/v1/campaigns/spring/stats", headers=bearer(token)).status_code == 403
+    assert client.get("/v1/cohorts/retention", headers=bearer(token)).status_code == 403
+    assert (
+        client.post("/v1/embed-tokens", json={"customer_id": "c2"}, headers=bearer(token)).status_code == 403
+    )
+
+
+def test_forged_tampered_and_expired_tokens_are_401(api):
+    client, keys, state = api
+    forged = jwt.encode(
+        {"k": "embed", "t": "alpha", "c": "c1", "exp": int(time.time()) + 60}, "wrong-secret", "HS256"
+    )
+    good, _ = state.signer.issue("alpha", "c1", 60)
+    header, payload, signature = good.split(".")
+    tampered_claims = jwt.utils.base64url_encode(
+        b'{"k":"embed","t":"beta","c":"c1","exp":9999999999}'
+    ).decode()
+    expired, _ = state.signer.issue("alpha", "c1", 1, now=time.time() - 3600)
+    none_alg = jwt.encode(
+        {"k": "embed", "t": "alpha", "c": "c1", "exp": int(time.time()) + 60}, None, algorithm="none"
+    )
+    for token in (forged, f"{header}.{tampered_claims}.{signature}", none_alg, "llk_guessed", "garbage"):
+        r = client.get("/v1/customers/c1/profile", headers=bearer(token))
+        assert r.status_code == 401, token
+    r = client.get("/v1/customers/c1/profile", headers=bearer(expired))
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+    assert client.get("/v1/customers/c1/profile").status_code == 401
+    assert client.get("/v1/customers/c1/profile", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_admin_routes_need_the_admin_token_and_keys_rotate(api):
+    client, keys, _ = api
+    assert (
+        client.post(
+            "/v1/admin/tenants", json={"tenant_id": "x", "name": "x"}, headers=bearer(keys["alpha"])
+        ).status_code
+        == 403
+    )
+    assert client.post("/v1/admin/batch-runs", headers=bearer(keys["alpha"])).status_code == 403
+    r = client.post("/v1/admin/tenants/alpha/rotate-key", headers=bearer("admin-secret"))
+    assert r.status_code == 200
+    assert client.get("/v1/customers/c1/profile", headers=bearer(keys["alpha"])).status_code == 401
+    assert client.get("/v1/customers/c1/profile", headers=bearer(r.json()["api_key"])).status_code == 200
+    assert (
+        client.post(
+            "/v1/admin/tenants", json={"tenant_id": "alpha", "name": "again"}, headers=bearer("admin-secret")
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            "/v1/admin/tenants", json={"tenant_id": "bad id!", "name": "x"}, headers=bearer("admin-secret")
+        ).status_code
+        == 422
+    )
+
+
+def test_events_endpoint_validates_all_before_producing_anything(api):
+    client, keys, state = api
+    produced = []
+
+    class Recorder:
+        def send(self, event):
+            produced.append(event)
+
+            class Done:
+                def get(self, timeout):
+                    return None
+
+            return Done()
+
+        def flush(self, timeout=None):
+            pass
+
+    state._producer = Recorder()
+    ok = {"event_id": "n1", "customer_id": "c9", "event_type": "page_view", "event_time": T0}
+    wrong_tenant = {**ok, "event_id": "n2", "tenant_id": "beta"}
+    r = client.post(
+        "/v1/events", json=[ok, wrong_tenant, {"event_type": "nope"}], headers=bearer(keys["alpha"])
+    )
+    assert r.status_code == 422 and produced == []
+    reasons = [(e["index"], e["reason"]) for e in r.json()["detail"]]
+    assert reasons == [(1, "tenant_mismatch"), (2, "unknown_event_type")]
+    r = client.post("/v1/events", json=ok, headers=bearer(keys["alpha"]))
+    assert r.status_code == 202 and r.json() == {"accepted": 1}
+    assert produced[0].tenant_id == "alpha"  # filled from the key
+
+
+def test_bad_parameters_are_422_and_rate_limit_is_429(api, tmp_path):
+    client, keys, state = api
+    h = bearer(keys["alpha"])
+    assert (
+        client.get("/v1/customers/c1/timeseries?metric=avg_first_response_seconds", headers=h).status_code
+        == 422
+    )
+    assert (
+        client.get("/v1/customers/c1/timeseries?metric=orders&start=yesterday", headers=h).status_code == 422
+    )
+    assert (
+        client.get("/v1/customers/c1/timeseries?metric=orders&granularity=week", headers=h).status_code == 422
+    )
+    assert client.get("/v1/live/orders?window=forever", headers=h).status_code == 422
+    client.app.state.limiter.rate, client.app.state.limiter.burst = 0.01, 2
+    client.app.state.limiter._buckets.clear()
+    codes = [client.get("/v1/live/orders", headers=h).status_code for _ in range(4)]
+    assert codes[:2] == [200, 200] and codes[2] == 429
+    r = client.get("/v1/live/orders", headers=h)
+    assert int(r.headers["Retry-After"]) >= 1
+
+
+def test_health_ready_metrics_and_catalog(api):
+    client, _, _ = api
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 503  # the speed store has not caught up with Kafka
+    text = client.get("/metrics").text
+    assert "lambdalytics_request_seconds_bucket" in text and "lambdalytics_batch_version" in text
+    names = {m["name"] for m in client.get("/v1/metrics").json()}
+    assert {"avg_order_value", "ctr", "p90_wait_seconds"} <= names and "csat_score_sum" not in names
