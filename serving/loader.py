@@ -67,7 +67,8 @@ class BatchLoader:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
