@@ -10,6 +10,7 @@ speed store keeps aggregates per offset block and drops whole blocks below W, wi
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from .writer import Manifest, ViewWriter, read_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BackfillError", "backfill", "choose_watermark", "run_batch"]
+__all__ = ["BackfillError", "BatchBusyError", "backfill", "choose_watermark", "exclusive", "run_batch"]
 
 VIEW_KEYS: dict[str, list[str]] = {
     "customer_profile": ["tenant_id", "customer_id"],
@@ -43,6 +44,26 @@ VIEW_KEYS: dict[str, list[str]] = {
 
 class BackfillError(RuntimeError):
     pass
+
+
+class BatchBusyError(RuntimeError):
+    """Another batch run or backfill holds this data dir's lock (one writer of the views at a time)."""
+
+
+@contextmanager
+def exclusive(data_dir: Path) -> Iterator[None]:
+    """An OS file lock: two runs publishing at once could both claim the next batch version."""
+    path = Path(data_dir) / "run" / "batch.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchBusyError(f"another batch run is in progress ({path})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def choose_watermark(archived: dict[tuple[str, int], int], block_size: int) -> dict[tuple[str, int], int]:
@@ -104,6 +125,11 @@ def _compute(events, as_of_ms: int, step) -> dict[str, pa.Table]:
 
 def run_batch(settings: Settings, *, spark=None, show_progress: bool = True) -> Manifest | None:
     """One batch run; returns the published manifest (or the current one when W has not moved)."""
+    with exclusive(Path(settings.data_dir)):
+        return _run_batch(settings, spark=spark, show_progress=show_progress)
+
+
+def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) -> Manifest | None:
     data_dir = Path(settings.data_dir)
     previous = read_manifest(data_dir)
     try:
@@ -181,10 +207,17 @@ def backfill(
     events and replace their rows; cohorts and RFM are recomputed from the result. Running it twice
     changes nothing: unchanged tables are not rewritten, and no new version is published.
     """
-    from pyspark.sql import functions as F
-
     if until < since:
         raise BackfillError(f"--until {until} is before --since {since}")
+    with exclusive(Path(settings.data_dir)):
+        return _backfill(settings, since, until, tenant, spark=spark, show_progress=show_progress)
+
+
+def _backfill(
+    settings: Settings, since: dt.date, until: dt.date, tenant: str | None, *, spark, show_progress: bool
+) -> Manifest:
+    from pyspark.sql import functions as F
+
     data_dir = Path(settings.data_dir)
     previous = read_manifest(data_dir)
     if previous is None:

@@ -256,9 +256,13 @@ def archive(
 @batch_app.command("run")
 def batch_run() -> None:
     """Rebuild every batch view up to the current watermark and publish the version atomically."""
-    from lambdalytics.batch.job import run_batch
+    from lambdalytics.batch.job import BatchBusyError, run_batch
 
-    manifest = run_batch(get_settings())
+    try:
+        manifest = run_batch(get_settings())
+    except BatchBusyError as exc:
+        console.print(f"[yellow]skipped:[/] {exc}")
+        raise typer.Exit(3) from None
     if manifest is None:
         console.print("nothing archived yet: no batch version")
         return
@@ -277,7 +281,7 @@ def batch_backfill(
     """Recompute the views for keys with events in a date range; idempotent."""
     import datetime as dt
 
-    from lambdalytics.batch.job import BackfillError, backfill
+    from lambdalytics.batch.job import BackfillError, BatchBusyError, backfill
 
     try:
         start, end = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
@@ -285,7 +289,7 @@ def batch_backfill(
         raise typer.BadParameter(str(exc)) from None
     try:
         manifest = backfill(get_settings(), start, end, tenant)
-    except BackfillError as exc:
+    except (BackfillError, BatchBusyError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     console.print(f"batch version [bold]{manifest.batch_version}[/] ({manifest.kind})")

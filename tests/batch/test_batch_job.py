@@ -271,3 +271,10 @@ def test_run_killed_mid_write_leaves_previous_version_intact(first_run, tmp_path
     assert recovered.returncode == 0, recovered.stderr[-2000:]
     assert read_manifest(data_dir).batch_version == before.batch_version + 1
     assert settings.block_size == BLOCK
+
+
+def test_one_batch_writer_at_a_time(tmp_path):
+    from lambdalytics.batch.job import BatchBusyError, exclusive
+
+    with exclusive(tmp_path), pytest.raises(BatchBusyError):
+        run_batch(Settings(data_dir=tmp_path, block_size=BLOCK), show_progress=False)
