@@ -33,6 +33,7 @@ lint: setup
 BENCH_EVENTS ?= --events 1000000 --events 10000000
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/batch.py $(BENCH_EVENTS)
 
 clean:

@@ -236,3 +236,11 @@ def test_health_ready_metrics_and_catalog(api):
     assert "lambdalytics_request_seconds_bucket" in text and "lambdalytics_batch_version" in text
     names = {m["name"] for m in client.get("/v1/metrics").json()}
     assert {"avg_order_value", "ctr", "p90_wait_seconds"} <= names and "csat_score_sum" not in names
+
+
+def test_speed_side_that_cannot_cover_the_watermark_fails_closed(api):
+    """A store that cannot answer for W gives 503 with the reason, never a smaller number."""
+    client, keys, state = api
+    state.speed.drop_below({("events.transaction", 0): 10})  # newer than what serving's index (W = 0) covers
+    r = client.get("/v1/customers/c1/profile", headers=bearer(keys["alpha"]))
+    assert r.status_code == 503 and "watermark" in r.json()["detail"] and r.headers["Retry-After"] == "1"
