@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -87,23 +88,21 @@ def up(
 
 @app.command()
 def serve(
-    embedded: Annotated[
-        bool, typer.Option(help="Run the embedded speed store inside the API process.")
-    ] = True,
-    workers: Annotated[int, typer.Option(help="API worker processes (each keeps its own speed store).")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="API worker processes (each keeps its own embedded store).")
+    ] = 1,
 ) -> None:
-    """Serve the API (batch ⊕ speed) on LAMBDALYTICS_API_HOST:PORT with granian."""
+    """Serve the API (batch ⊕ speed) on LAMBDALYTICS_API_HOST:PORT with granian.
+
+    The speed side is LAMBDALYTICS_SPEED_STORE: embedded (default) or pinot."""
     from granian import Granian
 
-    if not embedded:
-        console.print(
-            "[red]error:[/] only the embedded speed store can serve today (Pinot: see docs/pinot.md)"
-        )
-        raise typer.Exit(2)
-    _bootstrap()  # fail early, with the explanation, when there is no Kafka
     settings = get_settings()
+    if settings.speed_store == "embedded":
+        _bootstrap()  # fail early, with the explanation, when there is no Kafka
+    factory = "create_embedded_app" if settings.speed_store == "embedded" else "create_pinot_app"
     Granian(
-        "lambdalytics.serving.app:create_embedded_app",
+        f"lambdalytics.serving.app:{factory}",
         factory=True,
         interface="asgi",
         address=settings.api_host,
@@ -111,6 +110,25 @@ def serve(
         workers=workers,
         log_access=False,
     ).serve()
+
+
+pinot_app = typer.Typer(help="Apache Pinot speed store.", no_args_is_help=True)
+app.add_typer(pinot_app, name="pinot")
+
+
+@pinot_app.command("apply")
+def pinot_apply() -> None:
+    """Create or update the Pinot schemas and REALTIME tables through the controller REST API."""
+    from lambdalytics.speed.pinot_admin import PinotAdminError, apply, check
+
+    settings = get_settings()
+    try:
+        check(settings.pinot_controller_url)
+        for line in apply(settings.pinot_controller_url, _bootstrap()):
+            console.print(line)
+    except PinotAdminError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command()

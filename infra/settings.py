@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     )
     batch_interval_seconds: float = Field(300.0, gt=0, description="`up`: seconds between batch runs.")
     max_event_bytes: int = Field(1_048_576, ge=1024, description="Larger events are dead-lettered.")
+    # speed layer
+    speed_store: Literal["embedded", "pinot"] = Field(
+        "embedded", description="embedded: in the API process; pinot: query a Pinot broker."
+    )
+    pinot_broker_url: str = "http://localhost:8099"
+    pinot_controller_url: str = "http://localhost:9000"
     # batch layer
     block_size: int = Field(
         1000,

@@ -1,5 +1,5 @@
-"""The ASGI application factory used by ``lambdalytics serve``: settings from the environment, the
-embedded speed store fed from Kafka inside this process (one copy per worker), the batch loader."""
+"""ASGI application factories for ``lambdalytics serve``: settings from the environment, the batch loader,
+and either the embedded speed store fed from Kafka inside this process (one copy per worker) or Pinot."""
 
 from __future__ import annotations
 
@@ -17,6 +17,29 @@ from .main import create_app
 from .state import ServingState
 
 log = logging.getLogger(__name__)
+
+
+def create_pinot_app() -> FastAPI:
+    """The speed side is a Pinot REALTIME table set (``lambdalytics pinot apply``); nothing is consumed here."""
+    from lambdalytics.speed.pinot import PinotConfig, PinotSpeedStore
+
+    settings = Settings()
+    store = PinotSpeedStore(
+        PinotConfig(broker_url=settings.pinot_broker_url, controller_url=settings.pinot_controller_url)
+    )
+    state = ServingState(settings, store, bootstrap=settings.kafka_bootstrap)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.loader.start()
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = create_app(state)
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def create_embedded_app() -> FastAPI:
