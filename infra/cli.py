@@ -88,16 +88,21 @@ def up(
 
 @app.command()
 def serve(
+    embedded: Annotated[
+        bool | None,
+        typer.Option("--embedded/--pinot", help="Speed store (default: LAMBDALYTICS_SPEED_STORE)."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(help="API worker processes (each keeps its own embedded store).")
     ] = 1,
 ) -> None:
-    """Serve the API (batch ⊕ speed) on LAMBDALYTICS_API_HOST:PORT with granian.
-
-    The speed side is LAMBDALYTICS_SPEED_STORE: embedded (default) or pinot."""
+    """Serve the API (batch ⊕ speed) on LAMBDALYTICS_API_HOST:PORT with granian."""
     from granian import Granian
 
     settings = get_settings()
+    if embedded is not None:
+        settings = settings.model_copy(update={"speed_store": "embedded" if embedded else "pinot"})
+        os.environ["LAMBDALYTICS_SPEED_STORE"] = settings.speed_store  # the workers read the environment
     if settings.speed_store == "embedded":
         _bootstrap()  # fail early, with the explanation, when there is no Kafka
     factory = "create_embedded_app" if settings.speed_store == "embedded" else "create_pinot_app"
