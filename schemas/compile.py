@@ -59,15 +59,19 @@ class SqlDialect:
         cond = self.predicate(metric.filter)
         if metric.aggregate is Aggregate.count:
             return self.count_if(cond)
+        if metric.aggregate in (Aggregate.sum, Aggregate.min, Aggregate.max):
+            return self.filtered_aggregate(metric.aggregate.value.upper(), self.ident(metric.column), cond)
         value = f"CASE WHEN {cond} THEN {self.ident(metric.column)} END"
         match metric.aggregate:
-            case Aggregate.sum | Aggregate.min | Aggregate.max:
-                return f"{metric.aggregate.value.upper()}({value})"
             case Aggregate.hll_distinct:
                 return self.hll(value)
             case Aggregate.kll_quantiles:
                 return self.kll(value)
         raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
+
+    def filtered_aggregate(self, function: str, column: str, cond: str) -> str:
+        """``function`` over ``column`` for the rows passing ``cond`` (the one place dialects differ)."""
+        return f"{function}(CASE WHEN {cond} THEN {column} END)"
 
     def milestone(self, entity: Entity, name: str) -> str:
         """First time (min event_time) the entity reached one milestone."""
@@ -142,15 +146,8 @@ class PinotSql(SqlDialect):
     def count_if(self, cond: str) -> str:
         return self.filtered("COUNT(*)", cond)
 
-    def aggregate(self, metric: BaseMetric) -> str:
-        if metric.aggregate in self.unsupported:
-            raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
-        cond = self.predicate(metric.filter)
-        if metric.aggregate is Aggregate.count:
-            return self.count_if(cond)
-        if metric.aggregate in (Aggregate.sum, Aggregate.min, Aggregate.max):
-            return self.filtered(f"{metric.aggregate.value.upper()}({self.ident(metric.column)})", cond)
-        raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
+    def filtered_aggregate(self, function: str, column: str, cond: str) -> str:
+        return self.filtered(f"{function}({column})", cond)
 
     def matched(self, metric: BaseMetric) -> str:
         """Rows the metric's aggregate saw: 0 means its raw state is None (no matching event)."""
