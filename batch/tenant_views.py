@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from lambdalytics.schemas import rfm
 from lambdalytics.schemas.catalog import CATALOG, Grain
-from lambdalytics.schemas.cohorts import month_index, retention
+from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index, retention
 
 __all__ = ["cohort_retention", "rfm_views"]
 
@@ -46,8 +46,8 @@ SCORE_SCHEMA = pa.schema(
 
 def customer_order_months(timeseries: pa.Table) -> pd.DataFrame:
     """(tenant_id, customer_id, month) for every month with at least one order_placed."""
-    ts = timeseries.select(["tenant_id", "customer_id", "hour", "orders"]).to_pandas()
-    ts = ts[ts["orders"] > 0]
+    ts = timeseries.select(["tenant_id", "customer_id", "hour", COHORT_METRIC]).to_pandas()
+    ts = ts[ts[COHORT_METRIC] > 0]
     ts = ts.assign(month=month_index(ts["hour"].to_numpy()))
     return ts[["tenant_id", "customer_id", "month"]].drop_duplicates()
 

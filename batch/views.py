@@ -22,12 +22,11 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, BaseMetric, Entity, Grain
+from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Entity, Grain
 from lambdalytics.schemas.compile import SparkSql
 
-__all__ = ["HOUR_MS", "build_views", "dedup_events", "entity_state_view_name"]
+__all__ = ["build_views", "dedup_events", "entity_state_view_name"]
 
-HOUR_MS = 3_600_000
 _SQL = SparkSql()
 
 

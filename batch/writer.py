@@ -21,6 +21,8 @@ import orjson
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
+from .master import decode_offsets, encode_offsets
+
 __all__ = ["Manifest", "ViewWriter", "read_manifest", "views_dir"]
 
 MANIFEST = "_manifest"
@@ -60,18 +62,6 @@ class Manifest:
         return DeltaTable(str(views_dir(data_dir) / name), version=self.views[name])
 
 
-def encode_watermark(w: dict[tuple[str, int], int]) -> str:
-    return orjson.dumps({f"{t}:{p}": o for (t, p), o in sorted(w.items())}).decode()
-
-
-def decode_watermark(text: str) -> dict[tuple[str, int], int]:
-    out = {}
-    for key, offset in orjson.loads(text).items():
-        topic, _, partition = key.rpartition(":")
-        out[(topic, int(partition))] = int(offset)
-    return out
-
-
 def read_manifest(data_dir: Path) -> Manifest | None:
     """The newest published view version, or None before the first batch run."""
     path = views_dir(data_dir) / MANIFEST
@@ -86,7 +76,7 @@ def read_manifest(data_dir: Path) -> Manifest | None:
         run_id=row["run_id"],
         kind=row["kind"],
         created_at=row["created_at"],
-        watermark=decode_watermark(row["watermark"]),
+        watermark=decode_offsets(row["watermark"]),
         watermark_time=row["watermark_time"],
         master_version=row["master_version"],
         events=row["events"],
@@ -144,7 +134,7 @@ class ViewWriter:
             "run_id": self.run_id,
             "kind": self.kind,
             "created_at": dt.datetime.now(dt.UTC),
-            "watermark": encode_watermark(watermark),
+            "watermark": encode_offsets(watermark),
             "watermark_time": watermark_time,
             "master_version": master_version,
             "events": events,

@@ -19,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
+from report import write_section
 
 from lambdalytics.batch import master
 from lambdalytics.batch.job import run_batch
@@ -28,7 +29,6 @@ from lambdalytics.infra.settings import Settings
 from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import to_row, validate_event
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 PARTITIONS = 6
 DUCKDB_PROFILE = """
 WITH e AS (
@@ -141,10 +141,7 @@ def main() -> None:
             f"| {r['events']:,} | {r['customers']:,} | {r['profile_s']:.1f} | {r['duck_s']:.1f} | "
             f"{r['duck_s'] / r['profile_s']:.2f} | {r['run_s']:.1f} | {r['events'] / r['run_s']:,.0f} |"
         )
-    text = "\n".join(lines) + "\n"
-    with OUT.open("a") as fh:
-        fh.write(text)
-    print(text)
+    write_section(lines)
 
 
 if __name__ == "__main__":

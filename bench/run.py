@@ -15,18 +15,16 @@ import sys
 import tempfile
 import time
 from importlib.metadata import version
-from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
+from report import write_section
 
 from lambdalytics.batch.archiver import Archiver
 from lambdalytics.infra.broker import EmbeddedBroker
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import decode_event, validate_event
-
-OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def best_of(n: int, fn) -> float:
@@ -76,8 +74,12 @@ def main() -> None:
     rows = [
         ("decode + validate one event (1 core)", n / t_val, "orjson.loads only", n / t_ref),
         ("validating producer → embedded broker", n / t_ours, "bare kafka-python producer", n / t_bare),
-        ("archiver: consume + validate + Delta commit", stats.rows / t_archive, "bare kafka-python producer",
-         n / t_bare),
+        (
+            "archiver: consume + validate + Delta commit",
+            stats.rows / t_archive,
+            "bare kafka-python producer",
+            n / t_bare,
+        ),
     ]
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -93,9 +95,7 @@ def main() -> None:
     ]
     for name, ours_rate, ref, ref_rate in rows:
         lines.append(f"| {name} | {ours_rate:,.0f} | {ref} | {ref_rate:,.0f} | {ours_rate / ref_rate:.2f} |")
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_section(lines, append=False)
 
 
 if __name__ == "__main__":

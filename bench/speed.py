@@ -15,13 +15,12 @@ import statistics
 import time
 import tracemalloc
 import zlib
-from pathlib import Path
+
+from report import write_section
 
 from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
-
-OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def rows(n: int, customers: int) -> list[tuple]:
@@ -94,10 +93,7 @@ def main() -> None:
         f"({memory / 2**20:,.0f} MiB) | — | — |",
         f"| profile query (customer, all bases) | p50 {p50:,.0f} µs, p99 {p99:,.0f} µs | — | — |",
     ]
-    text = "\n".join(lines) + "\n"
-    with OUT.open("a") as fh:
-        fh.write(text)
-    print(text)
+    write_section(lines)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ binary, so sketches could not be merged across engines). The batch side's HLL ar
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import datasketches
@@ -18,7 +18,7 @@ import datasketches
 from .catalog import Aggregate, BaseMetric
 from .compile import HLL_LG_K
 
-__all__ = ["empty", "fold", "merge", "merge_all", "merge_with_batch", "update"]
+__all__ = ["empty", "merge", "merge_all", "merge_milestones", "merge_with_batch", "update"]
 
 
 def empty(metric: BaseMetric) -> Any:
@@ -86,8 +86,16 @@ def merge_all(metric: BaseMetric, batch_values: Iterable[Any], speed_states: Ite
     return state
 
 
-def fold(metric: BaseMetric, values: Iterable[Any]) -> Any:
-    state = empty(metric)
-    for value in values:
-        state = update(metric, state, value)
-    return state
+def merge_milestones(*states: Mapping[str, int | None] | None) -> dict[str, int | None] | None:
+    """Entity states merge as a min per milestone (first time reached); None when there is no state."""
+    present = [s for s in states if s]
+    if not present:
+        return None
+    out: dict[str, int | None] = dict(present[0])
+    for state in present[1:]:
+        for name, t in state.items():
+            if t is not None and (out.get(name) is None or t < out[name]):
+                out[name] = t
+            else:
+                out.setdefault(name, None)
+    return out

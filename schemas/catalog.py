@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 
+HOUR_MS = 3_600_000
+"""Width of a time-series bucket (event-time hours, epoch ms); day answers merge 24 of them."""
+
+
 class Grain(StrEnum):
     customer = "customer"
     campaign = "campaign"
@@ -176,13 +180,20 @@ class DurationMetric(_Metric):
     windowed: bool = False
     window_on: str | None = None
 
-    def compute(self, states: Iterable[Mapping[str, int | None]], *, now_ms: int | None = None,
-                window_ms: int | None = None) -> float | None:
+    def compute(
+        self,
+        states: Iterable[Mapping[str, int | None]],
+        *,
+        now_ms: int | None = None,
+        window_ms: int | None = None,
+    ) -> float | None:
         """Merged entity milestone states → the statistic in ms (None when no entity qualifies)."""
         durations = sorted(
             s[self.end] - s[self.start]
             for s in states
-            if s.get(self.start) is not None and s.get(self.end) is not None and _in_window(self, s, now_ms, window_ms)
+            if s.get(self.start) is not None
+            and s.get(self.end) is not None
+            and _in_window(self, s, now_ms, window_ms)
         )
         if not durations:
             return None
@@ -208,8 +219,13 @@ class EntityCountMetric(_Metric):
     windowed: bool = False
     window_on: str | None = None
 
-    def compute(self, states: Iterable[Mapping[str, int | None]], *, now_ms: int | None = None,
-                window_ms: int | None = None) -> int:
+    def compute(
+        self,
+        states: Iterable[Mapping[str, int | None]],
+        *,
+        now_ms: int | None = None,
+        window_ms: int | None = None,
+    ) -> int:
         return sum(
             1
             for s in states
@@ -226,8 +242,12 @@ class EntityCountMetric(_Metric):
         return text + (f", {self.window_on} within the window" if self.windowed else "")
 
 
-def _in_window(metric: DurationMetric | EntityCountMetric, state: Mapping[str, int | None],
-               now_ms: int | None, window_ms: int | None) -> bool:
+def _in_window(
+    metric: DurationMetric | EntityCountMetric,
+    state: Mapping[str, int | None],
+    now_ms: int | None,
+    window_ms: int | None,
+) -> bool:
     if not metric.windowed:
         return True
     if now_ms is None or window_ms is None:

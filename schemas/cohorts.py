@@ -12,7 +12,10 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["month_index", "month_label", "retention"]
+__all__ = ["COHORT_METRIC", "month_index", "month_label", "retention"]
+
+COHORT_METRIC = "orders"
+"""The customer time-series metric whose non-zero hours are a customer's order months (order_placed)."""
 
 
 def month_index(epoch_ms):

@@ -13,7 +13,7 @@ from typing import Any
 
 from lambdalytics.batch.writer import Manifest
 from lambdalytics.schemas.catalog import CATALOG, Grain
-from lambdalytics.schemas.cohorts import month_index
+from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
 
 __all__ = ["BatchIndex"]
 
@@ -65,7 +65,7 @@ class BatchIndex:
         for r in rows("customer_timeseries"):
             key = (r["tenant_id"], r["customer_id"])
             index.customer_hours.setdefault(key, {})[r["hour"]] = {n: r[n] for n in series_names}
-            if r["orders"]:
+            if r[COHORT_METRIC]:
                 months[r["tenant_id"]][r["customer_id"]].add(month_index(r["hour"]))
         index.order_months = {t: dict(c) for t, c in months.items()}
         campaign_names = [m.name for m in CATALOG.bases(Grain.campaign)]

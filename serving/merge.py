@@ -28,9 +28,6 @@ from .index import BatchIndex
 
 __all__ = ["Merger", "NotFound", "UnknownMetric"]
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-
 
 class NotFound(LookupError):
     """No data for this object in this tenant (the API answers 404 either way)."""
@@ -38,17 +35,6 @@ class NotFound(LookupError):
 
 class UnknownMetric(ValueError):
     pass
-
-
-def _merge_milestones(*states: dict[str, int | None] | None) -> dict[str, int | None]:
-    out: dict[str, int | None] = {}
-    for s in states:
-        for name, t in (s or {}).items():
-            if t is not None and (out.get(name) is None or t < out[name]):
-                out[name] = t
-            else:
-                out.setdefault(name, None)
-    return out
 
 
 def _series_metrics(grain: Grain) -> dict[str, Any]:
@@ -103,7 +89,7 @@ class Merger:
     def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
         batch = ix.entities[entity].get((tenant, customer), {})
         speed = self.speed.customer_entities(tenant, customer, entity, ix.watermark)
-        return [_merge_milestones(batch.get(i), speed.get(i)) for i in batch.keys() | speed.keys()]
+        return [aggregates.merge_milestones(batch.get(i), speed.get(i)) for i in batch.keys() | speed.keys()]
 
     @staticmethod
     def _rfm(ix: BatchIndex, tenant: str, raw: dict[str, Any], now_ms: int) -> dict[str, Any]:
@@ -205,7 +191,9 @@ class Merger:
         def run(ix: BatchIndex):
             batch = ix.tenant_entities["order"].get(tenant, {})
             speed = self.speed.tenant_entities(tenant, "order", ix.watermark)
-            states = [_merge_milestones(batch.get(k), speed.get(k)) for k in batch.keys() | speed.keys()]
+            states = [
+                aggregates.merge_milestones(batch.get(k), speed.get(k)) for k in batch.keys() | speed.keys()
+            ]
             return {
                 m.name: finalize(m, m.compute(states, now_ms=now_ms, window_ms=window_ms))
                 for m in CATALOG.at(Grain.tenant, public_only=True)

@@ -23,15 +23,14 @@ from collections import OrderedDict, defaultdict
 from typing import Any
 
 from lambdalytics.schemas import aggregates
-from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, BaseMetric, Grain
-from lambdalytics.schemas.cohorts import month_index
+from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
+from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
 from lambdalytics.schemas.compile import python_predicate
 
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 
 __all__ = ["EmbeddedSpeedStore"]
 
-HOUR_MS = 3_600_000
 Block = tuple[str, int, int]  # topic, partition, block number
 
 
@@ -69,7 +68,6 @@ class EmbeddedSpeedStore(SpeedStore):
         self._entities = {
             e.name: (e, {ms.event_type: ms.name for ms in e.milestones}) for e in CATALOG.entities
         }
-        self._orders_metric = "orders"
         # state
         self._customers: dict[tuple[str, str], dict[Block, Partial]] = {}
         self._customer_hours: dict[tuple[str, str], dict[tuple[Block, int], Partial]] = {}
@@ -203,7 +201,7 @@ class EmbeddedSpeedStore(SpeedStore):
             out: dict[str, Milestones] = {}
             for (t, c, entity_id), blocks in self._entity_states[entity].items():
                 if t == tenant and c == customer:
-                    merged = _merge_milestones([m for blk, m in blocks.items() if wanted(blk)])
+                    merged = aggregates.merge_milestones(*[m for blk, m in blocks.items() if wanted(blk)])
                     if merged:
                         out[entity_id] = merged
             return out
@@ -237,8 +235,8 @@ class EmbeddedSpeedStore(SpeedStore):
             states = self._entity_states[entity]
             out = {}
             for customer, entity_id in self._tenant_entities.get((tenant, entity), ()):
-                merged = _merge_milestones(
-                    [m for blk, m in states[(tenant, customer, entity_id)].items() if wanted(blk)]
+                merged = aggregates.merge_milestones(
+                    *[m for blk, m in states[(tenant, customer, entity_id)].items() if wanted(blk)]
                 )
                 if merged:
                     out[(customer, entity_id)] = merged
@@ -251,7 +249,7 @@ class EmbeddedSpeedStore(SpeedStore):
             out: dict[str, set[int]] = {}
             for customer in self._tenant_customers.get(tenant, ()):
                 for (blk, hour), partial in self._customer_hours.get((tenant, customer), {}).items():
-                    if wanted(blk) and partial[self._orders_metric]:
+                    if wanted(blk) and partial[COHORT_METRIC]:
                         out.setdefault(customer, set()).add(month_index(hour))
             return out
 
@@ -279,17 +277,6 @@ class EmbeddedSpeedStore(SpeedStore):
                 + sum(len(v) for v in self._campaign_hours.values())
                 + sum(len(v) for states in self._entity_states.values() for v in states.values())
             )
-
-
-def _merge_milestones(parts: list[Milestones]) -> Milestones | None:
-    if not parts:
-        return None
-    out = dict(parts[0])
-    for p in parts[1:]:
-        for name, t in p.items():
-            if t is not None and (out[name] is None or t < out[name]):
-                out[name] = t
-    return out
 
 
 def _prune(store: dict, floor: dict[tuple[str, int], int], block_size: int, block_of) -> dict:

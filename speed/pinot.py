@@ -45,8 +45,8 @@ from pinotdb.db import apply_parameters
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambdalytics.schemas import aggregates
-from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, Aggregate, BaseMetric, Entity, Grain
-from lambdalytics.schemas.cohorts import month_index
+from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Aggregate, BaseMetric, Entity, Grain
+from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
 from lambdalytics.schemas.compile import PinotSql
 from lambdalytics.schemas.events import FAMILY_BY_EVENT_TYPE, MODEL_BY_FAMILY
 from lambdalytics.schemas.topics import EVENT_TOPICS, FAMILY_BY_TOPIC, TOPIC_BY_FAMILY, Family
@@ -60,10 +60,8 @@ TABLE_BY_TOPIC: dict[str, str] = {
 }
 """Default REALTIME table per event topic (``infra/pinot/`` is applied under these names)."""
 
-HOUR_MS = 3_600_000
 _EXACT = 2**53  # doubles hold every integer below this exactly
 _MATCHED = "__matched"
-_ORDERS_METRIC = "orders"  # the base metric whose months make the order cohorts (as in the embedded store)
 
 
 class PinotConfig(BaseModel):
@@ -157,7 +155,7 @@ class PinotSpeedStore(SpeedStore):
         self._series = [m for m in self._customer if m.timeseries]
         self._campaign = CATALOG.bases(Grain.campaign)
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
-        self._orders = CATALOG[_ORDERS_METRIC]
+        self._orders = CATALOG[COHORT_METRIC]
         names = {m.name for m in CATALOG.of_kind(BaseMetric)}
         clash = {n for n in names if n.endswith(_MATCHED) or f"{n}{_MATCHED}" in names}
         if clash:  # pragma: no cover - a catalog rule in spirit; keeps companion aliases unambiguous

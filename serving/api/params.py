@@ -8,7 +8,8 @@ import time
 
 from fastapi import HTTPException
 
-HOUR_MS = 3_600_000
+from lambdalytics.schemas.catalog import HOUR_MS
+
 DAY_MS = 24 * HOUR_MS
 MAX_RANGE_MS = 400 * DAY_MS
 GRANULARITY_MS = {"hour": HOUR_MS, "day": DAY_MS}

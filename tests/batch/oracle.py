@@ -6,7 +6,6 @@ It deliberately shares no code with the catalog compiler: if both agree, the cat
 from __future__ import annotations
 
 import datasketches
-import numpy as np
 import pandas as pd
 
 HOUR = 3_600_000
@@ -112,4 +111,4 @@ def rfm_raw(events: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     )
 
 
-__all__ = ["campaign_stats", "cohorts", "dedup", "hll_estimate", "milestones", "np", "profile", "rfm_raw"]
+__all__ = ["campaign_stats", "cohorts", "dedup", "hll_estimate", "milestones", "profile", "rfm_raw"]
