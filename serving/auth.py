@@ -2,8 +2,11 @@
 
 - Tenant API keys are random (256 bits), shown once, stored as SHA-256 hashes in a small SQLite file
   under the data dir (a hash suffices for a random key; no password stretching needed).
-- Embed tokens are HS256 JWTs (PyJWT) naming the tenant and one customer, with an expiry; the signing
-  secret comes from ``LAMBDALYTICS_TOKEN_SECRET`` or is generated once and kept in the data dir.
+- Embed tokens are HS256 JWTs (PyJWT) naming the tenant and what they may show: one customer, a list of
+  campaigns, the tenant's cohort table (the tenant's live metrics are always allowed), with an expiry.
+  Dashboard tokens are HS256 JWTs that read everything of one tenant and write nothing; the dashboard's
+  login form trades a tenant key for one, so the key never stays in a browser. The signing secret comes
+  from ``LAMBDALYTICS_TOKEN_SECRET`` or is generated once and kept in the data dir.
 - The admin token comes from ``LAMBDALYTICS_ADMIN_TOKEN`` (generated and printed in dev when unset;
   ``prod`` refuses to start without one).
 
@@ -36,11 +39,28 @@ class AuthError(Exception):
         self.message = message
 
 
+READERS = ("tenant", "dashboard")  # read everything of their tenant
+
+
 @dataclass(frozen=True)
 class Principal:
-    kind: Literal["admin", "tenant", "embed"]
+    kind: Literal["admin", "tenant", "dashboard", "embed"]
     tenant_id: str | None = None
     customer_id: str | None = None
+    campaigns: frozenset[str] = frozenset()
+    cohorts: bool = False
+
+    def can_read_customer(self, customer_id: str) -> bool:
+        return self.kind in READERS or (self.kind == "embed" and self.customer_id == customer_id)
+
+    def can_read_campaign(self, campaign_id: str) -> bool:
+        return self.kind in READERS or (self.kind == "embed" and campaign_id in self.campaigns)
+
+    def can_read_cohorts(self) -> bool:
+        return self.kind in READERS or (self.kind == "embed" and self.cohorts)
+
+    def can_read_live(self) -> bool:
+        return self.kind in (*READERS, "embed")
 
 
 def _hash(key: str) -> str:
@@ -92,28 +112,58 @@ class TokenSigner:
         self._secret = secret
 
     def issue(
-        self, tenant_id: str, customer_id: str, ttl_seconds: int, now: float | None = None
+        self,
+        tenant_id: str,
+        customer_id: str | None,
+        ttl_seconds: int,
+        now: float | None = None,
+        *,
+        campaigns: tuple[str, ...] = (),
+        cohorts: bool = False,
     ) -> tuple[str, int]:
-        exp = int((now or time.time()) + ttl_seconds)
-        token = jwt.encode(
-            {"k": "embed", "t": tenant_id, "c": customer_id, "exp": exp}, self._secret, "HS256"
-        )
-        return token, exp
+        """An embed token: one customer (optional), some campaigns, the cohort table, live metrics."""
+        claims: dict = {"k": "embed", "t": tenant_id}
+        if customer_id is not None:
+            claims["c"] = customer_id
+        if campaigns:
+            claims["cp"] = sorted(set(campaigns))
+        if cohorts:
+            claims["co"] = True
+        return self._sign(claims, ttl_seconds, now)
 
-    def verify(self, token: str) -> Principal:
+    def issue_dashboard(self, tenant_id: str, ttl_seconds: int, now: float | None = None) -> tuple[str, int]:
+        """Reads everything of one tenant, writes nothing: what a browser holds instead of the tenant key."""
+        return self._sign({"k": "dash", "t": tenant_id}, ttl_seconds, now)
+
+    def _sign(self, claims: dict, ttl_seconds: int, now: float | None) -> tuple[str, int]:
+        exp = int((now or time.time()) + ttl_seconds)
+        return jwt.encode({**claims, "exp": exp}, self._secret, "HS256"), exp
+
+    def verify(self, token: str, *, allow_expired: bool = False) -> Principal:
+        """``allow_expired`` only for choosing a tenant's page headers (CSP), never for data."""
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp"]})
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                options={"require": ["exp"], "verify_exp": not allow_expired},
+            )
         except jwt.ExpiredSignatureError:
             raise AuthError(401, "token expired") from None
         except jwt.InvalidTokenError:
             raise AuthError(401, "invalid token") from None
+        tenant, customer, campaigns = claims.get("t"), claims.get("c"), claims.get("cp", [])
         if (
-            claims.get("k") != "embed"
-            or not isinstance(claims.get("t"), str)
-            or not isinstance(claims.get("c"), str)
+            not isinstance(tenant, str)
+            or not (customer is None or isinstance(customer, str))
+            or not (isinstance(campaigns, list) and all(isinstance(c, str) for c in campaigns))
         ):
             raise AuthError(401, "invalid token")
-        return Principal("embed", claims["t"], claims["c"])
+        if claims.get("k") == "dash":
+            return Principal("dashboard", tenant)
+        if claims.get("k") == "embed":
+            return Principal("embed", tenant, customer, frozenset(campaigns), claims.get("co") is True)
+        raise AuthError(401, "invalid token")
 
 
 def resolve(

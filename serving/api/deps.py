@@ -72,10 +72,21 @@ def _require(*kinds: str):
 
 AdminDep = Annotated[Principal, Depends(_require("admin"))]
 TenantDep = Annotated[Principal, Depends(_require("tenant"))]
-ReaderDep = Annotated[Principal, Depends(_require("tenant", "embed"))]
+ReaderDep = Annotated[Principal, Depends(_require("tenant", "dashboard", "embed"))]
 
 
 def customer_scope(who: Principal, customer_id: str) -> None:
     """An embed token reads its own customer only; anything else is 404, never 403 (no existence leak)."""
-    if who.kind == "embed" and who.customer_id != customer_id:
+    if not who.can_read_customer(customer_id):
         raise NOT_FOUND
+
+
+def campaign_scope(who: Principal, campaign_id: str) -> None:
+    """An embed token reads the campaigns it names only; 404 like an unknown campaign."""
+    if not who.can_read_campaign(campaign_id):
+        raise NOT_FOUND
+
+
+def cohort_scope(who: Principal) -> None:
+    if not who.can_read_cohorts():
+        raise HTTPException(403, "this token cannot read the cohort table")

@@ -117,12 +117,46 @@ def test_embed_token_reads_one_customer_only(api):
     assert (
         client.get("/v1/live/orders", headers=bearer(token)).status_code == 200
     )  # the tenant's live metrics
-    # tenant-key-only routes: wrong token kind → 403
-    assert client.get("/v1/campaigns/spring/stats", headers=bearer(token)).status_code == 403
+    # scopes the token was not given: a campaign looks missing, the cohort table is forbidden
+    assert client.get("/v1/campaigns/spring/stats", headers=bearer(token)).status_code == 404
     assert client.get("/v1/cohorts/retention", headers=bearer(token)).status_code == 403
     assert (
         client.post("/v1/embed-tokens", json={"customer_id": "c2"}, headers=bearer(token)).status_code == 403
     )
+
+
+def test_embed_token_scopes_campaigns_and_cohorts(api):
+    client, keys, _ = api
+    r = client.post(
+        "/v1/embed-tokens",
+        json={"campaign_ids": ["spring"], "cohorts": True},
+        headers=bearer(keys["beta"]),
+    )
+    assert r.status_code == 201
+    token = r.json()["token"]
+    stats = client.get(
+        "/v1/campaigns/spring/stats?start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z",
+        headers=bearer(token),
+    )
+    assert stats.status_code == 200 and stats.json()["totals"]["conversions"] == 2  # beta's, not alpha's
+    assert client.get("/v1/campaigns/autumn/stats", headers=bearer(token)).status_code == 404
+    assert client.get("/v1/cohorts/retention", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 404  # no customer
+    assert client.post("/v1/events", json={}, headers=bearer(token)).status_code == 403
+
+
+def test_dashboard_token_reads_its_tenant_and_writes_nothing(api):
+    client, keys, _ = api
+    r = client.post("/v1/dashboard-tokens", json={}, headers=bearer(keys["alpha"]))
+    assert r.status_code == 201
+    token = r.json()["token"]
+    assert client.get("/v1/customers/c2/profile", headers=bearer(token)).json()["tenant_id"] == "alpha"
+    assert client.get("/v1/campaigns/spring/stats", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/cohorts/retention", headers=bearer(token)).status_code == 200
+    assert client.post("/v1/events", json={}, headers=bearer(token)).status_code == 403
+    assert client.post("/v1/embed-tokens", json={}, headers=bearer(token)).status_code == 403
+    assert client.post("/v1/dashboard-tokens", json={}, headers=bearer(token)).status_code == 403
+    assert client.post("/v1/embed-tokens", json={}, headers=bearer("not-a-token")).status_code == 401
 
 
 def test_forged_tampered_and_expired_tokens_are_401(api):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,9 +19,20 @@ class NewTenant(BaseModel):
 
 
 class NewEmbedToken(BaseModel):
+    """What one embed may show. Every embed token also reads the tenant's live metrics."""
+
     model_config = ConfigDict(extra="forbid")
-    customer_id: str = Field(min_length=1, max_length=128)
+    customer_id: str | None = Field(None, min_length=1, max_length=128)
+    campaign_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=50
+    )
+    cohorts: bool = Field(False, description="may show the tenant's cohort retention table")
     ttl_seconds: int = Field(3600, ge=1, le=86400)
+
+
+class NewDashboardToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ttl_seconds: int = Field(8 * 3600, ge=60, le=86400)
 
 
 @router.post("/admin/tenants", status_code=201)
@@ -61,6 +74,20 @@ def latest_batch_run(who: AdminDep, state: StateDep) -> dict:
 
 @router.post("/embed-tokens", status_code=201)
 def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
-    """A signed token that reads one customer of this tenant (plus the tenant's live metrics)."""
-    token, exp = state.signer.issue(who.tenant_id, body.customer_id, body.ttl_seconds)
+    """A signed token for a browser: one customer, the named campaigns and/or the cohort table of this
+    tenant, plus the tenant's live metrics."""
+    token, exp = state.signer.issue(
+        who.tenant_id,
+        body.customer_id,
+        body.ttl_seconds,
+        campaigns=tuple(body.campaign_ids),
+        cohorts=body.cohorts,
+    )
+    return {"token": token, "expires_at": iso(exp * 1000)}
+
+
+@router.post("/dashboard-tokens", status_code=201)
+def dashboard_token(body: NewDashboardToken, who: TenantDep, state: StateDep) -> dict:
+    """A read-only token for the tenant dashboard (``/dashboard#token=...``): the key stays server-side."""
+    token, exp = state.signer.issue_dashboard(who.tenant_id, body.ttl_seconds)
     return {"token": token, "expires_at": iso(exp * 1000)}

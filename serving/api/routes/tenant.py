@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Path, Query
 
 from ...merge import NotFound
-from ..deps import NOT_FOUND, ReaderDep, StateDep, TenantDep
+from ..deps import NOT_FOUND, ReaderDep, StateDep, campaign_scope, cohort_scope
 from ..freshness import freshness
 from ..params import GRANULARITY_MS, iso, month_of, time_range, window_seconds
 
@@ -21,9 +21,10 @@ def campaign_stats(
     end: str | None = None,
     granularity: Literal["hour", "day"] = "day",
     *,
-    who: TenantDep,
+    who: ReaderDep,
     state: StateDep,
 ) -> dict:
+    campaign_scope(who, campaign_id)
     start_ms, end_ms = time_range(start, end)
     try:
         totals, points = state.merger.campaign(
@@ -53,8 +54,9 @@ def cohorts(
     start: str | None = Query(None, description="First cohort month, YYYY-MM"),
     end: str | None = Query(None, description="Last cohort month, YYYY-MM"),
     *,
-    who: TenantDep,
+    who: ReaderDep,
     state: StateDep,
 ) -> dict:
+    cohort_scope(who)
     rows = state.merger.cohorts(who.tenant_id, month_of(start, "start"), month_of(end, "end"))
     return {"cohorts": rows, "freshness": freshness(state)}
