@@ -286,23 +286,39 @@ class Catalog(_Frozen):
     def entity(self, name: str) -> Entity:
         return next(e for e in self.entities if e.name == name)
 
-    def at(self, grain: Grain, kind: type | None = None, *, public_only: bool = False) -> list[Metric]:
-        return [
-            m
-            for m in self.metrics
-            if m.grain == grain and (kind is None or isinstance(m, kind)) and (m.public or not public_only)
-        ]
+    @cached_property
+    def _memo(self) -> dict[tuple, tuple]:
+        """Selections computed once: the catalog is immutable and the serving hot path asks per request."""
+        return {}
+
+    def at(self, grain: Grain, kind: type | None = None, *, public_only: bool = False) -> tuple[Metric, ...]:
+        key = ("at", grain, kind, public_only)
+        if key not in self._memo:
+            self._memo[key] = tuple(
+                m
+                for m in self.metrics
+                if m.grain == grain
+                and (kind is None or isinstance(m, kind))
+                and (m.public or not public_only)
+            )
+        return self._memo[key]
 
     def of_kind(self, kind: type) -> list[Any]:
         return [m for m in self.metrics if isinstance(m, kind)]
 
-    def bases(self, grain: Grain) -> list[BaseMetric]:
-        return self.at(grain, BaseMetric)
+    def bases(self, grain: Grain) -> tuple[BaseMetric, ...]:
+        return self.at(grain, BaseMetric)  # type: ignore[return-value]
 
-    def derived_in_order(self, grain: Grain) -> list[DerivedMetric]:
+    def derived_in_order(self, grain: Grain) -> tuple[DerivedMetric, ...]:
         """Derived metrics of a grain, each after the derived metrics it uses."""
+        key = ("derived_in_order", grain)
+        if key not in self._memo:
+            self._memo[key] = tuple(self._order_derived(grain))
+        return self._memo[key]
+
+    def _order_derived(self, grain: Grain) -> list[DerivedMetric]:
         ordered: list[DerivedMetric] = []
-        pending = self.at(grain, DerivedMetric)
+        pending = list(self.at(grain, DerivedMetric))
         while pending:
             ready = [
                 d

@@ -68,7 +68,11 @@ def _hash(key: str) -> str:
 
 
 class TenantRegistry:
+    CACHE_SECONDS = 1.0
+    CACHE_SIZE = 100_000
+
     def __init__(self, path: Path):
+        self._cache: dict[str, tuple[str | None, float]] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False)
         self._lock = threading.Lock()
@@ -88,6 +92,7 @@ class TenantRegistry:
                 )
             except sqlite3.IntegrityError:
                 return None
+        self._cache.clear()
         return key
 
     def rotate(self, tenant_id: str) -> str | None:
@@ -96,20 +101,31 @@ class TenantRegistry:
             updated = self._db.execute(
                 "UPDATE tenants SET key_hash = ? WHERE tenant_id = ?", (_hash(key), tenant_id)
             ).rowcount
+        self._cache.clear()  # this process sees its own rotation at once
         return key if updated else None
 
     def tenant_of(self, key: str) -> str | None:
-        """Looked up on every request (an indexed SQLite read): keys rotated by another process count at once."""
+        """The key's tenant, from a cache that trusts an answer for ``CACHE_SECONDS``: a key rotated (by
+        this or another process) stops working within that time, and the hot routes skip a SQLite read."""
+        digest = _hash(key)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         with self._lock:
-            row = self._db.execute(
-                "SELECT tenant_id FROM tenants WHERE key_hash = ?", (_hash(key),)
-            ).fetchone()
+            row = self._db.execute("SELECT tenant_id FROM tenants WHERE key_hash = ?", (digest,)).fetchone()
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.clear()
+        self._cache[digest] = (row[0] if row else None, now + self.CACHE_SECONDS)
         return row[0] if row else None
 
 
 class TokenSigner:
+    CACHE_SIZE = 100_000
+
     def __init__(self, secret: str):
         self._secret = secret
+        self._verified: dict[str, tuple[Principal, int]] = {}  # token -> (who, exp): skips the HMAC
 
     def issue(
         self,
@@ -141,6 +157,17 @@ class TokenSigner:
 
     def verify(self, token: str, *, allow_expired: bool = False) -> Principal:
         """``allow_expired`` only for choosing a tenant's page headers (CSP), never for data."""
+        cached = self._verified.get(token)
+        if cached is not None and (allow_expired or cached[1] > time.time()):
+            return cached[0]
+        who, exp = self._decode(token, allow_expired)
+        if not allow_expired:
+            if len(self._verified) >= self.CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = (who, exp)
+        return who
+
+    def _decode(self, token: str, allow_expired: bool) -> tuple[Principal, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -160,9 +187,11 @@ class TokenSigner:
         ):
             raise AuthError(401, "invalid token")
         if claims.get("k") == "dash":
-            return Principal("dashboard", tenant)
+            return Principal("dashboard", tenant), claims["exp"]
         if claims.get("k") == "embed":
-            return Principal("embed", tenant, customer, frozenset(campaigns), claims.get("co") is True)
+            return Principal(
+                "embed", tenant, customer, frozenset(campaigns), claims.get("co") is True
+            ), claims["exp"]
         raise AuthError(401, "invalid token")
 
 

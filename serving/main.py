@@ -1,4 +1,4 @@
-"""Builds the FastAPI app: routers, the rate limiter, latency metrics per route."""
+"""Builds the FastAPI app: routers, the rate limiter, fail-closed 503s, latency metrics per route."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdalytics.speed.store import CoverageError
 
@@ -15,6 +17,32 @@ from .api.routes import admin, customers, events, system, tenant
 from .state import ServingState
 
 __all__ = ["create_app"]
+
+
+class LatencyMetrics:
+    """Request latency per route, method and status — a pure ASGI middleware, because Starlette's
+    ``BaseHTTPMiddleware`` (``@app.middleware``) costs a task and a stream per request on the hot routes."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram):
+        self.app, self.histogram = app, histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            path = route.path if route is not None else "unmatched"
+            self.histogram.labels(path, scope["method"], str(status)).observe(time.perf_counter() - started)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -42,15 +70,5 @@ def create_app(state: ServingState) -> FastAPI:
             headers={"Retry-After": "1"},
         )
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = route.path if route is not None else "unmatched"
-        state.request_latency.labels(path, request.method, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
-
+    app.add_middleware(LatencyMetrics, histogram=state.request_latency)
     return app

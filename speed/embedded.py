@@ -77,10 +77,13 @@ class EmbeddedSpeedStore(SpeedStore):
         }
         self._tenant_customers: dict[str, set[str]] = defaultdict(set)
         self._tenant_entities: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        # (entity, tenant, customer) -> entity ids: a profile read must not scan every entity held
+        self._customer_entities: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._floor: dict[tuple[str, int], int] = {}  # blocks below this offset are not held
         self._start: dict[tuple[str, int], int] = {}  # first offset consumed per partition
         self._positions: dict[tuple[str, int], int] = {}
+        self._covered: Watermark | None = None  # the last W that passed _check, until floor/start change
         self._events = 0
         self._duplicates = 0
         self._last_broker_ms = 0
@@ -92,7 +95,9 @@ class EmbeddedSpeedStore(SpeedStore):
         """Apply one validated event (a ``to_row`` dict) at its Kafka position; False if a duplicate."""
         tp = (topic, partition)
         with self._lock:
-            self._start.setdefault(tp, offset)
+            if tp not in self._start:
+                self._start[tp] = offset
+                self._covered = None
             self._positions[tp] = offset + 1
             self._last_broker_ms = max(self._last_broker_ms, broker_ms)
             self._expire(broker_ms)
@@ -130,6 +135,7 @@ class EmbeddedSpeedStore(SpeedStore):
             if ms[milestone] is None or row["event_time"] < ms[milestone]:
                 ms[milestone] = row["event_time"]
             self._tenant_entities[(tenant, name)].add((customer, entity_id))
+            self._customer_entities[(name, tenant, customer)].add(entity_id)
 
     def _expire(self, now_ms: int) -> None:
         horizon = now_ms - self.dedup_window_ms
@@ -144,6 +150,7 @@ class EmbeddedSpeedStore(SpeedStore):
         with self._lock:
             for tp, offset in watermark.items():
                 self._floor[tp] = max(self._floor.get(tp, 0), offset)
+            self._covered = None
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
             self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
             self._campaign_hours = _prune(self._campaign_hours, self._floor, self.block_size, lambda k: k[0])
@@ -156,9 +163,11 @@ class EmbeddedSpeedStore(SpeedStore):
             for t, c in live:
                 self._tenant_customers[t].add(c)
             self._tenant_entities = defaultdict(set)
+            self._customer_entities = defaultdict(set)
             for name, states in self._entity_states.items():
                 for t, c, i in states:
                     self._tenant_entities[(t, name)].add((c, i))
+                    self._customer_entities[(name, t, c)].add(i)
 
     def mark_caught_up(self, at: float | None = None) -> None:
         """A poll started at ``at`` drained the partitions: what was acknowledged before it is applied."""
@@ -168,6 +177,8 @@ class EmbeddedSpeedStore(SpeedStore):
     # ------------------------------------------------------------------ reads
 
     def _check(self, watermark: Watermark) -> None:
+        if watermark is self._covered:  # a batch version's W is one dict object: checked once
+            return
         for tp, floor in self._floor.items():
             if watermark.get(tp, 0) < floor:
                 raise CoverageError(
@@ -176,6 +187,7 @@ class EmbeddedSpeedStore(SpeedStore):
         for tp, start in self._start.items():
             if start > watermark.get(tp, 0):
                 raise CoverageError(f"{tp}: consumption started at {start}, above W={watermark.get(tp, 0)}")
+        self._covered = watermark
 
     def _wanted(self, watermark: Watermark):
         b = self.block_size
@@ -198,12 +210,13 @@ class EmbeddedSpeedStore(SpeedStore):
         with self._lock:
             self._check(watermark)
             wanted = self._wanted(watermark)
+            states = self._entity_states[entity]
             out: dict[str, Milestones] = {}
-            for (t, c, entity_id), blocks in self._entity_states[entity].items():
-                if t == tenant and c == customer:
-                    merged = aggregates.merge_milestones(*[m for blk, m in blocks.items() if wanted(blk)])
-                    if merged:
-                        out[entity_id] = merged
+            for entity_id in self._customer_entities.get((entity, tenant, customer), ()):
+                blocks = states[(tenant, customer, entity_id)]
+                merged = aggregates.merge_milestones(*[m for blk, m in blocks.items() if wanted(blk)])
+                if merged:
+                    out[entity_id] = merged
             return out
 
     def _hours(self, store, compiled: _Compiled, key, watermark: Watermark, start_ms: int, end_ms: int):

@@ -42,37 +42,43 @@ class RateLimiter:
             return (1 - tokens) / self.rate
 
 
-def principal(request: Request, state: StateDep) -> Principal:
+def authorize(request: Request, kinds: tuple[str, ...]) -> Principal:
+    """Who is asking, rate-limited, and allowed to use this endpoint — a plain function, so the hot
+    routes (``api.hot``) pay for no dependency machinery; the FastAPI dependencies below wrap it."""
+    app = request.app
     try:
         who = resolve(
             request.headers.get("authorization"),
-            registry=state.registry,
-            signer=state.signer,
-            admin_token=state.admin_token,
+            registry=app.state.serving.registry,
+            signer=app.state.serving.signer,
+            admin_token=app.state.serving.admin_token,
         )
     except AuthError as exc:
         raise HTTPException(exc.status, exc.message, headers={"WWW-Authenticate": "Bearer"}) from None
     key = who.kind if who.kind == "admin" else f"{who.tenant_id}:{who.customer_id or ''}"
-    wait = request.app.state.limiter.take(key)
+    wait = app.state.limiter.take(key)
     if wait:
         raise HTTPException(
             429, "rate limit exceeded", headers={"Retry-After": str(max(1, round(wait + 0.5)))}
         )
+    if who.kind not in kinds:
+        raise HTTPException(403, "this token cannot use this endpoint")
     return who
 
 
+READERS = ("tenant", "dashboard", "embed")
+
+
 def _require(*kinds: str):
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if who.kind not in kinds:
-            raise HTTPException(403, "this token cannot use this endpoint")
-        return who
+    def check(request: Request) -> Principal:
+        return authorize(request, kinds)
 
     return check
 
 
 AdminDep = Annotated[Principal, Depends(_require("admin"))]
 TenantDep = Annotated[Principal, Depends(_require("tenant"))]
-ReaderDep = Annotated[Principal, Depends(_require("tenant", "dashboard", "embed"))]
+ReaderDep = Annotated[Principal, Depends(_require(*READERS))]
 
 
 def customer_scope(who: Principal, customer_id: str) -> None:

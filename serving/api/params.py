@@ -17,6 +17,24 @@ _WINDOW = re.compile(r"^(\d{1,6})([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128}
+
+
+def path_id(path_params: dict[str, str], name: str) -> str:
+    value = path_params[name]
+    if not 1 <= len(value) <= 128:
+        raise HTTPException(422, f"{name}: 1 to 128 characters")
+    return value
+
+
+def choice(value: str | None, name: str, options: tuple[str, ...], default: str) -> str:
+    if value is None:
+        return default
+    if value not in options:
+        raise HTTPException(422, f"{name}: one of {', '.join(options)}")
+    return value
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -1,42 +1,67 @@
+"""Customer reads: the 360 profile and one metric's time series (hot routes: polled by widgets)."""
+
 from __future__ import annotations
 
-from typing import Literal
-
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from ...merge import NotFound, UnknownMetric
-from ..deps import NOT_FOUND, ReaderDep, StateDep, customer_scope
+from ..deps import NOT_FOUND, READERS, authorize, customer_scope
 from ..freshness import freshness
-from ..params import GRANULARITY_MS, iso, time_range
+from ..hot import HotRoute, json_response, param
+from ..params import GRANULARITY_MS, ID_SCHEMA, choice, iso, path_id, time_range
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
-CustomerId = Path(min_length=1, max_length=128)
+router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=HotRoute)
+CUSTOMER = param("customer_id", "path", "The tenant's customer id.", ID_SCHEMA)
+START = param("start", "query", "ISO 8601; default end - 30 days.")
+END = param("end", "query", "ISO 8601; default now.")
+GRANULARITY = param("granularity", "query", "Bucket width.", {"enum": ["hour", "day"], "default": "hour"})
 
 
-@router.get("/{customer_id}/profile")
-def profile(customer_id: str = CustomerId, *, who: ReaderDep, state: StateDep) -> dict:
+@router.get("/{customer_id}/profile", openapi_extra={"parameters": [CUSTOMER]})
+async def profile(request: Request) -> Response:
     """Every customer-grain metric and the RFM scores of one customer, batch ⊕ speed."""
+    who = authorize(request, READERS)
+    customer_id = path_id(request.path_params, "customer_id")
     customer_scope(who, customer_id)
+    state = request.app.state.serving
     try:
         answer = state.merger.profile(who.tenant_id, customer_id)
     except NotFound:
         raise NOT_FOUND from None
-    return {"tenant_id": who.tenant_id, "customer_id": customer_id, **answer, "freshness": freshness(state)}
+    return json_response(
+        {"tenant_id": who.tenant_id, "customer_id": customer_id, **answer, "freshness": freshness(state)}
+    )
 
 
-@router.get("/{customer_id}/timeseries")
-def timeseries(
-    customer_id: str = CustomerId,
-    metric: str = Query(..., description="A customer-grain count/sum metric or a derivation of them."),
-    start: str | None = Query(None, description="ISO 8601; default end - 30 days."),
-    end: str | None = Query(None, description="ISO 8601; default now."),
-    granularity: Literal["hour", "day"] = "hour",
-    *,
-    who: ReaderDep,
-    state: StateDep,
-) -> dict:
+@router.get(
+    "/{customer_id}/timeseries",
+    openapi_extra={
+        "parameters": [
+            CUSTOMER,
+            param(
+                "metric",
+                "query",
+                "A customer-grain count/sum metric or a derivation of them (see GET /v1/metrics).",
+                required=True,
+            ),
+            START,
+            END,
+            GRANULARITY,
+        ]
+    },
+)
+async def timeseries(request: Request) -> Response:
+    """One metric of one customer per hour or day, batch ⊕ speed."""
+    who = authorize(request, READERS)
+    customer_id = path_id(request.path_params, "customer_id")
+    query = request.query_params
+    metric = query.get("metric")
+    if metric is None:
+        raise HTTPException(422, "metric: required")
+    granularity = choice(query.get("granularity"), "granularity", ("hour", "day"), "hour")
     customer_scope(who, customer_id)
-    start_ms, end_ms = time_range(start, end)
+    start_ms, end_ms = time_range(query.get("start"), query.get("end"))
+    state = request.app.state.serving
     try:
         points = state.merger.timeseries(
             who.tenant_id, customer_id, metric, start_ms, end_ms, GRANULARITY_MS[granularity]
@@ -45,9 +70,11 @@ def timeseries(
         raise HTTPException(422, f"metric {metric!r} has no time series (see GET /v1/metrics)") from None
     except NotFound:
         raise NOT_FOUND from None
-    return {
-        "metric": metric,
-        "granularity": granularity,
-        "points": [{"ts": iso(ts), "value": value} for ts, value in points],
-        "freshness": freshness(state),
-    }
+    return json_response(
+        {
+            "metric": metric,
+            "granularity": granularity,
+            "points": [{"ts": iso(ts), "value": value} for ts, value in points],
+            "freshness": freshness(state),
+        }
+    )

@@ -1,0 +1,313 @@
+"""Serving benchmark: requests/s and p50/p99 of the hot read routes under wrk, next to two references
+measured in the same run on the same box — a bare Starlette route answering a constant body of the same
+size (same server, same worker count) and nginx serving a static file of that size.
+
+    python bench/serving.py --customers 100000 --customers 1000000 [--duration 10]
+
+Each size gets its own data dir under data/bench/serving-<customers> (kept between runs: preparing 1 M
+customers lands 10 M events and runs the Spark batch once). Requests pick a random customer (or campaign)
+of a random tenant, with that tenant's key, from 10 k sampled ids. Appends a section to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zlib
+from importlib.metadata import version
+from pathlib import Path
+
+import orjson
+from report import write_section
+from serving_apps import TAIL_FILE
+
+from batch import PARTITIONS, land
+from lambdalytics.batch.job import run_batch
+from lambdalytics.batch.writer import read_manifest
+from lambdalytics.infra.broker import free_port
+from lambdalytics.infra.settings import Settings
+from lambdalytics.infra.sources.generator import GeneratorConfig, generate
+from lambdalytics.schemas.events import to_row, validate_event
+from lambdalytics.serving.api.params import iso
+from lambdalytics.serving.auth import TenantRegistry
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+WORKERS = 2
+SAMPLE = 10_000
+EVENTS_PER_CUSTOMER = 10
+WRK_SCRIPT = """
+local lines = {}
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+  for line in io.lines(args[1]) do
+    local key, path = line:match("^(%S+) (%S+)$")
+    lines[#lines + 1] = {key, path}
+  end
+end
+function request()
+  local l = lines[math.random(#lines)]
+  return wrk.format("GET", l[2], {["Authorization"] = "Bearer " .. l[1]})
+end
+function done(summary, latency, requests)
+  io.write(string.format(
+    '\\nRESULT {"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,"timeouts":%d,'
+    .. '"p50_us":%d,"p99_us":%d,"max_us":%d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, admin_token="bench-admin", token_secret="b" * 32)
+
+
+def prepare(customers: int) -> Path:
+    """Master → Spark batch → views for ``customers`` customers, plus a speed tail above W (cached)."""
+    data_dir = REPO / "data" / "bench" / f"serving-{customers}"
+    if (data_dir / "ready").exists():
+        return data_dir
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    n_events = customers * EVENTS_PER_CUSTOMER
+    print(f"preparing {customers:,} customers ({n_events:,} events)", flush=True)
+    land(data_dir, n_events)
+    manifest = run_batch(_settings(data_dir), show_progress=True)
+    assert manifest is not None
+    # the speed tail: 1 event in 100 again, above W, for customers the batch already knows
+    next_offset = dict(manifest.watermark)
+    tail = GeneratorConfig(
+        seed=2,
+        rate=200,
+        duration_s=n_events / 100 / 700,
+        customers_per_tenant=max(1000, n_events // 30),
+        start_ms=1_767_225_600_000 + int(n_events / 700 * 1000),
+    )
+    with (data_dir / TAIL_FILE).open("wb") as fh:
+        for i, obj in enumerate(generate(tail)):
+            if i == n_events // 100:
+                break
+            event = validate_event(obj)
+            tp = (event.topic, zlib.crc32(event.key) % PARTITIONS)
+            offset = next_offset.get(tp, 0)
+            next_offset[tp] = offset + 1
+            fh.write(orjson.dumps([to_row(event), tp[0], tp[1], offset]) + b"\n")
+    (data_dir / "ready").touch()
+    return data_dir
+
+
+def request_lines(data_dir: Path) -> dict[str, list[str]]:
+    """``key path`` lines per route, for wrk; tenant keys are rotated on every run."""
+    registry = TenantRegistry(data_dir / "run" / "tenants.sqlite")
+    manifest = read_manifest(data_dir)
+    profiles = manifest.table(data_dir, "customer_profile").to_pyarrow_table(
+        columns=["tenant_id", "customer_id", "first_seen", "last_seen"]
+    )
+    tenants = sorted(set(profiles.column("tenant_id").to_pylist()))
+    keys = {t: registry.create(t, t) or registry.rotate(t) for t in tenants}
+    rng = random.Random(5)
+    rows = profiles.to_pylist()
+    start = iso(min(r["first_seen"] for r in rows) // 3_600_000 * 3_600_000)
+    end = iso(max(r["last_seen"] for r in rows) + 7 * 24 * 3_600_000)
+    sample = rng.sample(rows, min(SAMPLE, len(rows)))
+    campaigns = manifest.table(data_dir, "campaign_stats").to_pyarrow_table(
+        columns=["tenant_id", "campaign_id"]
+    )
+    pairs = sorted({(r["tenant_id"], r["campaign_id"]) for r in campaigns.to_pylist()})
+    return {
+        "profile": [f"{keys[r['tenant_id']]} /v1/customers/{r['customer_id']}/profile" for r in sample],
+        "timeseries": [
+            f"{keys[r['tenant_id']]} /v1/customers/{r['customer_id']}/timeseries?metric=orders"
+            f"&granularity=hour&start={start}&end={end}"
+            for r in sample
+        ],
+        "campaign": [
+            f"{keys[t]} /v1/campaigns/{c}/stats?granularity=hour&start={start}&end={end}" for t, c in pairs
+        ],
+    }
+
+
+def _wait(url: str, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def _rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (granian's workers)."""
+    total, pids = 0, [pid]
+    with contextlib.suppress(FileNotFoundError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p in pids:
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+@contextlib.contextmanager
+def granian(target: str, env: dict[str, str]):
+    port = free_port()
+    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", str(WORKERS)]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-log", "--factory", target]
+    proc = subprocess.Popen(
+        cmd, cwd=BENCH, env={**os.environ, **env, "PYTHONPATH": str(BENCH)}, start_new_session=True
+    )
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def nginx(body: Path):
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(
+            f"worker_processes {WORKERS}; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
+            "events { worker_connections 4096; }\n"
+            f"http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp};"
+            f" fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};\n"
+            f"  server {{ listen 127.0.0.1:{port}; root {body.parent};"
+            f" location / {{ default_type application/json; try_files /{body.name} =404; }} }} }}\n"
+        )
+        proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", tmp])
+        try:
+            yield proc, f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(15)
+
+
+def wrk(url: str, lines: list[str], connections: int, duration_s: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        script, paths = Path(tmp) / "bench.lua", Path(tmp) / "paths.txt"
+        script.write_text(WRK_SCRIPT)
+        paths.write_text("\n".join(lines) + "\n")
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--timeout", "5s", "-s", str(script), url]
+            + ["--", str(paths)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    result = json.loads(out.split("RESULT ", 1)[1])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def measure(customers: int, duration_s: int) -> dict:
+    data_dir = prepare(customers)
+    lines = request_lines(data_dir)
+    env = {
+        "LAMBDALYTICS_DATA_DIR": str(data_dir),
+        "LAMBDALYTICS_ADMIN_TOKEN": "bench-admin",
+        "LAMBDALYTICS_TOKEN_SECRET": "b" * 32,
+        "LAMBDALYTICS_RATE_LIMIT_PER_S": "100000000",
+        "LAMBDALYTICS_RATE_LIMIT_BURST": "100000000",
+    }
+    results: dict = {"customers": customers, "runs": {}}
+    started = time.perf_counter()
+    with granian("serving_apps:create_api", env) as (proc, url):
+        _wait(url + "/healthz")
+        results["load_s"] = time.perf_counter() - started
+        results["rss_mib"] = _rss_mib(proc.pid)
+        key, path = lines["profile"][0].split(" ", 1)
+        req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(req) as response:
+            body = response.read()
+        results["body_bytes"] = len(body)
+        for route in ("profile", "timeseries", "campaign"):
+            for conns in (64, 256):
+                print(f"  api {route} @{conns}", flush=True)
+                results["runs"][("api", route, conns)] = wrk(url, lines[route], conns, duration_s)
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)  # nginx workers run as nobody
+        body_file = Path(tmp) / "body.json"
+        body_file.write_bytes(b'{"pad":"' + b"x" * (len(body) - 10) + b'"}')
+        body_file.chmod(0o644)
+        with granian("serving_apps:create_bare", {"BENCH_BODY_FILE": str(body_file)}) as (_, url):
+            _wait(url + "/")
+            for conns in (64, 256):
+                print(f"  bare starlette @{conns}", flush=True)
+                results["runs"][("bare", "profile", conns)] = wrk(url, lines["profile"], conns, duration_s)
+        with nginx(body_file) as (_, url):
+            _wait(url + "/")
+            for conns in (64, 256):
+                print(f"  nginx @{conns}", flush=True)
+                results["runs"][("nginx", "profile", conns)] = wrk(url, lines["profile"], conns, duration_s)
+    return results
+
+
+def report(all_results: list[dict], duration_s: int) -> None:
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "",
+        "## Serving: hot read routes under wrk vs a bare Starlette route and nginx",
+        "",
+        f"Run {today}; wrk 4.1 (2 threads, {duration_s} s per run) on loopback, granian {version('granian')} "
+        f"({WORKERS} workers, asgi), fastapi {version('fastapi')}, starlette {version('starlette')}, nginx "
+        f"({WORKERS} workers); 2 cores shared by server and wrk. Every request picks one of {SAMPLE:,} sampled "
+        "customers (or the campaigns) of a random tenant with that tenant's key; the API merges the Spark batch "
+        "views with a speed tail (1 event per 100 above W) in the embedded store. References answer a "
+        "constant body of the profile's size. *vs bare* = API req/s ÷ bare-route req/s of the same run.",
+        "",
+    ]
+    for r in all_results:
+        lines += [
+            f"**{r['customers']:,} customers** ({r['customers'] * EVENTS_PER_CUSTOMER:,} events): start-up with "
+            f"the index loaded {r['load_s']:.1f} s, RSS {r['rss_mib']:,.0f} MiB ({WORKERS} workers), profile body "
+            f"{r['body_bytes']} B.",
+            "",
+            "| server | route | conns | req/s | p50 ms | p99 ms | max ms | non-2xx | vs bare req/s | vs bare p99 |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for (server, route, conns), run in r["runs"].items():
+            bare = r["runs"][("bare", "profile", conns)]
+            lines.append(
+                f"| {server} | {route} | {conns} | {run['rps']:,.0f} | {run['p50_us'] / 1000:.1f} | "
+                f"{run['p99_us'] / 1000:.1f} | {run['max_us'] / 1000:.0f} | {run['non2xx'] + run['socket_errors']} | "
+                f"{run['rps'] / bare['rps']:.2f} | {run['p99_us'] / bare['p99_us']:.2f} |"
+            )
+        lines.append("")
+    write_section(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, action="append", help="customers loaded (repeatable)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    args = parser.parse_args()
+    if not shutil.which("wrk") or not shutil.which("nginx"):
+        sys.exit("wrk and nginx are needed (make bench installs them: apt-get install wrk nginx-light)")
+    results = []
+    for customers in args.customers or [1_000_000]:
+        print(f"serving bench with {customers:,} customers", flush=True)
+        results.append(measure(customers, args.duration))
+    report(results, args.duration)
+
+
+if __name__ == "__main__":
+    main()
