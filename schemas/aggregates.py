@@ -65,7 +65,10 @@ def merge(metric: BaseMetric, a: Any, b: Any) -> Any:
 
 def merge_with_batch(metric: BaseMetric, batch: Any, speed: Any) -> Any:
     """Batch view value ⊕ speed state → the merged raw value (a distinct count: its estimate)."""
-    return merge_all(metric, [batch], [speed])
+    if metric.aggregate is Aggregate.hll_distinct:
+        return merge_all(metric, [batch], [speed])
+    identity = empty(metric)  # None (no matching event) is the monoid's identity on either side
+    return merge(metric, identity if batch is None else batch, identity if speed is None else speed)
 
 
 def merge_all(metric: BaseMetric, batch_values: Iterable[Any], speed_states: Iterable[Any]) -> Any:

@@ -48,6 +48,15 @@ def _series_metrics(grain: Grain) -> dict[str, Any]:
 
 
 SERIES_METRICS = {grain: _series_metrics(grain) for grain in (Grain.customer, Grain.campaign)}
+# customer-grain metrics computed from an entity's milestones, per entity
+ENTITY_METRICS = {
+    e.name: [
+        m
+        for m in CATALOG.at(Grain.customer)
+        if isinstance(m, DurationMetric | EntityCountMetric) and m.entity == e.name
+    ]
+    for e in CATALOG.entities
+}
 
 
 class Merger:
@@ -78,11 +87,10 @@ class Merger:
             for m in CATALOG.bases(Grain.customer)
         }
         raw = CATALOG.derive(Grain.customer, raw)
-        for entity in CATALOG.entities:
-            states = self._customer_entities(ix, tenant, customer, entity.name)
-            for m in CATALOG.at(Grain.customer):
-                if isinstance(m, DurationMetric | EntityCountMetric) and m.entity == entity.name:
-                    raw[m.name] = m.compute(states, now_ms=now_ms)
+        for entity, metrics in ENTITY_METRICS.items():
+            states = self._customer_entities(ix, tenant, customer, entity)
+            for m in metrics:
+                raw[m.name] = m.compute(states, now_ms=now_ms)
         metrics = {m.name: finalize(m, raw[m.name]) for m in CATALOG.at(Grain.customer, public_only=True)}
         return {"metrics": metrics, "rfm": self._rfm(ix, tenant, raw, now_ms)}
 

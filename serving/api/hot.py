@@ -1,23 +1,33 @@
 """The polled read routes, without FastAPI's per-request machinery (see ../shared/SERVING_PERF.md).
 
 A naive FastAPI route reaches ~0.45× a bare Starlette route on this box; the cost is dependency solving,
-parameter validation and response encoding, not the lookup. A ``HotRoute`` is still an ``APIRoute`` — it
-is listed in OpenAPI, with its parameters documented by hand through ``openapi_extra`` — but a request
-goes straight to the endpoint, ``async def endpoint(request) -> Response``, which parses its own few
+parameter validation, response encoding and the layers around the router, not the lookup. A ``HotRoute``
+is still an ``APIRoute`` — listed in OpenAPI, its parameters documented by hand through
+``openapi_extra`` — but its endpoint is ``async def endpoint(request) -> Response``: it parses its own few
 parameters with ``params`` helpers, authorizes with the plain ``deps.authorize`` function and answers
-orjson bytes.
+orjson bytes. ``HotLane``, the app's outermost middleware, sends a GET that matches a HotRoute straight
+to that endpoint (FastAPI's router, exit-stack and exception layers are skipped; errors get the same
+JSON bodies) and times every request for Prometheus.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from prometheus_client import Histogram
+from starlette.exceptions import HTTPException
+from starlette.routing import get_route_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["HotRoute", "json_response", "param"]
+from lambdalytics.speed.store import CoverageError
+
+__all__ = ["HotLane", "HotRoute", "coverage_response", "json_response", "param"]
 
 ERROR = {
     "content": {
@@ -67,3 +77,59 @@ def param(
         "description": description,
         "schema": schema or {"type": "string"},
     }
+
+
+def coverage_response(exc: CoverageError) -> JSONResponse:
+    """Never a silent undercount: if the speed side cannot cover W, say so."""
+    return JSONResponse(
+        {"detail": f"speed layer cannot answer for the batch watermark: {exc}"},
+        503,
+        headers={"Retry-After": "1"},
+    )
+
+
+class HotLane:
+    """Outermost middleware: HotRoute GETs go straight to their endpoint; every request is timed."""
+
+    def __init__(self, app: ASGIApp, routes: list[HotRoute], histogram: Histogram):
+        self.app, self.routes, self.histogram = app, routes, histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        if scope["method"] == "GET":
+            path = get_route_path(scope)
+            for route in self.routes:
+                match = route.path_regex.match(path)
+                if match is not None:
+                    scope["path_params"] = match.groupdict()
+                    response = await self._answer(route, Request(scope, receive))
+                    await response(scope, receive, send)
+                    self._observe(route.path, "GET", response.status_code, started)
+                    return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            self._observe(route.path if route is not None else "unmatched", scope["method"], status, started)
+
+    @staticmethod
+    async def _answer(route: HotRoute, request: Request) -> Response:
+        try:
+            return await route.endpoint(request)
+        except HTTPException as exc:
+            return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        except CoverageError as exc:
+            return coverage_response(exc)
+
+    def _observe(self, path: str, method: str, status: int, started: float) -> None:
+        self.histogram.labels(path, method, str(status)).observe(time.perf_counter() - started)
