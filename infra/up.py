@@ -165,11 +165,17 @@ def run_up(
 
 def _print_welcome(url: str, creds, keys: dict[str, str | None], data_dir: Path) -> None:
     """Plain lines, never truncated: users copy these."""
-    lines = {"API": url, "OpenAPI": f"{url}/docs", "admin token": creds.admin_token}
+    lines = {
+        "API": url,
+        "OpenAPI": f"{url}/docs",
+        "dashboard (sign in with a tenant key)": f"{url}/dashboard",
+        "admin token": creds.admin_token,
+    }
     lines.update({f"{tenant} key": key or "" for tenant, key in keys.items()})
     if keys:
         token, _ = creds.signer.issue("demo-food", "food-c00000", 86_400)
         lines["embed token (demo-food, food-c00000)"] = token
+        lines["widget"] = f"{url}/embed/customer-card?token={token}"
         lines["try"] = (
             f"curl -H 'Authorization: Bearer {keys['demo-food']}' {url}/v1/customers/food-c00000/profile"
         )

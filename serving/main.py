@@ -10,7 +10,7 @@ from lambdalytics.speed.store import CoverageError
 
 from .api.deps import RateLimiter
 from .api.hot import HotLane, HotRoute, coverage_response
-from .api.routes import admin, customers, events, system, tenant
+from .api.routes import admin, branding, customers, events, system, tenant, web
 from .state import ServingState
 
 __all__ = ["create_app"]
@@ -31,7 +31,7 @@ def create_app(state: ServingState) -> FastAPI:
     )
     app.state.serving = state
     app.state.limiter = RateLimiter(state.settings.rate_limit_per_s, state.settings.rate_limit_burst)
-    for module in (customers, tenant, system, events, admin):  # polled routes match first
+    for module in (customers, tenant, system, events, admin, branding, web):  # polled routes match first
         app.include_router(module.router)
 
     @app.exception_handler(CoverageError)

@@ -1,0 +1,51 @@
+"""Branding admin API (admin token) and the tenant's public look for pages (any reader token)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path as FsPath
+
+from fastapi import APIRouter, Path, Request
+
+from ...branding import Branding, BrandingStore, css_variables
+from ..deps import AdminDep, ReaderDep
+from .admin import TENANT_PATTERN
+
+router = APIRouter(prefix="/v1", tags=["branding"])
+_lock = threading.Lock()
+
+
+def branding_store(request: Request) -> BrandingStore:
+    """One store per app, opened on first use next to the tenant registry (``<data_dir>/run``)."""
+    store = getattr(request.app.state, "branding", None)
+    if store is None:
+        with _lock:
+            store = getattr(request.app.state, "branding", None)
+            if store is None:
+                data_dir = FsPath(request.app.state.serving.settings.data_dir)
+                store = request.app.state.branding = BrandingStore(data_dir / "run" / "branding.sqlite")
+    return store
+
+
+TenantPath = Path(pattern=TENANT_PATTERN)
+
+
+@router.put("/admin/tenants/{tenant_id}/branding")
+def put_branding(body: Branding, request: Request, who: AdminDep, tenant_id: str = TenantPath) -> dict:
+    """Replace the tenant's branding and embed policy (the whole document; omitted fields take defaults).
+    May be set before the tenant is created."""
+    branding_store(request).put(tenant_id, body)
+    return {"tenant_id": tenant_id, **body.model_dump(mode="json")}
+
+
+@router.get("/admin/tenants/{tenant_id}/branding")
+def get_branding(request: Request, who: AdminDep, tenant_id: str = TenantPath) -> dict:
+    """The stored branding, or the defaults when none was set."""
+    return {"tenant_id": tenant_id, **branding_store(request).get(tenant_id).model_dump(mode="json")}
+
+
+@router.get("/branding")
+def my_branding(request: Request, who: ReaderDep) -> dict:
+    """The look of the caller's tenant (what the dashboard applies), with its CSS variables; no embed policy."""
+    branding = branding_store(request).get(who.tenant_id)
+    return {**branding.public(who.tenant_id), "theme": css_variables(branding)}

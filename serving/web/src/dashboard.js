@@ -1,0 +1,204 @@
+// The tenant dashboard: a read-only session token (from the login redirect's URL fragment, then kept in
+// sessionStorage) — never the tenant key. Live wait times, a customer lookup, a campaign lookup and
+// the cohort table, each refreshing on its own.
+
+import { Api } from './api.js';
+import { ICONS, clear, h, icon } from './dom.js';
+import { Formatter, pickCurrency, pickLocale } from './format.js';
+import { Catalog, label } from './metrics.js';
+import { mountCampaignChart } from './widgets/campaign-chart.js';
+import { mountCohortHeatmap } from './widgets/cohort-heatmap.js';
+import { mountCustomerCard } from './widgets/customer-card.js';
+import { mountLiveBadge } from './widgets/live-badge.js';
+import { mountMetricChart } from './widgets/metric-chart.js';
+
+const STORE = 'lambdalytics.dashboard.token';
+const ID = /^\S(?:.{0,126}\S)?$/; // what the API accepts (1-128 characters), without edge spaces
+
+function takeToken() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const fromHash = hash.get('token');
+  if (fromHash) {
+    sessionStorage.setItem(STORE, fromHash);
+    history.replaceState(null, '', location.pathname + location.search); // the token leaves the address bar
+  }
+  return sessionStorage.getItem(STORE);
+}
+
+function showLogin(note) {
+  const login = document.getElementById('ll-login');
+  login.hidden = false;
+  if (note && !login.querySelector('.ll-note')) {
+    login.querySelector('form').prepend(h('p', { class: 'll-note', role: 'status', text: note }));
+  }
+  login.querySelector('input')?.focus();
+}
+
+function applyTheme(branding) {
+  for (const [name, value] of Object.entries(branding.theme || {})) {
+    if (/^--ll-[a-z-]+$/.test(name)) document.documentElement.style.setProperty(name, value);
+  }
+}
+
+function logoOf(branding, cls) {
+  if (!branding.logo_url) return h('span', { class: `${cls} ll-logo-mark`, 'aria-hidden': 'true', text: (branding.display_name || '?').slice(0, 1).toUpperCase() });
+  return h('img', { class: cls, src: branding.logo_url, alt: `${branding.display_name} logo`, referrerpolicy: 'no-referrer' });
+}
+
+function setQuery(updates) {
+  const params = new URLSearchParams(location.search);
+  for (const [k, v] of Object.entries(updates)) {
+    if (v) params.set(k, v);
+    else params.delete(k);
+  }
+  history.replaceState(null, '', `${location.pathname}?${params}`);
+}
+
+export async function mountDashboard(config, root) {
+  const tenantHint = config.tenant;
+  if (tenantHint) {
+    document.getElementById('ll-login-brand')?.append(logoOf(tenantHint, 'll-login-logo'));
+  }
+  const params = new URLSearchParams(location.search);
+  const token = takeToken();
+  if (!token) {
+    showLogin();
+    return;
+  }
+  const api = new Api(token);
+  let branding;
+  try {
+    branding = await api.get('/v1/branding');
+  } catch (error) {
+    sessionStorage.removeItem(STORE);
+    showLogin(error.expired ? 'Your session has expired. Sign in again.' : error.status === 401 ? 'Please sign in.' : 'The dashboard could not load. Try signing in again.');
+    return;
+  }
+  applyTheme(branding);
+  const catalog = new Catalog(config.catalog);
+  const fmt = new Formatter(pickLocale(params.get('locale'), branding.locale), pickCurrency(params.get('currency'), branding.currency));
+  const widgets = new Set();
+  const refresh = Math.max(2, Number.parseInt(params.get('refresh') || '5', 10) || 5);
+  const ctx = {
+    page: 'dashboard',
+    api,
+    fmt,
+    catalog,
+    tenant: branding,
+    scope: null,
+    refresh,
+    brand: branding.primary_color,
+    onUnauthorized(error) {
+      for (const w of widgets) w.stop();
+      widgets.clear();
+      sessionStorage.removeItem(STORE);
+      clear(root);
+      showLogin(error.expired ? 'Your session has expired. Sign in again.' : 'Please sign in again.');
+    },
+  };
+  const track = (w) => {
+    widgets.add(w);
+    return w;
+  };
+  root.dataset.tenant = branding.tenant_id;
+  document.title = `${branding.display_name} · Analytics`;
+
+  const signOut = h('button', { type: 'button', class: 'll-button ll-button-quiet', onClick: () => {
+    sessionStorage.removeItem(STORE);
+    location.assign(`/dashboard?tenant=${encodeURIComponent(branding.tenant_id)}`);
+  } }, icon(ICONS.logout, 18), 'Sign out');
+
+  const header = h(
+    'header',
+    { class: 'll-topbar' },
+    h(
+      'div',
+      { class: 'll-brand' },
+      logoOf(branding, 'll-logo'),
+      branding.logo_url
+        ? h('p', { class: 'll-brand-sub', text: 'Customer analytics' })
+        : h('div', {}, h('p', { class: 'll-brand-name', text: branding.display_name }), h('p', { class: 'll-muted ll-small', text: 'Customer analytics' })),
+    ),
+    signOut,
+  );
+
+  // customer lookup
+  const seriesNames = catalog.series().map((m) => m.name);
+  const customerInput = h('input', { id: 'll-customer', name: 'customer', class: 'll-input', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'Customer ID', maxlength: '128' });
+  const metricSelect = h('select', { id: 'll-metric', name: 'metric', class: 'll-input' }, ...seriesNames.map((n) => h('option', { value: n, text: label(n) })));
+  metricSelect.value = seriesNames.includes(params.get('metric')) ? params.get('metric') : 'revenue';
+  const customerSlot = h('div', { class: 'll-pair', 'aria-live': 'polite' });
+  let customerWidgets = [];
+  const showCustomer = (customer, metric) => {
+    for (const w of customerWidgets) {
+      w.stop();
+      widgets.delete(w);
+    }
+    customerWidgets = [
+      track(mountCustomerCard(ctx, { customer })),
+      track(mountMetricChart(ctx, { customer, metric, granularity: 'day', days: 30 })),
+    ];
+    customerSlot.replaceChildren(...customerWidgets.map((w) => w.el));
+    setQuery({ customer, metric });
+  };
+  const customerForm = lookupForm('Look up a customer', 'll-customer', customerInput, [h('label', { for: 'll-metric', class: 'll-label', text: 'Chart' }), metricSelect], (event) => {
+    event.preventDefault();
+    if (customerInput.checkValidity()) showCustomer(customerInput.value.trim(), metricSelect.value);
+  });
+  metricSelect.addEventListener('change', () => {
+    if (customerWidgets.length && customerInput.value) showCustomer(customerInput.value.trim(), metricSelect.value);
+  });
+
+  // campaign lookup
+  const campaignInput = h('input', { id: 'll-campaign', name: 'campaign', class: 'll-input', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'Campaign ID', maxlength: '128' });
+  const campaignSlot = h('div', { 'aria-live': 'polite' });
+  let campaignWidget = null;
+  const showCampaign = (campaign) => {
+    if (campaignWidget) {
+      campaignWidget.stop();
+      widgets.delete(campaignWidget);
+    }
+    campaignWidget = track(mountCampaignChart(ctx, { campaign, granularity: 'day', days: 30 }));
+    campaignSlot.replaceChildren(campaignWidget.el);
+    setQuery({ campaign });
+  };
+  const campaignForm = lookupForm('Look up a campaign', 'll-campaign', campaignInput, [], (event) => {
+    event.preventDefault();
+    if (campaignInput.checkValidity()) showCampaign(campaignInput.value.trim());
+  });
+
+  clear(root).append(
+    header,
+    h(
+      'main',
+      { class: 'll-dash' },
+      h('div', { class: 'll-dash-live' }, track(mountLiveBadge(ctx, { window: '30m' })).el),
+      h('section', { class: 'll-panel', 'aria-labelledby': 'll-customers-title' }, h('h2', { id: 'll-customers-title', class: 'll-panel-title', text: 'Customers' }), customerForm, customerSlot),
+      h('section', { class: 'll-panel', 'aria-labelledby': 'll-campaigns-title' }, h('h2', { id: 'll-campaigns-title', class: 'll-panel-title', text: 'Campaigns' }), campaignForm, campaignSlot),
+      h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-cohorts-title' }, h('h2', { id: 'll-cohorts-title', class: 'll-panel-title', text: 'Retention' }), track(mountCohortHeatmap(ctx, { months: 12 })).el),
+    ),
+  );
+  root.setAttribute('aria-busy', 'false');
+  root.dataset.ready = 'true';
+
+  const customer = params.get('customer');
+  if (customer && ID.test(customer)) {
+    customerInput.value = customer;
+    showCustomer(customer, metricSelect.value);
+  }
+  const campaign = params.get('campaign');
+  if (campaign && ID.test(campaign)) {
+    campaignInput.value = campaign;
+    showCampaign(campaign);
+  }
+}
+
+function lookupForm(labelText, inputId, input, extra, onSubmit) {
+  return h(
+    'form',
+    { class: 'll-lookup', role: 'search', onSubmit },
+    h('div', { class: 'll-field ll-field-grow' }, h('label', { for: inputId, class: 'll-label', text: labelText }), input),
+    extra.length ? h('div', { class: 'll-field' }, ...extra) : null,
+    h('button', { type: 'submit', class: 'll-button' }, icon(ICONS.search, 18), 'Show'),
+  );
+}

@@ -1,0 +1,123 @@
+// Campaign stats: totals (impressions, clicks, spend, conversions and the derived CTR, CPC, CPA), a chart
+// of one series chosen with tabs, and the points as a data table.
+
+import { enc } from '../api.js';
+import { createChart } from '../chart.js';
+import { clear, h } from '../dom.js';
+import { label } from '../metrics.js';
+import { emptyView, widgetCard } from '../shell.js';
+import { staticCard, stat } from './customer-card.js';
+import { chartSeries, dataTable, rangeOf, swapDetails, xRange } from './metric-chart.js';
+
+const TOTALS = ['impressions', 'clicks', 'spend', 'conversions'];
+const RATIOS = ['ctr', 'cpc', 'cpa'];
+const SERIES = ['impressions', 'clicks', 'spend', 'conversions'];
+
+export function mountCampaignChart(ctx, { campaign, granularity, days, series }) {
+  if (!campaign) return staticCard(ctx, 'Campaign performance', emptyView('No campaign chosen', 'This link does not name a campaign.'));
+  let current = SERIES.includes(series) ? series : 'impressions';
+  const span = granularity === 'day' ? `${days} days` : `${days * 24} hours`;
+  let chart = null;
+  let range = null;
+  let last = null;
+
+  function draw(body) {
+    const [xs, ys] = chartSeries(last.points || [], current, range, true);
+    if (chart) chart.destroy();
+    const holder = body.querySelector('.ll-chart');
+    clear(holder);
+    chart = createChart(holder, {
+      kind: 'bars',
+      label: label(current),
+      granularity,
+      utc: granularity === 'day',
+      fmt: ctx.fmt,
+      unit: ctx.catalog.unit(current),
+      range: xRange(range),
+    });
+    chart.set(xs, ys);
+    holder.setAttribute('aria-label', `${label(current)} per ${granularity}, last ${span}`);
+    for (const tab of body.querySelectorAll('[role=tab]')) {
+      const on = tab.dataset.series === current;
+      tab.setAttribute('aria-selected', String(on));
+      tab.tabIndex = on ? 0 : -1;
+    }
+  }
+
+  function tabs(body) {
+    const list = h('div', { class: 'll-tabs', role: 'tablist', 'aria-label': 'Series shown in the chart' });
+    for (const name of SERIES) {
+      list.append(
+        h('button', {
+          type: 'button',
+          role: 'tab',
+          class: 'll-tab',
+          text: label(name),
+          dataset: { series: name },
+          onClick: () => {
+            current = name;
+            draw(body);
+          },
+          onKeydown: (event) => {
+            const i = SERIES.indexOf(current);
+            const next = event.key === 'ArrowRight' ? SERIES[(i + 1) % SERIES.length] : event.key === 'ArrowLeft' ? SERIES[(i + SERIES.length - 1) % SERIES.length] : null;
+            if (!next) return;
+            event.preventDefault();
+            current = next;
+            draw(body);
+            list.querySelector(`[data-series=${next}]`).focus();
+          },
+        }),
+      );
+    }
+    return list;
+  }
+
+  const card = widgetCard(ctx, {
+    title: 'Campaign performance',
+    subtitle: `${campaign} · last ${span}`,
+    kind: 'chart',
+    what: 'this campaign',
+    className: 'll-campaign',
+    load() {
+      range = rangeOf(granularity, days);
+      return ctx.api.get(`/v1/campaigns/${enc(campaign)}/stats`, {
+        granularity,
+        start: new Date(range.start).toISOString(),
+        end: new Date(range.end).toISOString(),
+      });
+    },
+    render(data, body) {
+      last = data;
+      card.el.dataset.start = new Date(range.start).toISOString();
+      card.el.dataset.end = new Date(range.end).toISOString();
+      card.el.dataset.campaign = campaign;
+      card.el.dataset.granularity = granularity;
+      const totals = data.totals || {};
+      if (!body.querySelector('.ll-chart')) {
+        clear(body).append(
+          h('div', { class: 'll-stats ll-totals' }),
+          h('div', { class: 'll-stats ll-ratios' }),
+          tabs(body),
+          h('div', { class: 'll-chart', role: 'img' }),
+          h('div', { class: 'll-empty-slot' }),
+          h('div', { class: 'll-table-slot' }),
+        );
+      }
+      body.querySelector('.ll-totals').replaceChildren(...TOTALS.map((name) => stat(ctx, name, totals[name] ?? null)));
+      body.querySelector('.ll-ratios').replaceChildren(...RATIOS.map((name) => stat(ctx, name, totals[name] ?? null, { small: true })));
+      const points = data.points || [];
+      body.querySelector('.ll-empty-slot').replaceChildren(points.length ? '' : emptyView('No data yet', `No activity in the last ${span}.`));
+      body.querySelector('.ll-chart').hidden = !points.length;
+      body.querySelector('.ll-tabs').hidden = !points.length;
+      if (points.length) draw(body);
+      swapDetails(body.querySelector('.ll-table-slot'), points.length ? dataTable(ctx, `Campaign ${campaign} per ${granularity}`, points, SERIES, granularity) : null);
+    },
+  });
+  const stop = card.stop;
+  card.stop = () => {
+    stop();
+    chart?.destroy();
+  };
+  return card;
+}

@@ -1,0 +1,53 @@
+// Live wait-time badge: average and p90 wait of orders delivered in the window, and orders in progress,
+// refreshed every few seconds.
+
+import { clear, h } from '../dom.js';
+import { label } from '../metrics.js';
+import { widgetCard } from '../shell.js';
+import { valueEl } from './customer-card.js';
+
+const WINDOW = /^(\d{1,6})([smhd])$/;
+const SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
+
+export function windowText(fmt, window) {
+  const m = WINDOW.exec(window);
+  return m ? fmt.duration(Number(m[1]) * SECONDS[m[2]]) : window;
+}
+
+export function mountLiveBadge(ctx, { window }) {
+  const span = windowText(ctx.fmt, window);
+  const pulse = h('span', { class: 'll-pulse', 'aria-hidden': 'true' });
+  const card = widgetCard(ctx, {
+    title: 'Live wait time',
+    subtitle: `Orders delivered in the last ${span}`,
+    kind: 'badge',
+    what: 'live data',
+    className: 'll-live',
+    headExtra: h('span', { class: 'll-live-tag' }, pulse, 'Live'),
+    load: () => ctx.api.get('/v1/live/orders', { window }),
+    render(data, body) {
+      card.el.dataset.window = window;
+      const none = data.avg_wait_seconds === null || data.avg_wait_seconds === undefined;
+      clear(body).append(
+        h(
+          'div',
+          { class: 'll-live-grid' },
+          tile(ctx, 'avg_wait_seconds', 'Average wait', data.avg_wait_seconds, none ? `no deliveries in the last ${span}` : 'from order to door', true),
+          tile(ctx, 'p90_wait_seconds', '9 in 10 within', data.p90_wait_seconds, '90th percentile'),
+          tile(ctx, 'orders_in_progress', 'In progress', data.orders_in_progress, 'orders on their way'),
+        ),
+      );
+    },
+  });
+  return card;
+}
+
+function tile(ctx, name, text, value, sub, main = false) {
+  return h(
+    'div',
+    { class: `ll-live-tile${main ? ' ll-live-main' : ''}`, title: `${label(name)}: ${ctx.catalog.description(name)}` },
+    h('p', { class: 'll-stat-label', text }),
+    valueEl(ctx, name, value ?? null, 'p', 'll-live-value'),
+    h('p', { class: 'll-stat-sub', text: sub }),
+  );
+}

@@ -1,0 +1,448 @@
+"""The dashboard and the widgets in Debian's headless Chromium against the running service.
+
+Each widget must show the numbers the API returns for the same token (raw values in ``data-value``,
+and the visible text formatted independently here), expired and foreign tokens must show clear messages
+and no data, live widgets must update without a reload, and no page, script or storage may ever hold a
+tenant key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from lambdalytics.serving.auth import TokenSigner
+from lambdalytics.serving.branding import Branding, css_variables
+
+pytestmark = pytest.mark.browser
+
+CUSTOMER, OTHER = "food-c00000", "food-c00001"
+SYMBOL = {"EUR": "€", "USD": "$"}
+
+
+# ---------------------------------------------------------------------- formatting, independently of the page
+
+
+def _round(value: float, places: int) -> Decimal:
+    """What Intl.NumberFormat does: the exact binary value, rounded half away from zero."""
+    return Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def money(value: float, currency: str) -> str:
+    text = f"{SYMBOL[currency]}{_round(abs(value), 2):,.2f}"
+    return "-" + text if value < 0 else text
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def percent(share: float, places: int = 1) -> str:
+    text = f"{_round(share * 100, places):f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+
+
+def same(dom: str | None, api) -> bool:
+    if api is None:
+        return dom == ""
+    if isinstance(api, bool) or not isinstance(api, int | float):
+        return dom == str(api)
+    return dom != "" and float(dom) == float(api)
+
+
+def embed(demo, widget: str, token: str, **params) -> str:
+    query = "&".join(f"{k}={quote(str(v))}" for k, v in {"locale": "en-US", "refresh": 0, **params}.items())
+    return f"{demo.url}/embed/{widget}?token={token}&{query}"
+
+
+def ready(page, selector: str = ".ll-widget") -> None:
+    page.wait_for_selector(f"{selector}[data-ready='true']")
+
+
+# ---------------------------------------------------------------------- widgets show the API's numbers
+
+
+def test_customer_card_shows_the_api_numbers(demo, page):
+    token = demo.svc.embed_token(demo.keys["demo-food"], customer_id=CUSTOMER)
+    page.goto(embed(demo, "customer-card", token))
+    ready(page)
+    api = demo.svc.get(f"/v1/customers/{CUSTOMER}/profile", token)
+    metrics = api["metrics"]
+    for name, value in metrics.items():  # every metric, in the "All metrics" table
+        cell = page.locator(f".ll-kv [data-metric='{name}']")
+        assert same(cell.get_attribute("data-value"), value), (name, cell.get_attribute("data-value"), value)
+    tiles = page.locator(".ll-stat [data-metric]")
+    assert tiles.count() >= 3
+    for i in range(tiles.count()):
+        tile = tiles.nth(i)
+        name, unit = tile.get_attribute("data-metric"), tile.get_attribute("data-unit")
+        assert same(tile.get_attribute("data-value"), metrics[name])
+        if unit == "currency":
+            assert tile.inner_text() == money(metrics[name], "EUR")
+        elif unit == "count":
+            assert tile.inner_text() == count(metrics[name])
+    assert page.locator(".ll-who-id").inner_text() == CUSTOMER
+    assert page.locator("[data-segment]").get_attribute("data-segment") == (api["rfm"]["segment"] or "")
+    assert page.locator(".ll-fresh").get_attribute("data-batch-version") == str(
+        api["freshness"]["batch_version"]
+    )
+
+
+def test_metric_chart_shows_the_api_points(demo, page):
+    token = demo.svc.embed_token(demo.keys["demo-food"], customer_id=CUSTOMER)
+    page.goto(embed(demo, "metric-chart", token, metric="revenue", granularity="day", days=30))
+    ready(page)
+    card = page.locator(".ll-metric-chart")
+    api = demo.svc.get(
+        f"/v1/customers/{CUSTOMER}/timeseries",
+        token,
+        metric="revenue",
+        granularity="day",
+        start=card.get_attribute("data-start"),
+        end=card.get_attribute("data-end"),
+    )
+    assert api["points"], "the demo customer has revenue in the last 30 days"
+    page.get_by_text("Data table").click()  # the chart's numbers, as a table
+    rows = page.locator(".ll-table tbody tr")
+    assert rows.count() == len(api["points"])
+    for i, point in enumerate(api["points"]):
+        row = rows.nth(i)
+        assert row.get_attribute("data-ts") == point["ts"]
+        assert same(row.locator("td").get_attribute("data-value"), point["value"])
+        assert row.locator("td").inner_text() == money(point["value"], "EUR")
+    total = sum(p["value"] for p in api["points"])
+    headline = page.locator(".ll-big")
+    assert float(headline.get_attribute("data-value")) == pytest.approx(total, abs=1e-6)
+    assert headline.inner_text() == money(total, "EUR")
+    assert page.locator(".ll-chart canvas").count() >= 1
+
+
+def test_campaign_chart_shows_the_api_totals_and_points(demo, page):
+    token = demo.svc.embed_token(demo.keys["demo-ads"], campaign_ids=["cmp-00"])
+    page.goto(embed(demo, "campaign-chart", token, days=30))
+    ready(page)
+    card = page.locator(".ll-campaign")
+    api = demo.svc.get(
+        "/v1/campaigns/cmp-00/stats",
+        token,
+        granularity="day",
+        start=card.get_attribute("data-start"),
+        end=card.get_attribute("data-end"),
+    )
+    for name, value in api["totals"].items():
+        tile = page.locator(f".ll-stat [data-metric='{name}']")
+        assert same(tile.get_attribute("data-value"), value), name
+    assert page.locator(".ll-stat [data-metric='impressions']").inner_text() == count(
+        api["totals"]["impressions"]
+    )
+    assert page.locator(".ll-stat [data-metric='spend']").inner_text() == money(api["totals"]["spend"], "USD")
+    if api["totals"]["ctr"] is not None:
+        assert page.locator(".ll-stat [data-metric='ctr']").inner_text() == percent(api["totals"]["ctr"], 2)
+    rows = page.locator(".ll-table tbody tr")
+    assert rows.count() == len(api["points"]) > 0
+    for i, point in enumerate(api["points"]):
+        for name in ("impressions", "clicks", "spend", "conversions"):
+            assert same(
+                rows.nth(i).locator(f"[data-metric='{name}']").get_attribute("data-value"), point[name]
+            )
+    page.get_by_role("tab", name="Spend").click()  # the chart switches series, keyboard-reachable tabs
+    assert page.get_by_role("tab", name="Spend").get_attribute("aria-selected") == "true"
+
+
+def test_cohort_heatmap_shows_the_api_table(demo, page):
+    token = demo.svc.embed_token(demo.keys["demo-food"], cohorts=True)
+    page.goto(embed(demo, "cohort-heatmap", token, months=36))
+    ready(page)
+    api = demo.svc.get("/v1/cohorts/retention", token)["cohorts"]
+    rows = page.locator(".ll-heat tbody tr")
+    assert rows.count() == len(api) > 1
+    for i, cohort in enumerate(api):
+        row = rows.nth(i)
+        assert row.get_attribute("data-cohort") == cohort["cohort"]
+        assert row.get_attribute("data-size") == str(cohort["size"])
+        cells = row.locator("td[data-value]")
+        assert cells.count() == len(cohort["retention"])
+        for k, share in enumerate(cohort["retention"]):
+            assert same(cells.nth(k).get_attribute("data-value"), share)
+            assert cells.nth(k).inner_text() == percent(share), (cohort["cohort"], k)
+    # not colour alone: real table headers for every row and column
+    assert page.locator(".ll-heat th[scope=row]").count() == len(api)
+    assert page.locator(".ll-heat th[scope=col]").count() >= 3
+
+
+def _live(demo, page, token: str, window: str) -> tuple[dict, dict]:
+    def dom():
+        return {
+            n: page.locator(f"[data-metric='{n}']").get_attribute("data-value")
+            for n in ("avg_wait_seconds", "p90_wait_seconds", "orders_in_progress")
+        }
+
+    return dom(), demo.svc.get("/v1/live/orders", token, window=window)
+
+
+def test_live_badge_matches_the_api_and_refreshes_without_a_reload(demo, page):
+    food = demo.keys["demo-food"]
+    token = demo.svc.embed_token(food, customer_id=CUSTOMER)
+    before = demo.svc.get("/v1/live/orders", token, window="7d")
+    page.goto(embed(demo, "live-badge", token, window="7d", refresh=2))
+    ready(page)
+    dom, after = _live(demo, page, token, "7d")
+    # windows slide with the clock: the page's answer is the API's at some moment between the two reads
+    assert any(all(same(dom[k], api[k]) for k in dom) for api in (before, after)), (dom, before, after)
+    shown = page.locator("[data-metric='avg_wait_seconds']").inner_text()
+    assert "min" in shown or " s" in shown  # a humanised duration, not raw seconds
+    page.evaluate("window.__noReload = 'still here'")
+
+    start = after["orders_in_progress"]
+    now = int(time.time() * 1000)
+    demo.svc.produce(
+        {
+            "event_id": f"live-{now}-{i}",
+            "tenant_id": "demo-food",
+            "customer_id": CUSTOMER,
+            "event_type": "order_placed",
+            "order_id": f"live-{now}-{i}",
+            "event_time": now,
+        }
+        for i in range(3)
+    )
+    demo.svc.wait_for("/v1/live/orders", token, lambda a: a["orders_in_progress"] == start + 3, window="7d")
+    cell = page.locator("[data-metric='orders_in_progress']")
+    page.wait_for_function(
+        "n => document.querySelector(\"[data-metric='orders_in_progress']\").dataset.value === String(n)",
+        arg=start + 3,
+        timeout=20_000,
+    )
+    assert cell.inner_text() == count(start + 3)
+    assert page.evaluate("window.__noReload") == "still here"
+    assert page.locator(".ll-fresh").get_attribute("data-state") in ("live", "stale")
+
+
+# ---------------------------------------------------------------------- tokens: expired, foreign, invalid
+
+
+def test_an_expired_link_says_so(demo, page):
+    signer = TokenSigner(demo.svc.token_secret)
+    expired, _ = signer.issue("demo-food", CUSTOMER, 60, now=time.time() - 3600)
+    page.goto(embed(demo, "customer-card", expired))
+    page.wait_for_selector("[data-ready='error']")
+    message = page.get_by_role("alert").inner_text()
+    assert "This link has expired — ask Demo Food for a new one" in message
+    assert page.locator("[data-metric]").count() == 0
+
+
+def test_a_link_expiring_while_open_stops_refreshing_and_says_so(demo, page):
+    signer = TokenSigner(demo.svc.token_secret)
+    token, _ = signer.issue("demo-food", CUSTOMER, 4)
+    page.goto(embed(demo, "live-badge", token, window="30m", refresh=2))
+    ready(page)
+    page.wait_for_selector(".ll-state-expired", timeout=20_000)
+    assert "This link has expired" in page.locator(".ll-state-expired").inner_text()
+    assert page.locator("[data-metric]").count() == 0
+
+
+def test_a_customer_token_cannot_show_another_customer(demo, page):
+    food = demo.keys["demo-food"]
+    token = demo.svc.embed_token(food, customer_id=CUSTOMER)
+    other = demo.svc.get(f"/v1/customers/{OTHER}/profile", food)["metrics"]
+    for widget in ("customer-card", "metric-chart"):
+        page.goto(embed(demo, widget, token, customer=OTHER))
+        page.wait_for_selector("[data-ready='error']")
+        assert "Not available" in page.get_by_role("alert").inner_text()
+        assert page.locator("[data-metric]").count() == 0
+        html = page.content()
+        assert OTHER not in page.locator(".ll-body").inner_text()
+        for name in ("net_revenue", "revenue"):
+            assert money(other[name], "EUR") not in html
+    # the campaign of another tenant's token, and a campaign the token does not name
+    ads = demo.svc.embed_token(demo.keys["demo-ads"], campaign_ids=["cmp-00"])
+    page.goto(embed(demo, "campaign-chart", ads, campaign="cmp-01"))
+    page.wait_for_selector("[data-ready='error']")
+    assert "Not available" in page.get_by_role("alert").inner_text()
+
+
+def test_a_tenant_key_in_an_embed_url_is_never_used(demo, page):
+    key = demo.keys["demo-food"]
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url + " " + str(r.headers)))
+    page.goto(embed(demo, "customer-card", key))
+    page.wait_for_selector("[data-ready='error']")
+    assert "This link is not valid" in page.get_by_role("alert").inner_text()
+    assert not [r for r in requests if "/v1/" in r], "the page must not call the API with a tenant key"
+    assert key not in page.content()
+
+
+# ---------------------------------------------------------------------- the dashboard
+
+
+def test_dashboard_login_trades_the_key_for_a_token_that_the_browser_keeps(demo, page):
+    key = demo.keys["demo-food"]
+    seen: list[str] = []
+
+    def record(response):
+        seen.append(response.url)
+        seen.append(str(response.headers))
+        with contextlib.suppress(Exception):  # redirects have no body
+            seen.append(response.text())
+
+    page.on("response", record)
+    page.goto(f"{demo.url}/dashboard")
+    page.wait_for_selector("#ll-login:not([hidden])")
+    page.fill("#ll-key", "llk_not-a-real-key")
+    page.click("#ll-login button[type=submit]")
+    page.wait_for_selector("#ll-login-error")
+    assert "not accepted" in page.locator("#ll-login-error").inner_text()
+
+    page.fill("#ll-key", key)
+    page.click("#ll-login button[type=submit]")
+    ready(page, ".ll-live")
+    assert page.locator(".ll-brand").get_by_role("img").get_attribute("src") == demo.logo
+    page.fill("#ll-customer", CUSTOMER)
+    page.press("#ll-customer", "Enter")
+    ready(page, ".ll-customer")
+    ready(page, ".ll-cohorts")
+
+    token = page.evaluate("sessionStorage.getItem('lambdalytics.dashboard.token')")
+    assert token and token.count(".") == 2, "the dashboard holds a signed session token"
+    profile = demo.svc.get(f"/v1/customers/{CUSTOMER}/profile", token)["metrics"]
+    cell = page.locator(".ll-customer .ll-kv [data-metric='orders']")
+    assert same(cell.get_attribute("data-value"), profile["orders"])
+    denied = httpx.post(f"{demo.url}/v1/embed-tokens", json={"ttl_seconds": 60}, headers=demo.svc.auth(token))
+    assert denied.status_code == 403, "the session token is read-only"
+
+    storage = page.evaluate("JSON.stringify([sessionStorage, localStorage, document.cookie])")
+    assert key not in storage
+    assert key not in page.url and "#token" not in page.url
+    assert key not in page.content()
+    assert page.context.cookies() == []
+    assert not [s for s in seen if key in s], "no response (page, redirect, script, API) may carry the key"
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_selector("#ll-login:not([hidden])")
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_no_page_or_asset_contains_a_tenant_key(demo):
+    client = demo.svc.http
+    token = demo.svc.embed_token(demo.keys["demo-food"], customer_id=CUSTOMER)
+    bodies = [
+        client.get(p).text for p in ("/dashboard", "/embed/widget.js", "/assets/app.js", "/assets/app.css")
+    ]
+    bodies += [client.get(f"/embed/{w}?token={token}").text for w in ("customer-card", "live-badge")]
+    login = client.post(
+        "/dashboard/login",
+        content=f"key={demo.keys['demo-food']}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert login.status_code == 303 and "#token=" in login.headers["location"]
+    bodies += [login.text, str(login.headers)]
+    for key in demo.keys.values():
+        assert not [b for b in bodies if key in b]
+    assert not [b for b in bodies if "llk_" in b and "Keys start with" not in b]
+
+
+# ---------------------------------------------------------------------- headers, branding, framing
+
+
+def test_csp_and_frame_ancestors_follow_the_tenant_branding(demo):
+    client = demo.svc.http
+    food = demo.svc.embed_token(demo.keys["demo-food"], customer_id=CUSTOMER)
+    ads = demo.svc.embed_token(demo.keys["demo-ads"], campaign_ids=["cmp-00"])
+    saas = demo.svc.embed_token(demo.keys["demo-saas"])
+    expired, _ = TokenSigner(demo.svc.token_secret).issue("demo-food", CUSTOMER, 60, now=time.time() - 3600)
+
+    def csp(path: str) -> dict[str, str]:
+        r = client.get(path)
+        assert r.status_code == 200
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        return dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+
+    page = csp(f"/embed/customer-card?token={food}")
+    assert page["frame-ancestors"] == demo.host.origin
+    assert page["img-src"] == f"'self' data: {demo.host.origin}"  # the logo's origin
+    assert page["script-src"] == "'self'" and page["default-src"] == "'none'"
+    assert page["connect-src"] == "'self'"
+    assert csp(f"/embed/campaign-chart?token={ads}")["frame-ancestors"] == "https://ads.example.com"
+    assert csp(f"/embed/live-badge?token={saas}")["frame-ancestors"] == "'none'"
+    assert csp(f"/embed/live-badge?token={expired}")["frame-ancestors"] == demo.host.origin
+    assert csp("/embed/live-badge?token=garbage")["frame-ancestors"] == "'none'"
+    assert csp("/dashboard")["frame-ancestors"] == "'none'"
+    assert client.get("/dashboard").headers["x-frame-options"] == "DENY"
+
+
+def test_the_tenant_colour_is_applied(demo, page):
+    admin_color = "#087f5b"
+    token = demo.svc.embed_token(demo.keys["demo-food"], customer_id=CUSTOMER)
+
+    def rgb(hex_color: str) -> str:
+        return "rgb({}, {}, {})".format(*(int(hex_color[i : i + 2], 16) for i in (1, 3, 5)))
+
+    def brand_text() -> str:
+        return page.locator(".ll-details > summary").first.evaluate("e => getComputedStyle(e).color")
+
+    page.goto(embed(demo, "customer-card", token))
+    ready(page)
+    food = Branding(primary_color="#e8590c")
+    assert brand_text() == rgb(css_variables(food)["--ll-brand-text"])
+    before = demo.svc.admin("GET", "/v1/admin/tenants/demo-food/branding").json()
+    before.pop("tenant_id")
+    try:
+        demo.svc.brand("demo-food", **{**before, "primary_color": admin_color})
+        page.reload()
+        ready(page)
+        assert brand_text() == rgb(css_variables(Branding(primary_color=admin_color))["--ll-brand-text"])
+    finally:
+        demo.svc.brand("demo-food", **before)
+
+
+def test_the_script_tag_embeds_an_iframe_on_an_allowed_origin_only(demo, page):
+    food = demo.keys["demo-food"]
+    token = demo.svc.embed_token(food, customer_id=CUSTOMER)
+    snippet = (
+        f'<script src="{demo.url}/embed/widget.js" data-widget="live-badge" data-token="{token}" '
+        'data-window="7d" data-locale="en-US" data-refresh="0"></script>'
+    )
+    host = "<!doctype html><title>Host</title><h1>A shop</h1>"
+    allowed = demo.host.add("/shop.html", host + snippet)
+    page.goto(allowed)
+    frame = page.frame_locator("iframe[data-lambdalytics='live-badge']")
+    frame.locator(".ll-live[data-ready='true']").wait_for()
+    dom = frame.locator("[data-metric='orders_in_progress']").get_attribute("data-value")
+    api = demo.svc.get("/v1/live/orders", token, window="7d")
+    assert same(dom, api["orders_in_progress"])
+    page.wait_for_function(
+        "() => parseInt(document.querySelector('iframe').style.height) > 170", timeout=10_000
+    )  # resized by the widget's postMessage
+
+    # the same page from an origin the tenant did not list: the browser refuses to frame the widget
+    other = allowed.replace("http://localhost:", "http://127.0.0.1:")
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text))
+    page.goto(other)
+    page.wait_for_selector("iframe[data-lambdalytics]")
+    page.wait_for_timeout(1500)
+    child = page.frames[1]
+    assert child.url.startswith("chrome-error://") or child.locator(".ll-root").count() == 0
+    assert any("frame-ancestors" in text for text in refused)
+
+
+@pytest.mark.parametrize(
+    "widget", ["customer-card", "metric-chart", "campaign-chart", "live-badge", "cohort-heatmap"]
+)
+def test_widgets_fit_a_360_px_phone(demo, page, widget):
+    tokens = {
+        "campaign-chart": demo.svc.embed_token(demo.keys["demo-ads"], campaign_ids=["cmp-00"]),
+    }
+    token = tokens.get(widget) or demo.svc.embed_token(
+        demo.keys["demo-food"], customer_id=CUSTOMER, cohorts=True
+    )
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.goto(embed(demo, widget, token))
+    ready(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360

@@ -1,0 +1,137 @@
+"""Page routes without a browser: headers, the login exchange, token handling, the missing-build answer,
+and the branding admin API."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lambdalytics.infra.settings import Settings
+from lambdalytics.serving.api.routes import web
+from lambdalytics.serving.main import create_app
+from lambdalytics.serving.state import ServingState
+from lambdalytics.speed.embedded import EmbeddedSpeedStore
+
+pytestmark = pytest.mark.unit
+ADMIN = {"Authorization": "Bearer adm"}
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "app.js").write_text("console.log('app')")
+    (dist / "app.css").write_text("body{}")
+    (dist / "widget.js").write_text("(()=>{})()")
+    monkeypatch.setattr(web, "DIST", dist)
+    settings = Settings(data_dir=tmp_path / "data", admin_token="adm", token_secret="s" * 32)
+    state = ServingState(settings, EmbeddedSpeedStore(block_size=10))
+    client = TestClient(create_app(state), follow_redirects=False)
+    key = state.registry.create("acme", "Acme")
+    yield client, state, key, dist
+    state.close()
+
+
+def config_of(html: str) -> dict:
+    return json.loads(
+        re.search(r'<script type="application/json" id="ll-config">(.*?)</script>', html).group(1)
+    )
+
+
+def test_missing_build_answers_503_with_the_fix(app):
+    client, state, key, dist = app
+    for f in dist.iterdir():
+        f.unlink()
+    for path in ("/dashboard", "/embed/live-badge?token=x", "/embed/widget.js", "/assets/app.js"):
+        r = client.get(path)
+        assert r.status_code == 503 and "make web" in r.text
+
+
+def test_login_exchanges_a_key_for_a_dashboard_token(app):
+    client, state, key, _ = app
+    r = client.post(
+        "/dashboard/login",
+        content=f"key={key}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 303
+    location = r.headers["location"]
+    assert location.startswith("/dashboard?tenant=acme#token=") and key not in location and key not in r.text
+    token = location.split("#token=")[1]
+    assert state.signer.verify(token).kind == "dashboard"
+    bad = client.post(
+        "/dashboard/login",
+        content="key=llk_nope",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert bad.headers["location"] == "/dashboard?login=failed"
+    cross = client.post(
+        "/dashboard/login",
+        content=f"key={key}",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross.status_code == 403
+
+
+def test_embed_pages_classify_tokens_and_never_echo_them(app):
+    client, state, key, _ = app
+    ok, _ = state.signer.issue("acme", "c1", 600, campaigns=("k1",), cohorts=True)
+    expired, _ = state.signer.issue("acme", "c1", 60, now=time.time() - 3600)
+    dash, _ = state.signer.issue_dashboard("acme", 600)
+    cases = {ok: "ok", expired: "expired", dash: "invalid", key: "invalid", "x.y.z": "invalid", "": "missing"}
+    for token, expected in cases.items():
+        r = client.get(f"/embed/customer-card?token={token}")
+        assert r.status_code == 200
+        cfg = config_of(r.text)
+        assert cfg["token_state"] == expected, token
+        if token:
+            assert token not in r.text
+    cfg = config_of(client.get(f"/embed/customer-card?token={ok}").text)
+    assert cfg["scope"] == {"customer_id": "c1", "campaigns": ["k1"], "cohorts": True}
+    assert cfg["tenant"]["display_name"] == "acme"
+    assert {m["name"] for m in cfg["catalog"] if m["series"]} >= {"revenue", "orders"}
+    assert client.get(f"/embed/nope?token={ok}").status_code == 404
+
+
+def test_the_theme_style_carries_the_csp_nonce_and_config_cannot_break_out(app):
+    client, state, _, _ = app
+    refused = client.put(
+        "/v1/admin/tenants/acme/branding", json={"display_name": "</script><b>"}, headers=ADMIN
+    )
+    assert refused.status_code == 422
+    r = client.put(
+        "/v1/admin/tenants/acme/branding",
+        json={"display_name": "Acme & Sons", "primary_color": "#e8590c"},
+        headers=ADMIN,
+    )
+    assert r.status_code == 200
+    token, _ = state.signer.issue("acme", "c1", 600)
+    page = client.get(f"/embed/live-badge?token={token}")
+    nonce = re.search(r"'nonce-([^']+)'", page.headers["content-security-policy"]).group(1)
+    assert f'<style nonce="{nonce}">:root{{--ll-brand:#e8590c;' in page.text
+    assert "Acme \\u0026 Sons" in page.text  # JSON in the data block is escaped for HTML
+    again = client.get(f"/embed/live-badge?token={token}")
+    assert re.search(r"'nonce-([^']+)'", again.headers["content-security-policy"]).group(1) != nonce
+    assert 'integrity="sha384-' in page.text
+
+
+def test_branding_admin_api(app):
+    client, state, key, _ = app
+    assert client.get("/v1/admin/tenants/acme/branding", headers=ADMIN).json()["primary_color"] == "#3b5bdb"
+    body = {"primary_color": "#123456", "frame_ancestors": ["https://shop.example.com"], "currency": "EUR"}
+    assert client.put("/v1/admin/tenants/acme/branding", json=body, headers=ADMIN).status_code == 200
+    assert client.get("/v1/admin/tenants/acme/branding", headers=ADMIN).json()["frame_ancestors"] == [
+        "https://shop.example.com"
+    ]
+    bad = client.put("/v1/admin/tenants/acme/branding", json={"primary_color": "red"}, headers=ADMIN)
+    assert bad.status_code == 422
+    tenant = {"Authorization": f"Bearer {key}"}
+    assert client.put("/v1/admin/tenants/acme/branding", json=body, headers=tenant).status_code == 403
+    mine = client.get("/v1/branding", headers=tenant).json()
+    assert mine["primary_color"] == "#123456" and "frame_ancestors" not in mine
+    assert mine["theme"]["--ll-brand"] == "#123456"
+    assert client.get("/v1/branding").status_code == 401
