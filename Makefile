@@ -55,12 +55,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lambdalytics schemas export --check
 
-BENCH_EVENTS ?= --events 1000000 --events 10000000
+BENCH_EVENTS ?= --events 100000 --events 1000000 --events 10000000
+SPEED_EVENTS ?= --events 50000 --events 500000 --events 5000000
 BENCH_CUSTOMERS ?= --customers 100000 --customers 1000000
 bench: setup
 	@bash infra/apt-deps.sh $(BENCH_PACKAGES)
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/speed.py $(SPEED_EVENTS)
 	$(BIN)/python bench/batch.py $(BENCH_EVENTS)
 	$(BIN)/python bench/freshness.py
 	$(BIN)/python bench/serving.py $(BENCH_CUSTOMERS)

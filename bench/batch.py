@@ -1,17 +1,20 @@
 """Batch benchmark: events/s of a full batch run and of the customer profile alone, with DuckDB
 computing the same profile from the same master files in the same run as the reference.
 
-    python bench/batch.py --events 1000000 [--events 10000000]
+    python bench/batch.py --events 100000 --events 1000000 --events 10000000
 
 Events are generated, validated and landed straight into the master dataset (the archiver's own
-throughput is measured by bench/run.py), then ``run_batch`` runs on Spark ``local[*]``.
-Appends its table to docs/benchmarks.md.
+throughput is measured by bench/run.py), then ``run_batch`` runs on Spark ``local[*]``. With several
+sizes, a second table shows how cost grows from one size to the next (×10 time for ×10 events is linear).
+Appends its tables to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
+import os
 import tempfile
 import time
 import zlib
@@ -54,8 +57,10 @@ FROM e GROUP BY ALL
 
 
 def land(data_dir: Path, n_events: int) -> float:
+    # the stream's event rate ramps up over its first simulated hour (deliveries follow orders): a
+    # generous duration, cut at n_events (the first n events do not depend on the duration)
     cfg = GeneratorConfig(
-        seed=1, rate=200, duration_s=n_events / 700, customers_per_tenant=max(1000, n_events // 30)
+        seed=1, rate=200, duration_s=3600 + n_events / 350, customers_per_tenant=max(1000, n_events // 30)
     )
     started = time.perf_counter()
     offsets: dict[tuple[str, int], int] = {}
@@ -83,6 +88,8 @@ def land(data_dir: Path, n_events: int) -> float:
             print(f"  landed {landed:,}", flush=True)
         if landed == n_events:
             break
+    if landed != n_events:
+        raise RuntimeError(f"the generator ended after {landed:,} of {n_events:,} events")
     return time.perf_counter() - started
 
 
@@ -93,7 +100,7 @@ def bench(n_events: int) -> dict:
         settings = Settings(data_dir=data_dir, block_size=1)
         files = master.snapshot(master.master_path(data_dir))[2].file_uris()
         t = time.perf_counter()
-        rows = duckdb.execute(DUCKDB_PROFILE, {"files": files}).to_arrow_table()
+        rows = duckdb.sql(DUCKDB_PROFILE, params={"files": files}).to_arrow_table()
         duck_s = time.perf_counter() - t
         with spark_session(settings) as spark:
             t = time.perf_counter()
@@ -118,20 +125,30 @@ def bench(n_events: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, action="append", help="events per run (repeatable)")
-    sizes = parser.parse_args().events or [1_000_000]
-    results = []
+    parser.add_argument(
+        "--warmup-events", type=int, default=20_000, help="untimed first run (JVM JIT, caches); 0: none"
+    )
+    args = parser.parse_args()
+    sizes = sorted(args.events or [1_000_000])
+    if args.warmup_events:
+        print(f"warm-up run with {args.warmup_events:,} events", flush=True)
+        bench(args.warmup_events)
+    results, loads = [], []
     for n in sizes:
         print(f"batch bench with {n:,} events", flush=True)
+        loads.append(f"{os.getloadavg()[0]:.1f}")
         results.append(bench(n))
         print(results[-1], flush=True)
+    warm = f"after an untimed {args.warmup_events:,}-event run, " if args.warmup_events else ""
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "",
         "## Batch run (Spark local[*]) vs DuckDB",
         "",
         f"Run {today}; pyspark {version('pyspark')}, duckdb {version('duckdb')}, deltalake {version('deltalake')}; "
-        "2 cores. The profile columns are the customer-grain bases (DuckDB: exact distinct sessions; Spark: HLL "
-        "sketch). *Full run* = read master + dedup + every view + cohorts/RFM + Delta writes + manifest.",
+        f"{os.cpu_count()} cores (1-min load average {' / '.join(loads)} at the start of each size, other "
+        f"work included); sizes in one process, {warm}so each is measured on a warm JVM. The profile "
+        "columns are the customer-grain bases (DuckDB: exact distinct sessions; Spark: HLL sketch). *Full run* = read master + dedup + every view + cohorts/RFM + Delta writes + manifest.",
         "",
         "| events | customers | Spark profile s | DuckDB profile s | Spark speed / DuckDB speed | full batch run s | full run events/s |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -141,7 +158,36 @@ def main() -> None:
             f"| {r['events']:,} | {r['customers']:,} | {r['profile_s']:.1f} | {r['duck_s']:.1f} | "
             f"{r['duck_s'] / r['profile_s']:.2f} | {r['run_s']:.1f} | {r['events'] / r['run_s']:,.0f} |"
         )
+    lines += growth(results)
     write_section(lines)
+
+
+def growth(results: list[dict]) -> list[str]:
+    """Cost per event at each size, and how each time grows to the next size (log-log slope 1 = linear)."""
+    if len(results) < 2:
+        return []
+    lines = [
+        "",
+        "How cost grows with size (µs per event; *×* = time at this size / time at the previous size; "
+        "*slope* = log(time ×) / log(events ×): 1 is linear, below 1 fixed costs still dominate):",
+        "",
+        "| events | full run µs/event | Spark profile µs/event | DuckDB profile µs/event | Spark / DuckDB time | "
+        "full run × (slope) | Spark profile × (slope) | DuckDB profile × (slope) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    previous = None
+    for r in results:
+        per_event = [r[k] / r["events"] * 1e6 for k in ("run_s", "profile_s", "duck_s")]
+        cells = [f"{r['events']:,}", *(f"{v:,.1f}" for v in per_event), f"{r['profile_s'] / r['duck_s']:.1f}"]
+        for k in ("run_s", "profile_s", "duck_s"):
+            if previous is None:
+                cells.append("—")
+            else:
+                times, events = r[k] / previous[k], r["events"] / previous["events"]
+                cells.append(f"{times:.1f} ({math.log(times) / math.log(events):.2f})")
+        lines.append("| " + " | ".join(cells) + " |")
+        previous = r
+    return lines
 
 
 if __name__ == "__main__":

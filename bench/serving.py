@@ -218,6 +218,70 @@ def wrk(url: str, lines: list[str], connections: int, duration_s: int) -> dict:
     return result
 
 
+async def _asgi_get(app, path: str, key: str) -> int:
+    """One GET through an ASGI app in this process: no server, no sockets."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path.split("?")[0],
+        "raw_path": path.split("?")[0].encode(),
+        "query_string": path.partition("?")[2].encode(),
+        "root_path": "",
+        "headers": [(b"authorization", f"Bearer {key}".encode()), (b"host", b"bench")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    status = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    return status[0]
+
+
+def breakdown(data_dir: Path, lines: list[str], body_file: Path, n: int = 5000) -> dict[str, float]:
+    """Where a profile request's CPU goes, in this process (CPU µs per request): the merge alone, the
+    whole API app, the bare Starlette app — no server or wrk in the way."""
+    import asyncio
+
+    from serving_apps import create_api, create_bare
+
+    os.environ.update(
+        LAMBDALYTICS_DATA_DIR=str(data_dir),
+        LAMBDALYTICS_RATE_LIMIT_PER_S="1e12",
+        LAMBDALYTICS_RATE_LIMIT_BURST="1000000000000",
+        BENCH_BODY_FILE=str(body_file),
+    )
+    api, bare = create_api(), create_bare()
+    merger = api.state.serving.merger
+    requests = [line.split(" ", 1) for line in lines]
+    registry = api.state.serving.registry
+    who = {key: registry.tenant_of(key) for key, _ in requests}
+
+    def per_request(fn) -> float:
+        started = time.process_time()
+        for i in range(n):
+            fn(*requests[i % len(requests)])
+        return (time.process_time() - started) / n * 1e6
+
+    loop = asyncio.new_event_loop()
+    out = {
+        "merge_us": per_request(lambda key, path: merger.profile(who[key], path.split("/")[3])),
+        "api_us": per_request(lambda key, path: loop.run_until_complete(_asgi_get(api, path, key))),
+        "bare_us": per_request(lambda key, path: loop.run_until_complete(_asgi_get(bare, path, key))),
+    }
+    loop.close()
+    return out
+
+
 def measure(customers: int, duration_s: int) -> dict:
     data_dir = prepare(customers)
     lines = request_lines(data_dir)
@@ -258,6 +322,7 @@ def measure(customers: int, duration_s: int) -> dict:
             for conns in (64, 256):
                 print(f"  nginx @{conns}", flush=True)
                 results["runs"][("nginx", "profile", conns)] = wrk(url, lines["profile"], conns, duration_s)
+        results["in_process"] = breakdown(data_dir, lines["profile"], body_file)
     return results
 
 
@@ -281,6 +346,10 @@ def report(all_results: list[dict], duration_s: int) -> None:
             f"the index loaded {r['load_s']:.1f} s, RSS {r['rss_mib']:,.0f} MiB ({WORKERS} workers), profile body "
             f"{r['body_bytes']} B.",
             "",
+            f"In-process CPU per profile request (one thread, no server, no wrk): merge "
+            f"{r['in_process']['merge_us']:.0f} µs, whole API app {r['in_process']['api_us']:.0f} µs, bare "
+            f"Starlette app {r['in_process']['bare_us']:.0f} µs.",
+            "",
             "| server | route | conns | req/s | p50 ms | p99 ms | max ms | non-2xx | vs bare req/s | vs bare p99 |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -292,6 +361,19 @@ def report(all_results: list[dict], duration_s: int) -> None:
                 f"{run['rps'] / bare['rps']:.2f} | {run['p99_us'] / bare['p99_us']:.2f} |"
             )
         lines.append("")
+    if len(all_results) >= 2:
+        small, large = all_results[0], all_results[-1]
+        per_customer = (large["rss_mib"] - small["rss_mib"]) / (large["customers"] - small["customers"])
+        target = large["customers"] * 10
+        need_gib = (large["rss_mib"] + per_customer * (target - large["customers"])) / 1024
+        lines += [
+            f"Scaling: RSS grows by {per_customer * 1024:.1f} KiB per customer ({WORKERS} workers, each holding "
+            f"the whole index); start-up with the index grows from {small['load_s']:.0f} s to "
+            f"{large['load_s']:.0f} s. {target:,} customers would need about {need_gib:,.0f} GiB at that slope "
+            f"(projected, not run: this box has {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} "
+            "GiB) — the next size belongs on Pinot or a compact index, see docs/serving.md.",
+            "",
+        ]
     write_section(lines)
 
 

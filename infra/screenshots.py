@@ -26,6 +26,7 @@ import httpx
 
 from lambdalytics.infra.broker import EmbeddedBroker, free_port
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
+from lambdalytics.infra.settings import child_env
 from lambdalytics.infra.sources.generator import TENANTS, GeneratorConfig, generate
 
 CHROMIUM = "/usr/bin/chromium"
@@ -102,18 +103,17 @@ class DemoService:
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "LAMBDALYTICS_KAFKA_BOOTSTRAP": self.bootstrap,
-            "LAMBDALYTICS_DATA_DIR": str(self.data_dir),
-            "LAMBDALYTICS_API_HOST": "127.0.0.1",
-            "LAMBDALYTICS_API_PORT": str(self.port),
-            "LAMBDALYTICS_ADMIN_TOKEN": self.admin_token,
-            "LAMBDALYTICS_TOKEN_SECRET": self.token_secret,
-            "LAMBDALYTICS_RATE_LIMIT_PER_S": str(self.rate_limit),
-            "LAMBDALYTICS_RATE_LIMIT_BURST": str(self.rate_limit),
-            "LAMBDALYTICS_BATCH_POLL_SECONDS": "1",
-        }
+        return child_env(
+            kafka_bootstrap=self.bootstrap,
+            data_dir=self.data_dir,
+            api_host="127.0.0.1",
+            api_port=self.port,
+            admin_token=self.admin_token,
+            token_secret=self.token_secret,
+            rate_limit_per_s=self.rate_limit,
+            rate_limit_burst=self.rate_limit,
+            batch_poll_seconds=1,
+        )
 
     def __enter__(self) -> DemoService:
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,3 +59,16 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def child_env(base: Mapping[str, str] | None = None, /, **values: Any) -> dict[str, str]:
+    """The environment of a ``lambdalytics`` child process: ``values`` given by Settings field name (a
+    typo raises instead of being ignored) as ``LAMBDALYTICS_*`` variables over ``base`` (os.environ)."""
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"not Settings fields: {sorted(unknown)}")
+    prefix = Settings.model_config["env_prefix"]
+    return {
+        **(os.environ if base is None else base),
+        **{prefix + name.upper(): str(value) for name, value in values.items()},
+    }

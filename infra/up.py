@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from lambdalytics.batch.writer import read_manifest
 
 from .kafka_io import EventProducer, ensure_topics
 from .runtime import running_broker
-from .settings import Settings
+from .settings import Settings, child_env
 from .sources.generator import TENANTS, GeneratorConfig, generate
 from .sources.pacing import send_paced
 
@@ -92,13 +91,12 @@ def run_up(
     with running_broker(settings.model_copy(update={"data_dir": base_dir})) as bootstrap:
         partitions = ensure_topics(bootstrap, settings.kafka_partitions)
         console.print(f"[bold green]Kafka[/] {bootstrap} {partitions}\n[bold]data[/] {data_dir}")
-        env = {
-            **os.environ,
-            "LAMBDALYTICS_KAFKA_BOOTSTRAP": bootstrap,
-            "LAMBDALYTICS_DATA_DIR": str(data_dir),
-            "LAMBDALYTICS_API_HOST": settings.api_host,
-            "LAMBDALYTICS_API_PORT": str(settings.api_port),
-        }
+        env = child_env(
+            kafka_bootstrap=bootstrap,
+            data_dir=data_dir,
+            api_host=settings.api_host,
+            api_port=settings.api_port,
+        )
         archiver = Archiver(bootstrap, data_dir)
         threads.append(
             threading.Thread(target=archiver.run, kwargs={"stop_event": stop}, name="archiver", daemon=True)

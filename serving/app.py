@@ -8,7 +8,7 @@ import logging
 
 from fastapi import FastAPI
 
-from lambdalytics.infra.broker import _die_with_parent
+from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.runtime import find_bootstrap
 from lambdalytics.infra.settings import Settings
 from lambdalytics.speed.consumer import SpeedConsumer
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def create_pinot_app() -> FastAPI:
     """The speed side is a Pinot REALTIME table set (``lambdalytics pinot apply``); nothing is consumed here."""
-    _die_with_parent()  # a worker must not outlive a killed server process and keep the port
+    die_with_parent()  # a worker must not outlive a killed server process and keep the port
     from lambdalytics.speed.pinot import PinotConfig, PinotSpeedStore
 
     settings = Settings()
@@ -45,7 +45,7 @@ def create_pinot_app() -> FastAPI:
 
 
 def create_embedded_app() -> FastAPI:
-    _die_with_parent()  # a worker must not outlive a killed server process and keep the port
+    die_with_parent()  # a worker must not outlive a killed server process and keep the port
     settings = Settings()
     bootstrap = find_bootstrap(settings)
     store = EmbeddedSpeedStore(block_size=settings.block_size)

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 __all__ = ["SpeedConsumer"]
 
 
+# A broker may hold a fetch this long before answering even when data is there (Tansu does): it bounds
+# freshness. 100 ms roughly halved p90/p99 against kafka-python's 500 ms default (bench/freshness.py).
+FETCH_MAX_WAIT_MS = 100
+
+
 class SpeedConsumer:
     def __init__(
         self,
@@ -80,6 +85,7 @@ class SpeedConsumer:
                         bootstrap_servers=self.bootstrap,
                         enable_auto_commit=False,
                         max_poll_records=self.max_poll_records,
+                        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                         client_id="lambdalytics-speed",
                     )
                     self._assign(consumer)

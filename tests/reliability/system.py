@@ -22,6 +22,7 @@ import httpx
 
 from lambdalytics.infra.broker import EmbeddedBroker, free_port
 from lambdalytics.infra.kafka_io import ensure_topics
+from lambdalytics.infra.settings import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
@@ -112,21 +113,21 @@ class System:
     @property
     def env(self) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDALYTICS_")}
-        return {
-            **inherited,
-            "LAMBDALYTICS_KAFKA_BOOTSTRAP": self.bootstrap,
-            "LAMBDALYTICS_DATA_DIR": str(self.data_dir),
-            "LAMBDALYTICS_API_HOST": "127.0.0.1",
-            "LAMBDALYTICS_API_PORT": str(self.api_port),
-            "LAMBDALYTICS_ADMIN_TOKEN": ADMIN_TOKEN,
-            "LAMBDALYTICS_TOKEN_SECRET": "reliability-" + "s" * 32,
-            "LAMBDALYTICS_RATE_LIMIT_PER_S": "1000000",
-            "LAMBDALYTICS_RATE_LIMIT_BURST": "1000000",
-            "LAMBDALYTICS_BLOCK_SIZE": str(BLOCK_SIZE),
-            "LAMBDALYTICS_BATCH_POLL_SECONDS": "0.5",
-            "LAMBDALYTICS_SPARK_SHUFFLE_PARTITIONS": "2",
-            "LAMBDALYTICS_SPARK_DRIVER_MEMORY": "1g",
-        }
+        return child_env(
+            inherited,
+            kafka_bootstrap=self.bootstrap,
+            data_dir=self.data_dir,
+            api_host="127.0.0.1",
+            api_port=self.api_port,
+            admin_token=ADMIN_TOKEN,
+            token_secret="reliability-" + "s" * 32,
+            rate_limit_per_s=1_000_000,
+            rate_limit_burst=1_000_000,
+            block_size=BLOCK_SIZE,
+            batch_poll_seconds=0.5,
+            spark_shuffle_partitions=2,
+            spark_driver_memory="1g",
+        )
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
