@@ -127,7 +127,10 @@ def test_malformed_events_via_kafka_and_http(system, figures, report):
                 alone.text[:500],
             )
             if case.http_reason in ("invalid_json", "invalid_utf8"):  # the whole body is not JSON / UTF-8
-                assert mixed.status_code == 422 and mixed_reasons == [case.http_reason], (case.name, mixed.text)
+                assert mixed.status_code == 422 and mixed_reasons == [case.http_reason], (
+                    case.name,
+                    mixed.text,
+                )
             else:
                 assert mixed.status_code == 422, (case.name, mixed.text[:500])
                 assert [(e["index"], e["reason"]) for e in mixed.json()["detail"]] == [(1, case.http_reason)]
