@@ -95,7 +95,9 @@ class SpeedConsumer:
                 for records in batches.values():
                     for record in records:
                         event = self.decoder.decode(record)
-                        if event is not None:
+                        if event is None:
+                            self.store.skip(record.topic, record.partition, record.offset)
+                        else:
                             self.store.ingest(
                                 to_row(event), record.topic, record.partition, record.offset, record.timestamp
                             )

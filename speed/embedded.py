@@ -95,10 +95,7 @@ class EmbeddedSpeedStore(SpeedStore):
         """Apply one validated event (a ``to_row`` dict) at its Kafka position; False if a duplicate."""
         tp = (topic, partition)
         with self._lock:
-            if tp not in self._start:
-                self._start[tp] = offset
-                self._covered = None
-            self._positions[tp] = offset + 1
+            self._consumed(tp, offset)
             self._last_broker_ms = max(self._last_broker_ms, broker_ms)
             self._expire(broker_ms)
             key = (row["tenant_id"], row["event_id"])
@@ -111,6 +108,21 @@ class EmbeddedSpeedStore(SpeedStore):
             self._aggregate(row, (topic, partition, offset // self.block_size))
             self._events += 1
             return True
+
+    def skip(self, topic: str, partition: int, offset: int) -> None:
+        """A record consumed but not applied (it breaks the contract; the archiver dead-letters it).
+
+        It still moves the position: were the first record of a partition skipped unrecorded, the store
+        would claim consumption started above it, and every read with W below would be refused.
+        """
+        with self._lock:
+            self._consumed((topic, partition), offset)
+
+    def _consumed(self, tp: tuple[str, int], offset: int) -> None:
+        if tp not in self._start:
+            self._start[tp] = offset
+            self._covered = None
+        self._positions[tp] = offset + 1
 
     def _aggregate(self, row: dict[str, Any], block: Block) -> None:
         tenant, customer = row["tenant_id"], row["customer_id"]

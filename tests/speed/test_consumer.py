@@ -6,8 +6,10 @@ import time
 
 import pytest
 
+from lambdalytics.infra.broker import EmbeddedBroker
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.sources.generator import GeneratorConfig, generate
+from lambdalytics.schemas.topics import EVENT_TOPICS
 from lambdalytics.speed.consumer import SpeedConsumer
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
@@ -60,3 +62,33 @@ def test_consumer_applies_acknowledged_events_and_restart_rebuilds_identically(k
     for c in customers:
         assert second.customer(tenant, c, {}) == first.customer(tenant, c, {})
         assert second.customer_hours(tenant, c, {}, 0, 2**62) == first.customer_hours(tenant, c, {}, 0, 2**62)
+
+
+def test_a_malformed_first_record_does_not_make_the_store_refuse_reads():
+    """A private broker, so each partition's offset 0 is ours: a record the consumer skips comes first.
+
+    Before the fix the store took the first *applied* offset (1) as where consumption began, and
+    refused every read at W=0 — on the shared broker this failed whenever a malformed record from
+    another test happened to be first on a partition.
+    """
+    tenant = "skip-first"
+    events = [
+        {**e, "tenant_id": tenant}
+        for e in generate(GeneratorConfig(seed=5, rate=2, duration_s=30, tenants=("demo-food",)))
+    ]
+    customers = sorted({e["customer_id"] for e in events})
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        with EventProducer(broker.bootstrap) as producer:
+            for topic in EVENT_TOPICS:
+                producer.send_raw(topic, b"not json", key=f"{tenant}:x".encode()).get(timeout=10)
+            for e in events:
+                producer.send_obj(e)
+        store = EmbeddedSpeedStore(block_size=100)
+        consumer = SpeedConsumer(store, broker.bootstrap).start()
+        try:
+            assert _wait_for(store, tenant, customers, len(events)) == len(events)
+        finally:
+            consumer.stop()
+    assert consumer.decoder.dead_lettered["invalid_json"] == 3
+    assert all(offset >= 1 for offset in store.status().positions.values())

@@ -142,6 +142,16 @@ def test_consumption_that_started_above_the_watermark_is_refused():
     assert store.customer(row["tenant_id"], row["customer_id"], {(topic, partition): 50})["events_total"] == 1
 
 
+def test_a_skipped_first_record_still_counts_as_consumed():
+    """A contract-breaking record at offset 0 is skipped, not applied: consumption still began at 0."""
+    store = EmbeddedSpeedStore(block_size=10)
+    row, topic, partition, _, broker = STREAMS[1][0]
+    store.skip(topic, partition, 0)
+    store.ingest(row, topic, partition, 1, broker)
+    assert store.customer(row["tenant_id"], row["customer_id"], {})["events_total"] == 1
+    assert store.status().positions == {(topic, partition): 2}
+
+
 def test_entities_straddle_the_boundary():
     """A ticket opened below W and answered above it: speed holds only the later milestone."""
     base = {
