@@ -92,13 +92,16 @@ def wait_archived(data_dir, positions, timeout_s: float = 90.0) -> float:
 
 
 def master_rows(data_dir) -> list[dict]:
-    """(tenant_id, event_id, topic, partition, offset) of every row of the master dataset."""
-    from deltalake import DeltaTable
+    """(tenant_id, event_id, topic, partition, offset) of every row of the master dataset; none before
+    the archiver's first commit creates the table (a fresh system may be asked before that)."""
+    from lambdalytics.batch.master import NoMasterDataset, master_path, snapshot
 
-    from lambdalytics.batch.master import master_path
-
+    try:
+        _, _, table = snapshot(master_path(data_dir))
+    except NoMasterDataset:
+        return []
     columns = ["tenant_id", "event_id", "topic", "partition", "offset"]
-    return DeltaTable(str(master_path(data_dir))).to_pyarrow_table(columns=columns).to_pylist()
+    return table.to_pyarrow_table(columns=columns).to_pylist()
 
 
 def wait_master_holds(data_dir, ids: set[tuple[str, str]], timeout_s: float = 90.0) -> list[dict]:
