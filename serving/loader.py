@@ -32,6 +32,7 @@ class BatchLoader:
         self.index = BatchIndex.empty()
         self.loaded_once = False
         self.last_error: str | None = None
+        self._refreshing = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="batch-loader", daemon=True)
 
@@ -39,7 +40,15 @@ class BatchLoader:
         return self.index
 
     def refresh(self) -> bool:
-        """Load a newer manifest if there is one; True when a new version was swapped in."""
+        """Load a newer manifest if there is one; True when a new version was swapped in.
+
+        Serialised: the poll thread and a finished batch run both call it, and a slow load of version N
+        swapped in after N+1 (whose W the speed store already dropped below) would fail every read.
+        """
+        with self._refreshing:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         try:
             manifest = read_manifest(self.data_dir)
         except Exception as exc:  # an unreadable log must not kill serving: keep the loaded version
@@ -48,7 +57,7 @@ class BatchLoader:
             return False
         self.loaded_once = True
         self.last_error = None
-        if manifest is None or manifest.batch_version == self.index.version:
+        if manifest is None or manifest.batch_version <= self.index.version:  # never backwards
             return False
         started = time.monotonic()
         fresh = BatchIndex.load(self.data_dir, manifest)

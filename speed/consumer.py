@@ -63,8 +63,10 @@ class SpeedConsumer:
     def _assign(self, consumer: KafkaConsumer) -> None:
         partitions = []
         for topic in EVENT_TOPICS:
-            for p in sorted(consumer.partitions_for_topic(topic) or ()):
-                partitions.append(TopicPartition(topic, p))
+            found = consumer.partitions_for_topic(topic)
+            if not found:  # no metadata yet: assigning without it would never read this topic
+                raise KafkaError(f"no partitions known for {topic}")
+            partitions += [TopicPartition(topic, p) for p in sorted(found)]
         consumer.assign(partitions)
         consumer.seek_to_beginning()
         if self.from_time_ms is not None:
@@ -106,6 +108,9 @@ class SpeedConsumer:
                     self.store.mark_caught_up(started)
             except KafkaError as exc:
                 log.warning("speed consumer: broker unavailable (%s), retrying in 1s", exc)
+                if consumer is not None:  # start over: _assign seeks to the store's positions
+                    consumer.close()
+                    consumer = None
                 time.sleep(1)
         if consumer is not None:
             consumer.close()

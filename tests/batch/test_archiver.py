@@ -108,7 +108,7 @@ def test_archives_each_valid_event_once_with_position_and_types(kafka_bootstrap,
     bad_positions = {(m.topic, m.partition, m.offset) for m in (f.get(10) for f in bad)}
 
     assert read_progress(master_path(tmp_path)) == Progress(version=None, batch_seq=0, offsets={})
-    stats = run_archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.5, idle_exit_seconds=1.5)
+    stats = run_archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.5, idle_exit_seconds=3.0)
     assert stats.rows >= len(objs) and stats.dead_lettered >= len(bad)
 
     path = master_path(tmp_path)
@@ -233,6 +233,15 @@ def _spawn(bootstrap: str, data_dir: Path, *extra: str) -> subprocess.Popen:
         log.close()
 
 
+def _wait_for_log(data_dir: Path, text: str, count: int, proc: subprocess.Popen, timeout_s=120.0) -> None:
+    """Until archiver.log holds ``text`` ``count`` times: a fixed sleep races start-up on a busy box."""
+    deadline = time.monotonic() + timeout_s
+    while (data_dir / "archiver.log").read_text().count(text) < count:
+        assert proc.poll() is None, (data_dir / "archiver.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no {text!r} #{count} in archiver.log after {timeout_s}s"
+        time.sleep(0.05)
+
+
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(kafka_bootstrap, unique, tmp_path):
     ensure_topics(kafka_bootstrap, 3)
     tenant = f"kill-{unique}"
@@ -257,9 +266,12 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(kafka_bootstrap, 
 
     producer_thread = threading.Thread(target=produce, daemon=True)
     producer_thread.start()
-    for _ in range(4):
+    for i in range(4):
         proc = _spawn(kafka_bootstrap, tmp_path, "--max-batch-records", "50", "--max-batch-seconds", "0.2")
-        time.sleep(rng.uniform(1.2, 2.5))  # start-up takes ~1 s; then it commits every ~0.2 s
+        # start-up (imports, snapshot) takes 1-2 s and longer on a busy box: count from "resuming";
+        # then it connects and commits every ~0.2 s
+        _wait_for_log(tmp_path, "archiver resuming", i + 1, proc)
+        time.sleep(rng.uniform(0.2, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     stop_producing.set()
@@ -268,7 +280,8 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(kafka_bootstrap, 
 
     # SIGTERM: the running batch is finished and committed, exit code 0
     proc = _spawn(kafka_bootstrap, tmp_path, "--max-batch-records", "50", "--max-batch-seconds", "0.2")
-    time.sleep(2.0)
+    _wait_for_log(tmp_path, "archiver assigned", 5, proc)  # connected: there is a batch to finish
+    time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def _drain(
-    bootstrap: str, topics: dict[str, int], expect: int, mine=lambda record: True, timeout_s: float = 20.0
+    bootstrap: str, topics: dict[str, int], expect: int, mine=lambda record: True, timeout_s: float = 60.0
 ) -> list:
     """Read the topics from the start until ``expect`` records satisfying ``mine`` were seen (the session
     broker is shared, so other tests' records are there too)."""

@@ -98,7 +98,7 @@ def test_pipeline_end_to_end(kafka_bootstrap, tmp_path, unique, spark):
                 return False
         return True
 
-    def eventually(expected, timeout_s=30.0) -> bool:
+    def eventually(expected, timeout_s=120.0) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if answers_equal(expected):

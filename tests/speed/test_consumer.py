@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _wait_for(
-    store: EmbeddedSpeedStore, tenant: str, customers: list[str], expected: int, timeout_s=30.0
+    store: EmbeddedSpeedStore, tenant: str, customers: list[str], expected: int, timeout_s=120.0
 ) -> int:
     deadline = time.monotonic() + timeout_s
     total = -1
@@ -56,7 +56,7 @@ def test_consumer_applies_acknowledged_events_and_restart_rebuilds_identically(k
     second = EmbeddedSpeedStore(block_size=100)
     again = SpeedConsumer(second, kafka_bootstrap).start()
     try:
-        _wait_for(second, tenant, customers, len(unique_ids))
+        assert _wait_for(second, tenant, customers, len(unique_ids)) == len(unique_ids)
     finally:
         again.stop()
     for c in customers:

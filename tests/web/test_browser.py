@@ -238,10 +238,10 @@ def test_an_expired_link_says_so(demo, page):
 
 def test_a_link_expiring_while_open_stops_refreshing_and_says_so(demo, page):
     signer = TokenSigner(demo.svc.token_secret)
-    token, _ = signer.issue("demo-food", CUSTOMER, 4)
+    token, _ = signer.issue("demo-food", CUSTOMER, 10)  # long enough to load on a busy box
     page.goto(embed(demo, "live-badge", token, window="30m", refresh=2))
     ready(page)
-    page.wait_for_selector(".ll-state-expired", timeout=20_000)
+    page.wait_for_selector(".ll-state-expired", timeout=40_000)
     assert "This link has expired" in page.locator(".ll-state-expired").inner_text()
     assert page.locator("[data-metric]").count() == 0
 

@@ -1,0 +1,44 @@
+"""The batch loader: two refreshes racing (poll thread and a finished batch run) never go backwards."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from lambdalytics.serving import loader as loader_module
+from lambdalytics.serving.index import BatchIndex
+from lambdalytics.serving.loader import BatchLoader
+from lambdalytics.speed.embedded import EmbeddedSpeedStore
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_slow_load_of_an_older_version_never_replaces_a_newer_one(monkeypatch, tmp_path):
+    v1 = SimpleNamespace(batch_version=1, watermark={("events.behavioral", 0): 10})
+    v2 = SimpleNamespace(batch_version=2, watermark={("events.behavioral", 0): 20})
+    manifests = iter([v1, v2, v2])
+    v1_loading = threading.Event()
+
+    def load(data_dir, manifest):
+        if manifest is v1:  # the first refresh is slow; meanwhile the batch run finishes v2
+            v1_loading.set()
+            time.sleep(0.5)
+        index = BatchIndex.empty()
+        index.manifest = manifest
+        return index
+
+    monkeypatch.setattr(loader_module, "read_manifest", lambda data_dir: next(manifests))
+    monkeypatch.setattr(BatchIndex, "load", staticmethod(load))
+    store = EmbeddedSpeedStore(block_size=10)
+    loader = BatchLoader(tmp_path, store)
+    slow = threading.Thread(target=loader.refresh)
+    slow.start()
+    v1_loading.wait(5)
+    loader.refresh()
+    slow.join(5)
+    assert loader.current().version == 2
+    # the speed store dropped below v2's W, and v2 (the served version) can still be answered
+    assert store.customer("t", "c", loader.current().watermark)["events_total"] == 0
