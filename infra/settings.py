@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     )
     batch_interval_seconds: float = Field(300.0, gt=0, description="`up`: seconds between batch runs.")
     max_event_bytes: int = Field(1_048_576, ge=1024, description="Larger events are dead-lettered.")
+    profile_cache_entries: int = Field(
+        50_000,
+        ge=0,
+        description="Customer profiles kept per API worker between polls (LRU; 0 = off). An entry is "
+        "recomputed when the batch version or one of the customer's speed events changes.",
+    )
     # speed layer
     speed_store: Literal["embedded", "pinot"] = Field(
         "embedded", description="embedded: in the API process; pinot: query a Pinot broker."

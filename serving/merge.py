@@ -24,6 +24,7 @@ from lambdalytics.schemas.catalog import (
 from lambdalytics.schemas.cohorts import retention
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
+from .answer_cache import AnswerCache
 from .index import BatchIndex
 
 __all__ = ["Merger", "NotFound", "UnknownMetric"]
@@ -60,9 +61,10 @@ ENTITY_METRICS = {
 
 
 class Merger:
-    def __init__(self, index: Callable[[], BatchIndex], speed: SpeedStore):
+    def __init__(self, index: Callable[[], BatchIndex], speed: SpeedStore, *, profile_cache: int = 0):
         self._index = index
         self.speed = speed
+        self.profiles = AnswerCache(profile_cache)
 
     def _with_snapshot(self, fn):
         try:
@@ -77,6 +79,19 @@ class Merger:
         return self._with_snapshot(lambda ix: self._profile(ix, tenant, customer, now_ms))
 
     def _profile(self, ix: BatchIndex, tenant: str, customer: str, now_ms: int) -> dict[str, Any]:
+        key = (tenant, customer)
+        version = self.speed.customer_version(tenant, customer)  # before computing: see AnswerCache
+        cached = None if version is None else self.profiles.get(ix, key, version)
+        if cached is None:
+            cached = self._profile_at(ix, tenant, customer)
+            if version is not None:
+                self.profiles.put(ix, key, version, cached)
+        metrics, scores, last_order = cached
+        recency = rfm.recency_days(last_order, now_ms) if last_order is not None else None
+        return {"metrics": metrics, "rfm": {"recency_days": recency, **scores}}
+
+    def _profile_at(self, ix: BatchIndex, tenant: str, customer: str) -> tuple[dict, dict, int | None]:
+        """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order)."""
         w = ix.watermark
         batch = ix.profiles.get((tenant, customer))
         speed = self.speed.customer(tenant, customer, w)
@@ -90,9 +105,9 @@ class Merger:
         for entity, metrics in ENTITY_METRICS.items():
             states = self._customer_entities(ix, tenant, customer, entity)
             for m in metrics:
-                raw[m.name] = m.compute(states, now_ms=now_ms)
+                raw[m.name] = m.compute(states)  # customer-grain entity metrics are not windowed
         metrics = {m.name: finalize(m, raw[m.name]) for m in CATALOG.at(Grain.customer, public_only=True)}
-        return {"metrics": metrics, "rfm": self._rfm(ix, tenant, raw, now_ms)}
+        return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC]
 
     def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
         batch = ix.entities[entity].get((tenant, customer), {})
@@ -100,10 +115,10 @@ class Merger:
         return [aggregates.merge_milestones(batch.get(i), speed.get(i)) for i in batch.keys() | speed.keys()]
 
     @staticmethod
-    def _rfm(ix: BatchIndex, tenant: str, raw: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    def _rfm_scores(ix: BatchIndex, tenant: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """RFM without recency_days (the one part that moves with the clock)."""
         last, freq, mon = raw[rfm.R_METRIC], raw[rfm.F_METRIC], raw[rfm.M_METRIC]
         out: dict[str, Any] = {
-            "recency_days": rfm.recency_days(last, now_ms) if last is not None else None,
             "frequency": freq,
             "monetary": finalize(CATALOG[rfm.M_METRIC], mon),
             "r": None,

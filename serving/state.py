@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from lambdalytics.infra.kafka_io import EventProducer
 from lambdalytics.infra.settings import Settings
 from lambdalytics.speed.store import SpeedStore
 
+from .answer_cache import AnswerCache
 from .auth import TenantRegistry, TokenSigner
 from .loader import BatchLoader
 from .merge import Merger
@@ -82,6 +85,24 @@ class BatchRuns:
             self.latest = {**self.latest, **update, "finished_at": dt.datetime.now(dt.UTC)}
 
 
+class _ProfileCacheCollector(Collector):
+    """The profile cache's own counters, read at scrape time (no lock on the request path)."""
+
+    def __init__(self, cache: AnswerCache):
+        self.cache = cache
+
+    def collect(self):
+        lookups = CounterMetricFamily(
+            "lambdalytics_profile_cache_lookups", "Profile answer cache lookups", labels=["result"]
+        )
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "lambdalytics_profile_cache_entries", "Profile answers held", value=len(self.cache)
+        )
+
+
 @dataclass
 class ServingState:
     settings: Settings
@@ -100,7 +121,9 @@ class ServingState:
     def __post_init__(self) -> None:
         data_dir = Path(self.settings.data_dir)
         self.loader = BatchLoader(data_dir, self.speed, poll_seconds=self.settings.batch_poll_seconds)
-        self.merger = Merger(self.loader.current, self.speed)
+        self.merger = Merger(
+            self.loader.current, self.speed, profile_cache=self.settings.profile_cache_entries
+        )
         self.registry = TenantRegistry(data_dir / "run" / "tenants.sqlite")
         admin = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
         self.admin_token = _secret(self.settings, "admin_token", admin)
@@ -131,6 +154,7 @@ class ServingState:
             "Duplicate events skipped by the speed store",
             registry=self.metrics_registry,
         )
+        self.metrics_registry.register(_ProfileCacheCollector(self.merger.profiles))
         self._dead = Gauge(
             "lambdalytics_invalid_records",
             "Records that broke the contract (dead-lettered by the archiver)",

@@ -84,6 +84,10 @@ class EmbeddedSpeedStore(SpeedStore):
         self._start: dict[tuple[str, int], int] = {}  # first offset consumed per partition
         self._positions: dict[tuple[str, int], int] = {}
         self._covered: Watermark | None = None  # the last W that passed _check, until floor/start change
+        # customer_version(): the epoch moves whenever coverage may change (start, floor), the
+        # per-customer generation whenever one of the customer's events is applied
+        self._epoch = 0
+        self._customer_gen: dict[tuple[str, str], int] = {}
         self._events = 0
         self._duplicates = 0
         self._last_broker_ms = 0
@@ -122,11 +126,13 @@ class EmbeddedSpeedStore(SpeedStore):
         if tp not in self._start:
             self._start[tp] = offset
             self._covered = None
+            self._epoch += 1
         self._positions[tp] = offset + 1
 
     def _aggregate(self, row: dict[str, Any], block: Block) -> None:
         tenant, customer = row["tenant_id"], row["customer_id"]
         ckey = (tenant, customer)
+        self._customer_gen[ckey] = self._customer_gen.get(ckey, 0) + 1
         self._tenant_customers[tenant].add(customer)
         blocks = self._customers.setdefault(ckey, {})
         self._profile.update(blocks.setdefault(block, self._profile.empty()), row)
@@ -163,6 +169,8 @@ class EmbeddedSpeedStore(SpeedStore):
             for tp, offset in watermark.items():
                 self._floor[tp] = max(self._floor.get(tp, 0), offset)
             self._covered = None
+            self._epoch += 1  # every customer's version changes: their generations can start over
+            self._customer_gen = {}
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
             self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
             self._campaign_hours = _prune(self._campaign_hours, self._floor, self.block_size, lambda k: k[0])
@@ -277,6 +285,10 @@ class EmbeddedSpeedStore(SpeedStore):
                     if wanted(blk) and partial[COHORT_METRIC]:
                         out.setdefault(customer, set()).add(month_index(hour))
             return out
+
+    def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
+        with self._lock:
+            return self._epoch, self._customer_gen.get((tenant, customer), 0)
 
     def status(self) -> SpeedStatus:
         with self._lock:

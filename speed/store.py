@@ -73,3 +73,9 @@ class SpeedStore(ABC):
 
     @abstractmethod
     def status(self) -> SpeedStatus: ...
+
+    def customer_version(self, tenant: str, customer: str) -> object | None:
+        """A token that changes whenever ``customer``/``customer_entities`` could answer differently
+        for this customer (an event of theirs applied, coverage changed). ``None``: this store cannot
+        tell, and callers must not cache its answers (Pinot)."""
+        return None
