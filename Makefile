@@ -49,10 +49,11 @@ test-reliability: setup
 	LAMBDALYTICS_RELIABILITY_REPORT=docs/reliability.md $(BIN)/python -m pytest tests/reliability -m reliability
 
 screenshots: setup
-	$(BIN)/python -m lambdalytics.infra.screenshots --out docs/img
+	$(BIN)/python -m lambdalytics.cli.screenshots --out docs/img
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q tests/test_layers.py
 	$(BIN)/lambdalytics schemas export --check
 
 BENCH_EVENTS ?= --events 100000 --events 1000000 --events 10000000

@@ -28,8 +28,8 @@ from lambdalytics.batch import master
 from lambdalytics.batch.job import run_batch
 from lambdalytics.batch.spark import spark_session
 from lambdalytics.batch.views import customer_profile, dedup_events
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.settings import Settings
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import to_row, validate_event
 
 PARTITIONS = 6

@@ -10,8 +10,8 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.kafka_io import EventProducer
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.topics import EVENT_TOPICS
 
 

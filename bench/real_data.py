@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 
 from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.job import run_batch
+from lambdalytics.cli.sources.online_retail import load_events
+from lambdalytics.cli.sources.pacing import send_paced
 from lambdalytics.infra.broker import EmbeddedBroker
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.settings import Settings
-from lambdalytics.infra.sources.online_retail import load_events
-from lambdalytics.infra.sources.pacing import send_paced
 from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
@@ -85,7 +85,7 @@ def main() -> None:
         ".venv/bin/lambdalytics replay online-retail --path 'Online Retail.xlsx' --speedup 86400  # a day per second",
         "```",
         "",
-        "## Mapping (`infra/sources/online_retail.py`)",
+        "## Mapping (`cli/sources/online_retail.py`)",
         "",
         "- One invoice → `order_placed` + `order_paid` (amount = Σ Quantity × UnitPrice, exact, GBP); a `C…` "
         "invoice → `refund` of |Σ|; the invoice time is Europe/London wall-clock time converted to UTC "

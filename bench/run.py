@@ -22,9 +22,9 @@ from kafka import KafkaProducer
 from report import write_section
 
 from lambdalytics.batch.archiver import Archiver
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.broker import EmbeddedBroker
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import decode_event, validate_event
 
 

@@ -35,9 +35,9 @@ from serving_apps import TAIL_FILE
 from batch import PARTITIONS, land
 from lambdalytics.batch.job import run_batch
 from lambdalytics.batch.writer import read_manifest
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.broker import free_port
 from lambdalytics.infra.settings import Settings
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.serving.api.params import iso
 from lambdalytics.serving.auth import TenantRegistry

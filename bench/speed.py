@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 
 from report import write_section
 
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 

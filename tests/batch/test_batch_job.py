@@ -18,8 +18,8 @@ from deltalake import DeltaTable
 from lambdalytics.batch import master
 from lambdalytics.batch.job import backfill, choose_watermark, run_batch
 from lambdalytics.batch.writer import ViewWriter, read_manifest
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.settings import Settings
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import to_row, validate_event
 
 from . import oracle
@@ -243,7 +243,7 @@ def test_run_killed_mid_write_leaves_previous_version_intact(first_run, tmp_path
         "LAMBDALYTICS_BLOCK_SIZE": str(BLOCK),
         "LAMBDALYTICS_SPARK_SHUFFLE_PARTITIONS": "4",
     }
-    cmd = [sys.executable, "-m", "lambdalytics.infra.cli", "batch", "run"]
+    cmd = [sys.executable, "-m", "lambdalytics.cli", "batch", "run"]
     assert subprocess.run(cmd, env=env, capture_output=True, timeout=300).returncode == 0
     before = read_manifest(data_dir)
     snapshot = {name: before.table(data_dir, name).to_pyarrow_table() for name in before.views}

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.job import run_batch
+from lambdalytics.cli.sources.online_retail import load_events
+from lambdalytics.cli.sources.pacing import send_paced
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.settings import Settings
-from lambdalytics.infra.sources.online_retail import load_events
-from lambdalytics.infra.sources.pacing import send_paced
 from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.consumer import SpeedConsumer

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import httpx
 from kafka.producer.future import RecordMetadata
 
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.kafka_io import EventProducer
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 
 TENANTS = ("demo-food", "demo-ads", "demo-saas")
 _RENAMED = ("customer_id", "campaign_id", "order_id", "ticket_id", "session_id")

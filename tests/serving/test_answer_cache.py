@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.serving.index import BatchIndex
 from lambdalytics.serving.merge import Merger, NotFound

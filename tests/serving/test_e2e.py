@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.job import run_batch
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.settings import Settings
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import validate_event
 from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState

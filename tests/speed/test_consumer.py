@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.broker import EmbeddedBroker
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.topics import EVENT_TOPICS
 from lambdalytics.speed.consumer import SpeedConsumer
 from lambdalytics.speed.embedded import EmbeddedSpeedStore

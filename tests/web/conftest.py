@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lambdalytics.infra.screenshots import CHROMIUM, DemoService, HostPage, browser, demo_events
-from lambdalytics.infra.sources.generator import TENANTS
+from lambdalytics.cli.screenshots import CHROMIUM, DemoService, HostPage, browser, demo_events
+from lambdalytics.cli.sources.generator import TENANTS
 from lambdalytics.serving.api.routes.web import DIST
 
 BRANDS = {

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from lambdalytics.infra.sources.olist import (
+from lambdalytics.cli.sources.olist import (
     TABLES,
     load_events,
     sao_paulo_to_utc_ms,
@@ -23,7 +23,7 @@ from lambdalytics.infra.sources.olist import (
 from lambdalytics.schemas.events import validate_event
 
 # tests/sources/ → tests/ → repo root (/work/main) → /work, which holds shared/
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "olist"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "olist"
 TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 HEADERS = {

@@ -16,12 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lambdalytics.infra.kafka_io import EventProducer, SendSummary, ensure_topics
+from lambdalytics.infra.runtime import NoBrokerError, find_bootstrap, running_broker
+from lambdalytics.infra.settings import get_settings
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import MODEL_BY_FAMILY, ContractViolation, parse_utc_ms, validate_event
 
-from .kafka_io import EventProducer, SendSummary, ensure_topics
-from .runtime import NoBrokerError, find_bootstrap, running_broker
-from .settings import get_settings
 from .sources.generator import TENANTS, GeneratorConfig, generate
 from .sources.pacing import send_paced
 
@@ -107,7 +107,7 @@ def serve(
         _bootstrap()  # fail early, with the explanation, when there is no Kafka
     factory = "create_embedded_app" if settings.speed_store == "embedded" else "create_pinot_app"
     Granian(
-        f"lambdalytics.serving.app:{factory}",
+        f"lambdalytics.cli.serve:{factory}",
         factory=True,
         interface="asgi",
         address=settings.api_host,
@@ -380,7 +380,3 @@ def metrics(
     for r in rows:
         table.add_row(r["name"], r["grain"], r["formula"], r["unit"])
     Console().print(table)
-
-
-if __name__ == "__main__":
-    app()

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from lambdalytics.infra.sources.generator import GeneratorConfig, generate
+from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.schemas.events import validate_event
 
 pytestmark = pytest.mark.unit

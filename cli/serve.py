@@ -11,11 +11,10 @@ from fastapi import FastAPI
 from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.runtime import find_bootstrap
 from lambdalytics.infra.settings import Settings
+from lambdalytics.serving.main import create_app
+from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.consumer import SpeedConsumer
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
-
-from .main import create_app
-from .state import ServingState
 
 log = logging.getLogger(__name__)
 

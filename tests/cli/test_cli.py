@@ -16,7 +16,7 @@ from lambdalytics.infra.settings import Settings
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lambdalytics.infra.cli", *args],
+        [sys.executable, "-m", "lambdalytics.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -109,7 +109,7 @@ def test_up_runs_broker_topics_and_demo_stream_then_stops(tmp_path):
 def test_broker_address_is_found_by_other_commands(tmp_path):
     env = {**os.environ, "LAMBDALYTICS_DATA_DIR": str(tmp_path), "LAMBDALYTICS_KAFKA_BOOTSTRAP": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lambdalytics.infra.cli", "broker"],
+        [sys.executable, "-m", "lambdalytics.cli", "broker"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -26,10 +26,10 @@ from rich.console import Console
 
 from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.writer import read_manifest
+from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
+from lambdalytics.infra.runtime import running_broker
+from lambdalytics.infra.settings import Settings, child_env
 
-from .kafka_io import EventProducer, ensure_topics
-from .runtime import running_broker
-from .settings import Settings, child_env
 from .sources.generator import TENANTS, GeneratorConfig, generate
 from .sources.pacing import send_paced
 
@@ -51,7 +51,7 @@ def _batch_loop(env: dict[str, str], interval_s: float, log_path: Path, stop: th
     while not stop.wait(interval_s):
         with log_path.open("ab") as log:
             subprocess.run(
-                [sys.executable, "-m", "lambdalytics.infra.cli", "batch", "run"],
+                [sys.executable, "-m", "lambdalytics.cli", "batch", "run"],
                 env=env,
                 stdout=log,
                 stderr=log,
@@ -109,7 +109,7 @@ def run_up(
         keys = {t: creds.registry.create(t, t) or creds.registry.rotate(t) for t in TENANTS} if demo else {}
         with (data_dir / "run" / "api.log").open("ab") as api_log:
             api = subprocess.Popen(
-                [sys.executable, "-m", "lambdalytics.infra.cli", "serve"],
+                [sys.executable, "-m", "lambdalytics.cli", "serve"],
                 env=env,
                 stdout=api_log,
                 stderr=api_log,

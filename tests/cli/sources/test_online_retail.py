@@ -13,7 +13,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from lambdalytics.infra.sources.online_retail import (
+from lambdalytics.cli.sources.online_retail import (
     country_tenant,
     load_events,
     london_to_utc_ms,
@@ -32,7 +32,7 @@ HEADER = [
     "Country",
 ]
 # tests/sources/ → tests/ → repo root (/work/main) → /work, which holds shared/
-DATASET_DIR = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "online_retail"
+DATASET_DIR = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "online_retail"
 DATASET = DATASET_DIR / "online_retail.parquet"
 TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 

@@ -1,4 +1,4 @@
-"""``python -m lambdalytics.infra.screenshots --out docs/img``: pictures of every widget and the dashboard.
+"""``python -m lambdalytics.cli.screenshots --out docs/img``: pictures of every widget and the dashboard.
 
 Starts what a user runs — the embedded broker, ``lambdalytics serve`` as a process, demo tenants with
 branding, months of generated events (plus a busy last two hours for live wait times), optionally one
@@ -24,10 +24,10 @@ from typing import Any
 
 import httpx
 
+from lambdalytics.cli.sources.generator import TENANTS, GeneratorConfig, generate
 from lambdalytics.infra.broker import EmbeddedBroker, free_port
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.settings import child_env
-from lambdalytics.infra.sources.generator import TENANTS, GeneratorConfig, generate
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -134,7 +134,7 @@ class DemoService:
         ensure_topics(self.bootstrap, 3)
         self._log = open(self.data_dir / "run" / "api.log", "ab")  # noqa: SIM115 - closed in stop()
         self._api = subprocess.Popen(
-            [sys.executable, "-m", "lambdalytics.infra.cli", "serve", "--embedded"],
+            [sys.executable, "-m", "lambdalytics.cli", "serve", "--embedded"],
             env=self.env,
             stdout=self._log,
             stderr=self._log,
@@ -242,7 +242,7 @@ class DemoService:
         log = self.data_dir / "run" / "batch.log"
         with log.open("ab") as out:
             subprocess.run(
-                [sys.executable, "-m", "lambdalytics.infra.cli", "batch", "run"],
+                [sys.executable, "-m", "lambdalytics.cli", "batch", "run"],
                 env={**self.env, "LAMBDALYTICS_SPARK_DRIVER_MEMORY": "2g"},
                 stdout=out,
                 stderr=out,
