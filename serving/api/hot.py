@@ -1,4 +1,4 @@
-"""The polled read routes, without FastAPI's per-request machinery (see ../shared/SERVING_PERF.md).
+"""The polled read routes, without FastAPI's per-request machinery (measured in docs/performance.md).
 
 A naive FastAPI route reaches ~0.45× a bare Starlette route on this box; the cost is dependency solving,
 parameter validation, response encoding and the layers around the router, not the lookup. A ``HotRoute``
