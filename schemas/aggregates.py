@@ -6,6 +6,7 @@ partials: ``count`` an int, ``sum``/``min``/``max`` an int or None (no matching 
 ``hll_distinct`` on the speed side a *set of the raw values* — the speed side is small, and adding
 raw values to the batch's DataSketches HLL is an exact union (a Pinot HLL is not a DataSketches
 binary, so sketches could not be merged across engines). The batch side's HLL arrives as bytes.
+These functions are the embedded store's evaluator; what it cannot compute is ``catalog.engines.EMBEDDED``.
 """
 
 from __future__ import annotations
@@ -58,9 +59,14 @@ def merge(metric: BaseMetric, a: Any, b: Any) -> Any:
         return b
     if b is None:
         return a
-    if metric.aggregate is Aggregate.sum:
-        return a + b
-    return min(a, b) if metric.aggregate is Aggregate.min else max(a, b)
+    match metric.aggregate:
+        case Aggregate.sum:
+            return a + b
+        case Aggregate.min:
+            return min(a, b)
+        case Aggregate.max:
+            return max(a, b)
+    raise NotImplementedError(metric.aggregate)  # a new aggregate needs its own merge, never a fallback
 
 
 def merge_with_batch(metric: BaseMetric, batch: Any, speed: Any) -> Any:

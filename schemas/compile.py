@@ -1,8 +1,9 @@
 """Catalog → SQL aggregate expressions, one renderer per engine.
 
 The base SQL here is standard; each dialect overrides only what differs (metricflow's renderer
-pattern), and lists the aggregates it cannot compute, so that compiling an unsupported metric fails
-with :class:`UnsupportedAggregate` instead of producing a wrong number. Spark (batch) and, with the speed
+pattern), and names its :class:`~lambdalytics.schemas.catalog.Engine` — what it cannot compute, as
+data — so that compiling an unsupported metric fails with :class:`UnsupportedAggregate` (the catalog
+rule ``engine-support`` refuses such a metric before any compile). Spark (batch) and, with the speed
 layer, Pinot render from the same :class:`~lambdalytics.schemas.catalog.BaseMetric` and
 :class:`~lambdalytics.schemas.catalog.Entity` entries, so a filter or aggregate changes in one place.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .catalog import Aggregate, BaseMetric, Entity, EventFilter
+from .catalog.engines import PINOT, SPARK, Engine
 
 __all__ = ["HLL_LG_K", "SparkSql", "SqlDialect", "UnsupportedAggregate", "python_predicate"]
 
@@ -20,8 +22,10 @@ HLL_LG_K = 12
 
 
 class UnsupportedAggregate(NotImplementedError):
-    def __init__(self, dialect: str, metric: str, aggregate: Aggregate):
-        super().__init__(f"{dialect} cannot compute {metric} ({aggregate.value})")
+    """This engine cannot compute this metric (metricflow's ``UnsupportedEngineFeatureError``)."""
+
+    def __init__(self, metric: str, reason: str):
+        super().__init__(f"{metric}: {reason}")
 
 
 def _quote_str(value: str) -> str:
@@ -29,8 +33,8 @@ def _quote_str(value: str) -> str:
 
 
 class SqlDialect:
-    name: ClassVar[str] = "sql"
-    unsupported: ClassVar[frozenset[Aggregate]] = frozenset()
+    engine: ClassVar[Engine] = Engine(name="sql", unsupported=frozenset({Aggregate.hll_distinct}))
+    """Standard SQL has no DataSketches HLL; a dialect that has one names its own engine."""
 
     def ident(self, column: str) -> str:
         return column
@@ -49,25 +53,25 @@ class SqlDialect:
     def hll(self, expr: str) -> str:
         raise NotImplementedError
 
-    def kll(self, expr: str) -> str:
-        raise NotImplementedError
+    def refuse(self, metric: BaseMetric) -> None:
+        """Raise :class:`UnsupportedAggregate` when this engine cannot compute the metric."""
+        if reason := self.engine.refusal(metric):
+            raise UnsupportedAggregate(metric.name, reason)
 
     def aggregate(self, metric: BaseMetric) -> str:
         """The SQL aggregate expression of one base metric (without alias)."""
-        if metric.aggregate in self.unsupported:
-            raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
+        self.refuse(metric)
         cond = self.predicate(metric.filter)
-        if metric.aggregate is Aggregate.count:
-            return self.count_if(cond)
-        if metric.aggregate in (Aggregate.sum, Aggregate.min, Aggregate.max):
-            return self.filtered_aggregate(metric.aggregate.value.upper(), self.ident(metric.column), cond)
-        value = f"CASE WHEN {cond} THEN {self.ident(metric.column)} END"
         match metric.aggregate:
+            case Aggregate.count:
+                return self.count_if(cond)
+            case Aggregate.sum | Aggregate.min | Aggregate.max:
+                return self.filtered_aggregate(
+                    metric.aggregate.value.upper(), self.ident(metric.column), cond
+                )
             case Aggregate.hll_distinct:
-                return self.hll(value)
-            case Aggregate.kll_quantiles:
-                return self.kll(value)
-        raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
+                return self.hll(f"CASE WHEN {cond} THEN {self.ident(metric.column)} END")
+        raise UnsupportedAggregate(metric.name, f"{self.engine.name} has no rendering of {metric.aggregate}")
 
     def filtered_aggregate(self, function: str, column: str, cond: str) -> str:
         """``function`` over ``column`` for the rows passing ``cond`` (the one place dialects differ)."""
@@ -86,16 +90,13 @@ class SqlDialect:
 class SparkSql(SqlDialect):
     """Spark SQL 4.x: ``count_if``; ``hll_sketch_agg`` writes Apache DataSketches HLL binaries."""
 
-    name = "spark"
+    engine = SPARK
 
     def count_if(self, cond: str) -> str:
         return f"COUNT_IF({cond})"
 
     def hll(self, expr: str) -> str:
         return f"HLL_SKETCH_AGG({expr}, {HLL_LG_K})"
-
-    def kll(self, expr: str) -> str:
-        return f"KLL_SKETCH_AGG_BIGINT({expr})"
 
 
 def python_predicate(f: EventFilter):
@@ -124,13 +125,18 @@ class PinotSql(SqlDialect):
     - Pinot answers an aggregate over no row with 0 (SUM) or ±Infinity (MIN/MAX) rather than NULL, so
       every SUM/MIN/MAX has a companion :meth:`matched` count; the store reads "no matching row" from
       it, and the raw state is ``None`` exactly when the embedded store's would be.
-    - Distinct counts are not rendered as aggregates (:attr:`unsupported`): Pinot's HLL is not a
-      DataSketches binary and could not be merged with the batch sketch. The speed side returns the
-      raw distinct values instead (:meth:`distinct_value`), which the merge adds to the batch sketch.
+    - Distinct counts are not rendered as aggregates (:meth:`aggregate` refuses them): Pinot's HLL is
+      not a DataSketches binary and could not be merged with the batch sketch. The speed side returns
+      the raw distinct values instead (:meth:`distinct_value`), which the merge adds to the batch sketch.
+    - MIN/MAX are numeric functions in Pinot: :data:`~lambdalytics.schemas.catalog.engines.PINOT`.
     """
 
-    name = "pinot"
-    unsupported = frozenset({Aggregate.hll_distinct, Aggregate.kll_quantiles})
+    engine = PINOT
+
+    def aggregate(self, metric: BaseMetric) -> str:
+        if metric.aggregate is Aggregate.hll_distinct:
+            raise UnsupportedAggregate(metric.name, "pinot reads distinct counts as values (distinct_value)")
+        return super().aggregate(metric)
 
     def ident(self, column: str) -> str:
         return '"' + column.replace('"', '""') + '"'
@@ -156,7 +162,8 @@ class PinotSql(SqlDialect):
     def distinct_value(self, metric: BaseMetric) -> tuple[str, str]:
         """(value expression, row predicate) whose distinct values are the raw state of a distinct metric."""
         if metric.aggregate is not Aggregate.hll_distinct:
-            raise UnsupportedAggregate(self.name, metric.name, metric.aggregate)
+            raise UnsupportedAggregate(metric.name, f"{metric.aggregate} is rendered by aggregate()")
+        self.refuse(metric)
         return self.ident(metric.column), self.predicate(metric.filter)
 
     def milestone_predicate(self, entity: Entity, name: str) -> str:

@@ -14,13 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lambdalytics.schemas import aggregates, rfm
-from lambdalytics.schemas.catalog import (
-    CATALOG,
-    DurationMetric,
-    EntityCountMetric,
-    Grain,
-    finalize,
-)
+from lambdalytics.schemas.catalog import CATALOG, Grain, finalize
 from lambdalytics.schemas.cohorts import retention
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
@@ -36,28 +30,6 @@ class NotFound(LookupError):
 
 class UnknownMetric(ValueError):
     pass
-
-
-def _series_metrics(grain: Grain) -> dict[str, Any]:
-    """Metrics that can be bucketed by time: time-series bases and derivations of them."""
-    bases = {m.name: m for m in CATALOG.bases(grain) if m.timeseries}
-    out: dict[str, Any] = dict(bases)
-    for d in CATALOG.derived_in_order(grain):
-        if all(o in out for o in d.operands):
-            out[d.name] = d
-    return out
-
-
-SERIES_METRICS = {grain: _series_metrics(grain) for grain in (Grain.customer, Grain.campaign)}
-# customer-grain metrics computed from an entity's milestones, per entity
-ENTITY_METRICS = {
-    e.name: [
-        m
-        for m in CATALOG.at(Grain.customer)
-        if isinstance(m, DurationMetric | EntityCountMetric) and m.entity == e.name
-    ]
-    for e in CATALOG.entities
-}
 
 
 class Merger:
@@ -102,7 +74,7 @@ class Merger:
             for m in CATALOG.bases(Grain.customer)
         }
         raw = CATALOG.derive(Grain.customer, raw)
-        for entity, metrics in ENTITY_METRICS.items():
+        for entity, metrics in CATALOG.entity_metrics(Grain.customer).items():
             states = self._customer_entities(ix, tenant, customer, entity)
             for m in metrics:
                 raw[m.name] = m.compute(states)  # customer-grain entity metrics are not windowed
@@ -155,7 +127,7 @@ class Merger:
             raw = {
                 m.name: aggregates.merge_all(m, [v.get(m.name) for v in b], [v.get(m.name) for v in s])
                 for m in CATALOG.bases(grain)
-                if m.name in SERIES_METRICS[grain]
+                if m.name in CATALOG.series(grain)
             }
             raw = CATALOG.derive(grain, raw)
             out.append((bucket, {n: finalize(CATALOG[n], raw[n]) for n in names}))
@@ -164,7 +136,7 @@ class Merger:
     def timeseries(
         self, tenant: str, customer: str, metric: str, start_ms: int, end_ms: int, bucket_ms: int
     ) -> list[tuple[int, Any]]:
-        if metric not in SERIES_METRICS[Grain.customer] or not CATALOG[metric].public:
+        if metric not in CATALOG.series(Grain.customer) or not CATALOG[metric].public:
             raise UnknownMetric(metric)
 
         def run(ix: BatchIndex):
@@ -182,10 +154,9 @@ class Merger:
 
     # ------------------------------------------------------------------ campaigns
 
-    CAMPAIGN_FIELDS = ("impressions", "clicks", "spend", "conversions", "ctr", "cpc", "cpa")
-
     def campaign(self, tenant: str, campaign: str, start_ms: int, end_ms: int, bucket_ms: int):
-        names = list(self.CAMPAIGN_FIELDS)
+        """Totals and points of every public campaign metric (the campaign answer's fields)."""
+        names = [m.name for m in CATALOG.at(Grain.campaign, public_only=True)]
 
         def run(ix: BatchIndex):
             batch = ix.campaign_hours.get((tenant, campaign))
@@ -212,15 +183,20 @@ class Merger:
         now_ms = now_ms or int(time.time() * 1000)
 
         def run(ix: BatchIndex):
-            batch = ix.tenant_entities["order"].get(tenant, {})
-            speed = self.speed.tenant_entities(tenant, "order", ix.watermark)
-            states = [
-                aggregates.merge_milestones(batch.get(k), speed.get(k)) for k in batch.keys() | speed.keys()
-            ]
-            return {
-                m.name: finalize(m, m.compute(states, now_ms=now_ms, window_ms=window_ms))
-                for m in CATALOG.at(Grain.tenant, public_only=True)
-            }
+            out = {}
+            for entity, metrics in CATALOG.entity_metrics(Grain.tenant).items():
+                batch = ix.tenant_entities[entity].get(tenant, {})
+                speed = self.speed.tenant_entities(tenant, entity, ix.watermark)
+                states = [
+                    aggregates.merge_milestones(batch.get(k), speed.get(k))
+                    for k in batch.keys() | speed.keys()
+                ]
+                out |= {
+                    m.name: finalize(m, m.compute(states, now_ms=now_ms, window_ms=window_ms))
+                    for m in metrics
+                    if m.public
+                }
+            return out
 
         return self._with_snapshot(run)
 

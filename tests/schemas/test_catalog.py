@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lambdalytics.schemas.catalog import (
     CATALOG,
+    ENGINES,
     Aggregate,
     BaseMetric,
     Catalog,
@@ -17,6 +20,7 @@ from lambdalytics.schemas.catalog import (
     Unit,
     finalize,
 )
+from lambdalytics.schemas.compile import PinotSql, SparkSql, UnsupportedAggregate
 
 pytestmark = pytest.mark.unit
 
@@ -69,6 +73,7 @@ def test_describe_publishes_every_public_metric_once():
 def _count(name, grain=Grain.customer, types=("page_view",), non_null=()):
     return BaseMetric(
         name=name,
+        label=name.upper(),
         description="d",
         grain=grain,
         unit=Unit.count,
@@ -77,8 +82,23 @@ def _count(name, grain=Grain.customer, types=("page_view",), non_null=()):
     )
 
 
+def _max(name, column):
+    return BaseMetric(
+        name=name,
+        label=name.upper(),
+        description="d",
+        grain=Grain.customer,
+        unit=Unit.count,
+        filter=EventFilter(event_types="*", non_null=(column,)),
+        aggregate=Aggregate.max,
+        column=column,
+    )
+
+
 def _ratio(name, a, b, unit=Unit.ratio, grain=Grain.customer):
-    return DerivedMetric(name=name, description="d", grain=grain, unit=unit, op="ratio", operands=(a, b))
+    return DerivedMetric(
+        name=name, label=name.upper(), description="d", grain=grain, unit=unit, op="ratio", operands=(a, b)
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,6 +110,7 @@ def _ratio(name, a, b, unit=Unit.ratio, grain=Grain.customer):
             (
                 BaseMetric(
                     name="s",
+                    label="S",
                     description="d",
                     grain=Grain.customer,
                     unit=Unit.count,
@@ -104,6 +125,7 @@ def _ratio(name, a, b, unit=Unit.ratio, grain=Grain.customer):
             (
                 BaseMetric(
                     name="s",
+                    label="S",
                     description="d",
                     grain=Grain.customer,
                     unit=Unit.count,
@@ -118,6 +140,7 @@ def _ratio(name, a, b, unit=Unit.ratio, grain=Grain.customer):
             (
                 BaseMetric(
                     name="s",
+                    label="S",
                     description="d",
                     grain=Grain.customer,
                     unit=Unit.count,
@@ -144,6 +167,7 @@ def _ratio(name, a, b, unit=Unit.ratio, grain=Grain.customer):
             (
                 DurationMetric(
                     name="d",
+                    label="D",
                     description="d",
                     grain=Grain.customer,
                     unit=Unit.seconds,
@@ -159,6 +183,7 @@ def _ratio(name, a, b, unit=Unit.ratio, grain=Grain.customer):
             (
                 DurationMetric(
                     name="d",
+                    label="D",
                     description="d",
                     grain=Grain.customer,
                     unit=Unit.seconds,
@@ -171,6 +196,25 @@ def _ratio(name, a, b, unit=Unit.ratio, grain=Grain.customer):
             "entity-exists",
         ),
         ((_count("a"), _ratio("r", "a", "avg_resolution_seconds", unit=Unit.ratio)), "derived-of-mergeable"),
+        ((_max("s", "session_id"),), "engine-support: s: pinot computes max over numeric columns only"),
+        (
+            (
+                DurationMetric(
+                    name="d",
+                    label="D",
+                    description="d",
+                    grain=Grain.customer,
+                    unit=Unit.seconds,
+                    entity="ticket",
+                    start="opened",
+                    end="resolved",
+                    statistic="mean",
+                    windowed=True,
+                    window_on="opened",
+                ),
+            ),
+            "entity-grain: d: customer-grain entity metrics are not windowed",
+        ),
     ],
 )
 def test_each_rule_names_its_violation(metrics, rule):
@@ -208,3 +252,88 @@ def test_finalize_by_unit():
     assert finalize(CATALOG["avg_resolution_seconds"], 90_500) == 90.5
     assert finalize(CATALOG["orders"], 3) == 3
     assert finalize(CATALOG["avg_order_value"], None) is None
+
+
+def _catalog_with(**changes):
+    """The built-in catalog with some entries changed: {metric name: {field: value}}."""
+    metrics = tuple(m.model_copy(update=changes.get(m.name, {})) for m in CATALOG.metrics)
+    return Catalog(entities=CATALOG.entities, metrics=metrics)
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule"),
+    [
+        (
+            {"revenue": {"primary": False}},
+            "one-primary: customer grain needs exactly one primary metric, has []",
+        ),
+        ({"orders": {"primary": True}}, "one-primary: customer grain needs exactly one primary"),
+        (
+            {"revenue": {"primary": False}, "first_seen": {"primary": True}},
+            "primary-has-series: first_seen is the customer primary but has no time series",
+        ),
+        ({"orders": {"headline": 1}}, "headline-ranks-unique: customer grain repeats a headline rank"),
+        ({"csat_responses": {"headline": 20}}, "display-public: csat_responses is not public"),
+        ({"net_revenue": {"unit": Unit.count}}, "unit-algebra"),  # stage 1 still runs first
+        ({"last_order_at": {"unit": Unit.count}}, "analysis-inputs: RFM reads 'last_order_at'"),
+        ({"orders": {"timeseries": False}}, "analysis-inputs: cohorts read 'orders'"),
+    ],
+)
+def test_each_page_and_analysis_rule_names_its_violation(changes, rule):
+    with pytest.raises(CatalogError, match=re.escape(rule)):
+        _catalog_with(**changes)
+
+
+def test_the_built_in_catalog_passes_every_rule_of_every_stage():
+    assert _catalog_with() == CATALOG
+
+
+def test_every_engine_computes_every_built_in_base_and_lists_its_gaps_as_data():
+    for engine in ENGINES:
+        assert all(engine.refusal(m) is None for m in CATALOG.of_kind(BaseMetric)), engine.name
+    assert {e.name for e in ENGINES} == {"spark", "embedded", "pinot"}
+    with pytest.raises(UnsupportedAggregate, match="s: pinot computes max over numeric columns only"):
+        PinotSql().aggregate(_max("s", "session_id"))
+    assert (
+        SparkSql().aggregate(_max("s", "session_id"))
+        == "MAX(CASE WHEN session_id IS NOT NULL THEN session_id END)"
+    )
+    with pytest.raises(UnsupportedAggregate, match="pinot reads distinct counts as values"):
+        PinotSql().aggregate(CATALOG["sessions"])
+
+
+def test_kll_is_not_advertised():
+    assert [a.value for a in Aggregate] == ["count", "sum", "min", "max", "hll_distinct"]
+
+
+def test_the_dictionary_answers_what_pages_and_answers_need():
+    rows = {r["name"]: r for r in CATALOG.describe()}
+    assert all(r["label"] and r["short_label"] for r in rows.values())
+    assert (rows["ctr"]["label"], rows["ctr"]["short_label"]) == ("Click-through rate", "CTR")
+    # series: time-series bases and derivations of them only; at the metric's own grain
+    assert {n for n, r in rows.items() if r["series"] and r["grain"] == "customer"} == {
+        "events_total", "sessions", "page_views", "orders", "paid_orders", "revenue", "refunds",
+        "ad_impressions", "ad_clicks", "tickets_opened", "tickets_resolved", "net_revenue",
+        "avg_order_value", "open_tickets", "csat_avg",
+    }  # fmt: skip
+    assert not any(rows[n]["series"] for n in ("first_seen", "last_order_at", "avg_resolution_seconds"))
+    # additive: counts, sums and their differences; never a ratio, an extreme or a duration
+    assert {n for n, r in rows.items() if r["additive"] and r["grain"] == "campaign"} == {
+        "impressions", "clicks", "spend", "conversions",
+    }  # fmt: skip
+    assert rows["net_revenue"]["additive"] and rows["open_tickets"]["additive"]
+    assert not rows["sessions"]["additive"] and not rows["last_seen"]["additive"]
+    assert not rows["avg_order_value"]["additive"] and not rows["avg_wait_seconds"]["additive"]
+    primary = {r["grain"]: n for n, r in rows.items() if r["primary"]}
+    assert primary == {"customer": "revenue", "campaign": "impressions", "tenant": "avg_wait_seconds"}
+    headlines = sorted((r["headline"], n) for n, r in rows.items() if r["headline"])
+    assert [n for _, n in headlines][:4] == ["net_revenue", "orders", "avg_order_value", "sessions"]
+    assert rows["orders_in_progress"]["caption"] == "orders on their way"
+
+
+def test_entity_metrics_are_grouped_by_the_entity_they_read():
+    tenant = CATALOG.entity_metrics(Grain.tenant)
+    assert {e: [m.name for m in ms] for e, ms in tenant.items()} == {
+        "order": ["avg_wait_seconds", "p90_wait_seconds", "orders_in_progress"]
+    }
+    assert list(CATALOG.entity_metrics(Grain.customer)) == ["ticket"]

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
@@ -268,8 +269,17 @@ def test_health_ready_metrics_and_catalog(api):
     assert client.get("/readyz").status_code == 503  # the speed store has not caught up with Kafka
     text = client.get("/metrics").text
     assert "lambdalytics_request_seconds_bucket" in text and "lambdalytics_batch_version" in text
-    names = {m["name"] for m in client.get("/v1/metrics").json()}
+    dictionary = client.get("/v1/metrics").json()
+    names = {m["name"] for m in dictionary}
     assert {"avg_order_value", "ctr", "p90_wait_seconds"} <= names and "csat_score_sum" not in names
+    assert dictionary == CATALOG.describe()  # labels and display hints reach the front-end as published
+    ctr = next(m for m in dictionary if m["name"] == "ctr")
+    assert (ctr["label"], ctr["short_label"], ctr["series"], ctr["additive"]) == (
+        "Click-through rate",
+        "CTR",
+        True,
+        False,
+    )
 
 
 def test_speed_side_that_cannot_cover_the_watermark_fails_closed(api):

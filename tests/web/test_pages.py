@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.serving.api.routes import web
 from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
@@ -93,6 +94,7 @@ def test_embed_pages_classify_tokens_and_never_echo_them(app):
     cfg = config_of(client.get(f"/embed/customer-card?token={ok}").text)
     assert cfg["scope"] == {"customer_id": "c1", "campaigns": ["k1"], "cohorts": True}
     assert cfg["tenant"]["display_name"] == "acme"
+    assert cfg["catalog"] == CATALOG.describe()  # the page's dictionary is GET /v1/metrics, hints included
     assert {m["name"] for m in cfg["catalog"] if m["series"]} >= {"revenue", "orders"}
     assert client.get(f"/embed/nope?token={ok}").status_code == 404
 

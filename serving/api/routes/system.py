@@ -33,7 +33,8 @@ def readyz(state: StateDep, response: Response) -> dict:
 
 @router.get("/v1/metrics", tags=["catalog"])
 def metric_catalog() -> list[dict]:
-    """The metric dictionary: name, description, grain, formula, unit."""
+    """The metric dictionary: what each metric is (name, description, grain, formula, unit) and how to
+    show it (label, short_label, series, additive, primary, headline, caption); the pages read the same."""
     return CATALOG.describe()
 
 

@@ -27,11 +27,10 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from lambdalytics.schemas.catalog import CATALOG, Aggregate, BaseMetric, DerivedMetric, Grain
+from lambdalytics.schemas.catalog import CATALOG
 
 from ...auth import KEY_PREFIX, AuthError, Principal
 from ...branding import Branding, content_security_policy, style_block
-from ...merge import SERIES_METRICS
 from .admin import TENANT_PATTERN
 from .branding import branding_store
 
@@ -87,24 +86,6 @@ def asset(name: str) -> Asset | None:
     )
     _cache[name] = (mtime, found)
     return found
-
-
-def _additive(name: str) -> bool:
-    """Sums over buckets add up to the total (counts, sums and their differences): a bucket without events
-    is a true 0, so charts draw bars; for ratios and averages a missing bucket has no value."""
-    m = CATALOG[name]
-    if isinstance(m, BaseMetric):
-        return m.aggregate in (Aggregate.count, Aggregate.sum)
-    return isinstance(m, DerivedMetric) and m.op == "difference" and all(_additive(o) for o in m.operands)
-
-
-def catalog_for_pages() -> list[dict[str, Any]]:
-    """``GET /v1/metrics`` plus what a chart needs: has a customer time series, is additive."""
-    series = SERIES_METRICS[Grain.customer]
-    return [
-        {**entry, "series": entry["name"] in series, "additive": _additive(entry["name"])}
-        for entry in CATALOG.describe()
-    ]
 
 
 def _not_built() -> Response:
@@ -238,7 +219,7 @@ def embed_page(widget: str, request: Request, token: str | None = None) -> Respo
         "token_state": state,
         "scope": scope,
         "tenant": tenant,
-        "catalog": catalog_for_pages(),
+        "catalog": CATALOG.describe(),  # the GET /v1/metrics dictionary: labels, units, hints
     }
     body = f'<main id="ll-root" class="ll-root" aria-busy="true">{_SKELETON}</main>'
     return _page(
@@ -300,7 +281,7 @@ def dashboard(request: Request, tenant: str | None = None, login: str | None = N
         "token_state": "missing",
         "scope": None,
         "tenant": look,
-        "catalog": catalog_for_pages(),
+        "catalog": CATALOG.describe(),  # the GET /v1/metrics dictionary: labels, units, hints
     }
     return _page(
         title="Analytics dashboard",

@@ -5,7 +5,7 @@
 import { Api } from './api.js';
 import { ICONS, clear, h, icon } from './dom.js';
 import { Formatter, pickCurrency, pickLocale } from './format.js';
-import { Catalog, label } from './metrics.js';
+import { Catalog } from './metrics.js';
 import { mountCampaignChart } from './widgets/campaign-chart.js';
 import { mountCohortHeatmap } from './widgets/cohort-heatmap.js';
 import { mountCustomerCard } from './widgets/customer-card.js';
@@ -123,10 +123,10 @@ export async function mountDashboard(config, root) {
   );
 
   // customer lookup
-  const seriesNames = catalog.series().map((m) => m.name);
+  const seriesNames = catalog.series('customer').map((m) => m.name);
   const customerInput = h('input', { id: 'll-customer', name: 'customer', class: 'll-input', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'Customer ID', maxlength: '128' });
-  const metricSelect = h('select', { id: 'll-metric', name: 'metric', class: 'll-input' }, ...seriesNames.map((n) => h('option', { value: n, text: label(n) })));
-  metricSelect.value = seriesNames.includes(params.get('metric')) ? params.get('metric') : 'revenue';
+  const metricSelect = h('select', { id: 'll-metric', name: 'metric', class: 'll-input' }, ...seriesNames.map((n) => h('option', { value: n, text: catalog.label(n) })));
+  metricSelect.value = seriesNames.includes(params.get('metric')) ? params.get('metric') : catalog.primary('customer');
   const customerSlot = h('div', { class: 'll-pair', 'aria-live': 'polite' });
   let customerWidgets = [];
   const showCustomer = (customer, metric) => {

@@ -36,8 +36,8 @@ export function widgetOptions(widget, params, config, catalog) {
   const scope = config.scope || {};
   const granularity = params.get('granularity') === 'hour' ? 'hour' : 'day';
   const days = int(params.get('days'), granularity === 'hour' ? 2 : 30, 1, granularity === 'hour' ? 14 : 400);
-  const seriesNames = catalog.series().map((m) => m.name);
-  const metric = seriesNames.includes(params.get('metric')) ? params.get('metric') : 'revenue';
+  const seriesNames = catalog.series('customer').map((m) => m.name);
+  const metric = seriesNames.includes(params.get('metric')) ? params.get('metric') : catalog.primary('customer');
   const window = /^\d{1,6}[smhd]$/.test(params.get('window') || '') ? params.get('window') : '30m';
   const month = (v) => (/^\d{4}-\d{2}$/.test(v || '') ? v : null);
   return {

@@ -1,38 +1,6 @@
-// Human labels for the catalog's metric names; the catalog itself (units, descriptions) comes from the
-// server with the page, the same list GET /v1/metrics publishes.
-
-const LABELS = {
-  events_total: 'Events',
-  first_seen: 'First seen',
-  last_seen: 'Last seen',
-  sessions: 'Sessions',
-  page_views: 'Page views',
-  orders: 'Orders',
-  paid_orders: 'Paid orders',
-  revenue: 'Revenue',
-  refunds: 'Refunds',
-  last_order_at: 'Last order',
-  ad_impressions: 'Ad impressions',
-  ad_clicks: 'Ad clicks',
-  tickets_opened: 'Tickets opened',
-  tickets_resolved: 'Tickets resolved',
-  net_revenue: 'Net revenue',
-  avg_order_value: 'Avg. order value',
-  open_tickets: 'Open tickets',
-  avg_first_response_seconds: 'Avg. first response',
-  avg_resolution_seconds: 'Avg. resolution time',
-  csat_avg: 'Satisfaction (CSAT)',
-  impressions: 'Impressions',
-  clicks: 'Clicks',
-  spend: 'Spend',
-  conversions: 'Conversions',
-  ctr: 'Click-through rate',
-  cpc: 'Cost per click',
-  cpa: 'Cost per acquisition',
-  orders_in_progress: 'Orders in progress',
-  avg_wait_seconds: 'Average wait',
-  p90_wait_seconds: '90% delivered within',
-};
+// The metric dictionary, as the server sends it with the page (the same list GET /v1/metrics publishes):
+// labels, units, descriptions and display hints all come from the catalog, so no metric name is
+// written here. Only RFM segment labels live in the page: segments are an analysis, not metrics.
 
 export const SEGMENTS = {
   champions: 'Champion',
@@ -44,29 +12,29 @@ export const SEGMENTS = {
   need_attention: 'Needs attention',
 };
 
-const SHORT = {
-  ctr: 'CTR',
-  cpc: 'CPC',
-  cpa: 'CPA',
-  avg_first_response_seconds: 'First response',
-  avg_resolution_seconds: 'Resolution time',
-  csat_avg: 'CSAT',
-};
-
-/** A label that fits a small tile; the full label goes in its title. */
-export function shortLabel(name) {
-  return SHORT[name] || label(name);
-}
-
-export function label(name) {
-  if (LABELS[name]) return LABELS[name];
-  const text = name.replace(/_/g, ' ');
+/** "need_attention" → "Need attention": for a name the dictionary does not know. */
+export function humanize(name) {
+  const text = String(name).replace(/_/g, ' ');
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 export class Catalog {
   constructor(entries) {
-    this.byName = new Map((entries || []).map((m) => [m.name, m]));
+    this.entries = entries || [];
+    this.byName = new Map(this.entries.map((m) => [m.name, m]));
+  }
+
+  label(name) {
+    return this.byName.get(name)?.label || humanize(name);
+  }
+
+  /** A label that fits a small tile; the full label goes in its title. */
+  shortLabel(name) {
+    return this.byName.get(name)?.short_label || this.label(name);
+  }
+
+  caption(name) {
+    return this.byName.get(name)?.caption || '';
   }
 
   unit(name) {
@@ -77,12 +45,30 @@ export class Catalog {
     return this.byName.get(name)?.description || '';
   }
 
-  /** Customer metrics that have a time series (GET /v1/customers/{id}/timeseries). */
-  series() {
-    return [...this.byName.values()].filter((m) => m.series);
-  }
-
   additive(name) {
     return Boolean(this.byName.get(name)?.additive);
+  }
+
+  /** Public metrics of a grain, in catalog order. */
+  at(grain) {
+    return this.entries.filter((m) => m.grain === grain);
+  }
+
+  /** Metrics of a grain that have a time series (customer: GET /v1/customers/{id}/timeseries). */
+  series(grain) {
+    return this.at(grain).filter((m) => m.series);
+  }
+
+  /** The grain's default metric: the chart shown unless the link asks for another, the main tile. */
+  primary(grain) {
+    return this.at(grain).find((m) => m.primary)?.name ?? null;
+  }
+
+  /** Names of a grain's headline metrics, best first. */
+  headlines(grain) {
+    return this.at(grain)
+      .filter((m) => m.headline)
+      .sort((a, b) => a.headline - b.headline)
+      .map((m) => m.name);
   }
 }

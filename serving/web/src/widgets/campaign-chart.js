@@ -1,21 +1,20 @@
-// Campaign stats: totals (impressions, clicks, spend, conversions and the derived CTR, CPC, CPA), a chart
-// of one series chosen with tabs, and the points as a data table.
+// Campaign stats: the additive totals (counts and sums) and the ratios of them, a chart of one additive
+// series chosen with tabs, and the points as a data table — which metric goes where comes from the catalog.
 
 import { enc } from '../api.js';
 import { createChart } from '../chart.js';
 import { clear, h } from '../dom.js';
-import { label } from '../metrics.js';
 import { emptyView, widgetCard } from '../shell.js';
 import { staticCard, stat } from './customer-card.js';
 import { chartSeries, dataTable, rangeOf, swapDetails, xRange } from './metric-chart.js';
 
-const TOTALS = ['impressions', 'clicks', 'spend', 'conversions'];
-const RATIOS = ['ctr', 'cpc', 'cpa'];
-const SERIES = ['impressions', 'clicks', 'spend', 'conversions'];
-
 export function mountCampaignChart(ctx, { campaign, granularity, days, series }) {
   if (!campaign) return staticCard(ctx, 'Campaign performance', emptyView('No campaign chosen', 'This link does not name a campaign.'));
-  let current = SERIES.includes(series) ? series : 'impressions';
+  const metrics = ctx.catalog.at('campaign').map((m) => m.name);
+  const totalNames = metrics.filter((n) => ctx.catalog.additive(n));
+  const ratioNames = metrics.filter((n) => !ctx.catalog.additive(n));
+  const seriesNames = ctx.catalog.series('campaign').map((m) => m.name).filter((n) => ctx.catalog.additive(n));
+  let current = seriesNames.includes(series) ? series : ctx.catalog.primary('campaign');
   const span = granularity === 'day' ? `${days} days` : `${days * 24} hours`;
   let chart = null;
   let range = null;
@@ -28,7 +27,7 @@ export function mountCampaignChart(ctx, { campaign, granularity, days, series })
     clear(holder);
     chart = createChart(holder, {
       kind: 'bars',
-      label: label(current),
+      label: ctx.catalog.label(current),
       granularity,
       utc: granularity === 'day',
       fmt: ctx.fmt,
@@ -36,7 +35,7 @@ export function mountCampaignChart(ctx, { campaign, granularity, days, series })
       range: xRange(range),
     });
     chart.set(xs, ys);
-    holder.setAttribute('aria-label', `${label(current)} per ${granularity}, last ${span}`);
+    holder.setAttribute('aria-label', `${ctx.catalog.label(current)} per ${granularity}, last ${span}`);
     for (const tab of body.querySelectorAll('[role=tab]')) {
       const on = tab.dataset.series === current;
       tab.setAttribute('aria-selected', String(on));
@@ -46,21 +45,21 @@ export function mountCampaignChart(ctx, { campaign, granularity, days, series })
 
   function tabs(body) {
     const list = h('div', { class: 'll-tabs', role: 'tablist', 'aria-label': 'Series shown in the chart' });
-    for (const name of SERIES) {
+    for (const name of seriesNames) {
       list.append(
         h('button', {
           type: 'button',
           role: 'tab',
           class: 'll-tab',
-          text: label(name),
+          text: ctx.catalog.label(name),
           dataset: { series: name },
           onClick: () => {
             current = name;
             draw(body);
           },
           onKeydown: (event) => {
-            const i = SERIES.indexOf(current);
-            const next = event.key === 'ArrowRight' ? SERIES[(i + 1) % SERIES.length] : event.key === 'ArrowLeft' ? SERIES[(i + SERIES.length - 1) % SERIES.length] : null;
+            const i = seriesNames.indexOf(current);
+            const next = event.key === 'ArrowRight' ? seriesNames[(i + 1) % seriesNames.length] : event.key === 'ArrowLeft' ? seriesNames[(i + seriesNames.length - 1) % seriesNames.length] : null;
             if (!next) return;
             event.preventDefault();
             current = next;
@@ -104,14 +103,14 @@ export function mountCampaignChart(ctx, { campaign, granularity, days, series })
           h('div', { class: 'll-table-slot' }),
         );
       }
-      body.querySelector('.ll-totals').replaceChildren(...TOTALS.map((name) => stat(ctx, name, totals[name] ?? null)));
-      body.querySelector('.ll-ratios').replaceChildren(...RATIOS.map((name) => stat(ctx, name, totals[name] ?? null, { small: true })));
+      body.querySelector('.ll-totals').replaceChildren(...totalNames.map((name) => stat(ctx, name, totals[name] ?? null)));
+      body.querySelector('.ll-ratios').replaceChildren(...ratioNames.map((name) => stat(ctx, name, totals[name] ?? null, { small: true })));
       const points = data.points || [];
       body.querySelector('.ll-empty-slot').replaceChildren(points.length ? '' : emptyView('No data yet', `No activity in the last ${span}.`));
       body.querySelector('.ll-chart').hidden = !points.length;
       body.querySelector('.ll-tabs').hidden = !points.length;
       if (points.length) draw(body);
-      swapDetails(body.querySelector('.ll-table-slot'), points.length ? dataTable(ctx, `Campaign ${campaign} per ${granularity}`, points, SERIES, granularity) : null);
+      swapDetails(body.querySelector('.ll-table-slot'), points.length ? dataTable(ctx, `Campaign ${campaign} per ${granularity}`, points, seriesNames, granularity) : null);
     },
   });
   const stop = card.stop;

@@ -3,23 +3,8 @@
 
 import { enc } from '../api.js';
 import { clear, h, icon } from '../dom.js';
-import { SEGMENTS, label, shortLabel } from '../metrics.js';
+import { SEGMENTS, humanize } from '../metrics.js';
 import { emptyView, widgetCard } from '../shell.js';
-
-const HEADLINES = [
-  'net_revenue',
-  'orders',
-  'avg_order_value',
-  'sessions',
-  'ad_clicks',
-  'ad_impressions',
-  'open_tickets',
-  'csat_avg',
-  'avg_first_response_seconds',
-  'tickets_opened',
-  'page_views',
-  'events_total',
-];
 
 const PERSON = ['M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8Z', 'M4.5 20a7.5 7.5 0 0 1 15 0'];
 
@@ -35,20 +20,22 @@ export function valueEl(ctx, name, value, tag = 'span', cls = 'll-value') {
 }
 
 export function stat(ctx, name, value, { sub, small = false } = {}) {
-  const short = shortLabel(name);
+  const label = ctx.catalog.label(name);
+  const short = ctx.catalog.shortLabel(name);
   return h(
     'div',
-    { class: `ll-stat${small ? ' ll-stat-small' : ''}`, title: `${label(name)}: ${ctx.catalog.description(name)}` },
-    h('p', { class: 'll-stat-label' }, short === label(name) ? short : h('abbr', { title: label(name), text: short })),
+    { class: `ll-stat${small ? ' ll-stat-small' : ''}`, title: `${label}: ${ctx.catalog.description(name)}` },
+    h('p', { class: 'll-stat-label' }, short === label ? short : h('abbr', { title: label, text: short })),
     valueEl(ctx, name, value, 'p', 'll-stat-value'),
     sub ? h('p', { class: 'll-stat-sub', text: sub }) : null,
   );
 }
 
-function pickHeadlines(metrics, wanted) {
+function pickHeadlines(ctx, metrics, wanted) {
   if (wanted.length) return wanted.filter((m) => m in metrics).slice(0, 6);
-  const present = HEADLINES.filter((m) => metrics[m] !== null && metrics[m] !== undefined && metrics[m] !== 0);
-  return (present.length >= 2 ? present : HEADLINES).slice(0, 4);
+  const headlines = ctx.catalog.headlines('customer');
+  const present = headlines.filter((m) => metrics[m] !== null && metrics[m] !== undefined && metrics[m] !== 0);
+  return (present.length >= 2 ? present : headlines).slice(0, 4);
 }
 
 function meter(name, score) {
@@ -70,7 +57,7 @@ function segmentChip(rfm) {
       dataset: { segment: '' },
     });
   }
-  return h('span', { class: `ll-chip ll-seg-${rfm.segment}`, text: SEGMENTS[rfm.segment] || label(rfm.segment), dataset: { segment: rfm.segment } });
+  return h('span', { class: `ll-chip ll-seg-${rfm.segment}`, text: SEGMENTS[rfm.segment] || humanize(rfm.segment), dataset: { segment: rfm.segment } });
 }
 
 export function mountCustomerCard(ctx, { customer, metrics: wanted = [] }) {
@@ -102,7 +89,7 @@ export function mountCustomerCard(ctx, { customer, metrics: wanted = [] }) {
           ),
           segmentChip(rfm),
         ),
-        h('div', { class: 'll-stats' }, ...pickHeadlines(m, wanted).map((name) => stat(ctx, name, m[name] ?? null))),
+        h('div', { class: 'll-stats' }, ...pickHeadlines(ctx, m, wanted).map((name) => stat(ctx, name, m[name] ?? null))),
         h(
           'div',
           { class: 'll-rfm', hidden: !rfm.segment, dataset: { r: String(rfm.r ?? ''), f: String(rfm.f ?? ''), m: String(rfm.m ?? '') } },
@@ -121,7 +108,7 @@ export function mountCustomerCard(ctx, { customer, metrics: wanted = [] }) {
 
 function allMetrics(ctx, metrics) {
   const rows = Object.keys(metrics).map((name) =>
-    h('tr', {}, h('th', { scope: 'row', text: label(name), title: ctx.catalog.description(name) }), h('td', {}, valueEl(ctx, name, metrics[name]))),
+    h('tr', {}, h('th', { scope: 'row', text: ctx.catalog.label(name), title: ctx.catalog.description(name) }), h('td', {}, valueEl(ctx, name, metrics[name]))),
   );
   const details = h(
     'details',

@@ -2,7 +2,6 @@
 // refreshed every few seconds.
 
 import { clear, h } from '../dom.js';
-import { label } from '../metrics.js';
 import { widgetCard } from '../shell.js';
 import { valueEl } from './customer-card.js';
 
@@ -27,14 +26,16 @@ export function mountLiveBadge(ctx, { window }) {
     load: () => ctx.api.get('/v1/live/orders', { window }),
     render(data, body) {
       card.el.dataset.window = window;
-      const none = data.avg_wait_seconds === null || data.avg_wait_seconds === undefined;
+      const main = ctx.catalog.primary('tenant');
+      const names = [main, ...ctx.catalog.at('tenant').map((m) => m.name).filter((n) => n !== main)];
+      const none = data[main] === null || data[main] === undefined;
       clear(body).append(
         h(
           'div',
           { class: 'll-live-grid' },
-          tile(ctx, 'avg_wait_seconds', 'Average wait', data.avg_wait_seconds, none ? `no deliveries in the last ${span}` : 'from order to door', true),
-          tile(ctx, 'p90_wait_seconds', '9 in 10 within', data.p90_wait_seconds, '90th percentile'),
-          tile(ctx, 'orders_in_progress', 'In progress', data.orders_in_progress, 'orders on their way'),
+          ...names.map((name) =>
+            tile(ctx, name, data[name], name === main && none ? `nothing in the last ${span}` : ctx.catalog.caption(name), name === main),
+          ),
         ),
       );
     },
@@ -42,11 +43,11 @@ export function mountLiveBadge(ctx, { window }) {
   return card;
 }
 
-function tile(ctx, name, text, value, sub, main = false) {
+function tile(ctx, name, value, sub, main = false) {
   return h(
     'div',
-    { class: `ll-live-tile${main ? ' ll-live-main' : ''}`, title: `${label(name)}: ${ctx.catalog.description(name)}` },
-    h('p', { class: 'll-stat-label', text }),
+    { class: `ll-live-tile${main ? ' ll-live-main' : ''}`, title: `${ctx.catalog.label(name)}: ${ctx.catalog.description(name)}` },
+    h('p', { class: 'll-stat-label', text: ctx.catalog.shortLabel(name) }),
     valueEl(ctx, name, value ?? null, 'p', 'll-live-value'),
     h('p', { class: 'll-stat-sub', text: sub }),
   );

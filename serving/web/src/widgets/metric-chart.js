@@ -4,7 +4,6 @@
 import { enc } from '../api.js';
 import { BUCKET_MS, buckets, createChart } from '../chart.js';
 import { clear, h } from '../dom.js';
-import { label } from '../metrics.js';
 import { emptyView, widgetCard } from '../shell.js';
 import { staticCard } from './customer-card.js';
 
@@ -14,7 +13,7 @@ export function dataTable(ctx, caption, rows, columns, granularity) {
     'table',
     { class: 'll-table' },
     h('caption', { class: 'll-sr', text: caption }),
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: granularity === 'day' ? 'Day' : 'Hour' }), ...columns.map((c) => h('th', { scope: 'col', text: label(c) })))),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: granularity === 'day' ? 'Day' : 'Hour' }), ...columns.map((c) => h('th', { scope: 'col', text: ctx.catalog.label(c) })))),
     h(
       'tbody',
       {},
@@ -66,12 +65,12 @@ export function swapDetails(slot, details) {
 export function mountMetricChart(ctx, { customer, metric, granularity, days }) {
   const unit = ctx.catalog.unit(metric);
   const additive = ctx.catalog.additive(metric);
-  if (!customer) return staticCard(ctx, label(metric), emptyView('No customer chosen', 'This link does not name a customer.'));
+  if (!customer) return staticCard(ctx, ctx.catalog.label(metric), emptyView('No customer chosen', 'This link does not name a customer.'));
   const span = granularity === 'day' ? `${days} days` : `${days * 24} hours`;
   let chart = null;
   let range = null;
   const card = widgetCard(ctx, {
-    title: label(metric),
+    title: ctx.catalog.label(metric),
     subtitle: `${customer} · per ${granularity} · last ${span}`,
     kind: 'chart',
     what: 'this customer',
@@ -104,7 +103,7 @@ export function mountMetricChart(ctx, { customer, metric, granularity, days }) {
         );
         chart = createChart(body.querySelector('.ll-chart'), {
           kind: additive ? 'bars' : 'line',
-          label: label(metric),
+          label: ctx.catalog.label(metric),
           granularity,
           utc: granularity === 'day',
           fmt: ctx.fmt,
@@ -125,14 +124,14 @@ export function mountMetricChart(ctx, { customer, metric, granularity, days }) {
       chart.set(xs, ys, xRange(range));
       body.querySelector('.ll-chart').setAttribute(
         'aria-label',
-        `${label(metric)} per ${granularity} for ${customer}, last ${span}: ${points.length} ${granularity}s with data` +
+        `${ctx.catalog.label(metric)} per ${granularity} for ${customer}, last ${span}: ${points.length} ${granularity}s with data` +
           (headline === null ? '' : `, ${additive ? 'total' : 'latest'} ${ctx.fmt.metric(headline, unit)}`),
       );
       body.querySelector('.ll-empty-slot').replaceChildren(points.length ? '' : emptyView('No data yet', `Nothing in the last ${span}.`));
       body.querySelector('.ll-chart').hidden = !points.length;
       swapDetails(
         body.querySelector('.ll-table-slot'),
-        points.length ? dataTable(ctx, `${label(metric)} per ${granularity}`, points.map((p) => ({ ts: p.ts, [metric]: p.value })), [metric], granularity) : null,
+        points.length ? dataTable(ctx, `${ctx.catalog.label(metric)} per ${granularity}`, points.map((p) => ({ ts: p.ts, [metric]: p.value })), [metric], granularity) : null,
       );
     },
   });
