@@ -5,16 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdalytics.schemas.events import TENANT_ID_PATTERN
+
 from ..deps import AdminDep, StateDep, TenantDep
 from ..params import iso
 
 router = APIRouter(prefix="/v1", tags=["admin"])
-TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class NewTenant(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -45,7 +46,7 @@ def create_tenant(body: NewTenant, who: AdminDep, state: StateDep) -> dict:
 
 
 @router.post("/admin/tenants/{tenant_id}/rotate-key")
-def rotate_key(who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TENANT_PATTERN)) -> dict:
+def rotate_key(who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TENANT_ID_PATTERN)) -> dict:
     key = state.registry.rotate(tenant_id)
     if key is None:
         raise HTTPException(404, "not found")

@@ -7,9 +7,10 @@ from pathlib import Path as FsPath
 
 from fastapi import APIRouter, Path, Request
 
+from lambdalytics.schemas.events import TENANT_ID_PATTERN
+
 from ...branding import Branding, BrandingStore, css_variables
 from ..deps import AdminDep, ReaderDep
-from .admin import TENANT_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["branding"])
 _lock = threading.Lock()
@@ -27,7 +28,7 @@ def branding_store(request: Request) -> BrandingStore:
     return store
 
 
-TenantPath = Path(pattern=TENANT_PATTERN)
+TenantPath = Path(pattern=TENANT_ID_PATTERN)
 
 
 @router.put("/admin/tenants/{tenant_id}/branding")

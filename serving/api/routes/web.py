@@ -28,11 +28,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from lambdalytics.schemas.catalog import CATALOG, Aggregate, BaseMetric, DerivedMetric, Grain
+from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
 from ...auth import KEY_PREFIX, AuthError, Principal
 from ...branding import Branding, content_security_policy, style_block
 from ...merge import SERIES_METRICS
-from .admin import TENANT_PATTERN
 from .branding import branding_store
 
 router = APIRouter(include_in_schema=False)
@@ -46,7 +46,7 @@ WIDGETS = {
     "cohort-heatmap": "Cohort retention",
 }
 DASHBOARD_TTL_S = 8 * 3600
-_TENANT = re.compile(TENANT_PATTERN)
+_TENANT = re.compile(TENANT_ID_PATTERN)
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 NOT_BUILT = (
     "The web front-end is not built: run `make web` "
