@@ -42,5 +42,5 @@ def create_app(state: ServingState) -> FastAPI:
         return coverage_response(exc)
 
     hot = [r for module in HOT for r in module.router.routes if isinstance(r, HotRoute)]
-    app.add_middleware(HotLane, routes=hot, histogram=state.request_latency)
+    app.add_middleware(HotLane, routes=hot, histogram=state.telemetry.request_latency)
     return app

@@ -195,7 +195,7 @@ def _embed_token(request: Request, token: str | None) -> tuple[str, Principal | 
         return "missing", None
     if token.startswith(KEY_PREFIX) or len(token) > 4096:
         return "invalid", None
-    signer = request.app.state.serving.signer
+    signer = request.app.state.serving.credentials.signer
     try:
         who, state = signer.verify(token), "ok"
     except AuthError as exc:
@@ -331,10 +331,12 @@ async def login(request: Request) -> Response:
     fields = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=4) if len(raw) <= 4096 else {}
     key = (fields.get("key") or [""])[0].strip()
     state = request.app.state.serving
-    tenant = state.registry.tenant_of(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
+    tenant = (
+        state.credentials.registry.tenant_of(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
+    )
     if tenant is None:
         return RedirectResponse("/dashboard?login=failed", 303, headers=no_store)
-    token, _ = state.signer.issue_dashboard(tenant, DASHBOARD_TTL_S)
+    token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S)
     return RedirectResponse(f"/dashboard?tenant={quote(tenant)}#token={token}", 303, headers=no_store)
 
 
