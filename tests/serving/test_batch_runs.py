@@ -119,7 +119,7 @@ def test_a_run_publishes_a_version_every_worker_loads(workers):
     from tests.batch.test_batch_job import land, landed_rows
 
     states, (a, b), _, _ = workers
-    land(Path(states[0].settings.data_dir), landed_rows(seed=3))
+    land(Path(states[0].settings.data_dir), landed_rows(seed=3, n_days=1))
     assert a.post("/v1/admin/batch-runs", headers=ADMIN).status_code == 202
     assert states[0].runs.process.wait(timeout=600) == 0, (
         Path(states[0].settings.data_dir) / "run" / "batch-run.log"
