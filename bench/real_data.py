@@ -57,7 +57,7 @@ def main() -> None:
         t = time.perf_counter()
         state.loader.refresh()
         client = TestClient(create_app(state))
-        key = state.registry.create("online-retail", "UCI")
+        key = state.credentials.registry.create("online-retail", "UCI")
         h = {"Authorization": f"Bearer {key}"}
         first = client.get("/v1/customers/17850/profile", headers=h)
         first_s = time.perf_counter() - t

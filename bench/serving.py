@@ -276,7 +276,7 @@ def breakdown(data_dir: Path, lines: list[str], body_file: Path, n: int = 5000) 
     api, bare = create_api(), create_bare()
     merger = api.state.serving.merger
     requests = [line.split(" ", 1) for line in lines]
-    registry = api.state.serving.registry
+    registry = api.state.serving.credentials.registry
     who = {key: registry.tenant_of(key) for key, _ in requests}
 
     def per_request(fn) -> float:

@@ -48,9 +48,10 @@ def create_embedded_app() -> FastAPI:
     settings = Settings()
     bootstrap = find_bootstrap(settings)
     store = EmbeddedSpeedStore(block_size=settings.block_size)
-    state = ServingState(settings, store, bootstrap=bootstrap)
     consumer = SpeedConsumer(store, bootstrap)
-    state.dead_lettered = lambda: dict(consumer.decoder.dead_lettered)
+    state = ServingState(
+        settings, store, bootstrap=bootstrap, dead_lettered=lambda: dict(consumer.decoder.dead_lettered)
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -29,6 +29,7 @@ from lambdalytics.batch.writer import read_manifest
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.runtime import running_broker
 from lambdalytics.infra.settings import Settings, child_env
+from lambdalytics.serving.credentials import Credentials
 
 from .sources.generator import TENANTS, GeneratorConfig, generate
 from .sources.pacing import send_paced
@@ -101,11 +102,7 @@ def run_up(
         threads.append(
             threading.Thread(target=archiver.run, kwargs={"stop_event": stop}, name="archiver", daemon=True)
         )
-        from lambdalytics.serving.state import ServingState
-        from lambdalytics.speed.embedded import EmbeddedSpeedStore
-
-        # the same credentials the API process will load (secrets and tenants live in DATA_DIR/run)
-        creds = ServingState(settings, EmbeddedSpeedStore(block_size=settings.block_size))
+        creds = Credentials.open(settings)  # the same the API process opens: they live in DATA_DIR/run
         keys = {t: creds.registry.create(t, t) or creds.registry.rotate(t) for t in TENANTS} if demo else {}
         with (data_dir / "run" / "api.log").open("ab") as api_log:
             api = subprocess.Popen(
@@ -161,7 +158,7 @@ def run_up(
                 t.join(timeout=15)
 
 
-def _print_welcome(url: str, creds, keys: dict[str, str | None], data_dir: Path) -> None:
+def _print_welcome(url: str, creds: Credentials, keys: dict[str, str | None], data_dir: Path) -> None:
     """Plain lines, never truncated: users copy these."""
     lines = {
         "API": url,

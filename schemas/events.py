@@ -41,6 +41,8 @@ __all__ = [
     "validate_event",
     "MAX_EVENT_BYTES",
     "MICROS",
+    "TENANT_ID_PATTERN",
+    "iso_currency",
     "parse_utc_ms",
     "ROW_COLUMNS",
     "to_row",
@@ -97,7 +99,8 @@ def _to_money(value: Any) -> Decimal:
     return amount
 
 
-def _to_currency(value: Any) -> str:
+def iso_currency(value: Any) -> str:
+    """An ISO 4217 alphabetic code, upper case (events' ``currency`` and a tenant's display currency)."""
     known = isinstance(value, str) and len(value) == 3 and value.isupper()
     if not known or pycountry.currencies.get(alpha_3=value) is None:
         raise ValueError(f"not an ISO 4217 currency code: {str(value)[:16]!r}")
@@ -133,11 +136,13 @@ Money = Annotated[
 ]
 Currency = Annotated[
     str,
-    BeforeValidator(_to_currency),
+    BeforeValidator(iso_currency),
     WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217"}),
 ]
 Id128 = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+TENANT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+"""What a tenant id is, wherever one is accepted: events, admin routes, page paths, replay sources."""
+TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
 
 
 # ---------------------------------------------------------------- models

@@ -119,6 +119,9 @@ class TenantRegistry:
         self._cache[digest] = (row[0] if row else None, now + self.CACHE_SECONDS)
         return row[0] if row else None
 
+    def close(self) -> None:
+        self._db.close()
+
 
 class TokenSigner:
     CACHE_SIZE = 100_000

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from lambdalytics.schemas.events import iso_currency
 
 __all__ = [
     "DEFAULT_COLOR",
@@ -109,12 +110,6 @@ def _locale(value: str) -> str:
     return value
 
 
-def _currency(value: str) -> str:
-    if not re.fullmatch(r"[A-Z]{3}", value) or pycountry.currencies.get(alpha_3=value) is None:
-        raise ValueError("an ISO 4217 currency code like EUR")
-    return value
-
-
 def _name(value: str) -> str:
     if not _NAME.match(value) or not value.strip():
         raise ValueError("1-80 printable characters without angle brackets")
@@ -143,7 +138,7 @@ class Branding(BaseModel):
     locale: Annotated[str, Field(max_length=35), AfterValidator(_locale)] | None = Field(
         None, description="Default number/date locale (BCP 47); else the viewer's browser language."
     )
-    currency: Annotated[str, Field(max_length=3), AfterValidator(_currency)] | None = Field(
+    currency: Annotated[str, Field(max_length=3), AfterValidator(iso_currency)] | None = Field(
         None, description="ISO 4217 code money metrics are shown in; unset: plain numbers."
     )
     frame_ancestors: list[Origin] = Field(

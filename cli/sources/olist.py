@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pyarrow.parquet as pq
 
-from lambdalytics.schemas.events import ContractViolation, validate_event
+from lambdalytics.schemas.events import TENANT_ID_PATTERN, ContractViolation, validate_event
 
 __all__ = [
     "CURRENCY",
@@ -98,7 +98,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "reviews": ("review_id", "order_id", "review_score", "review_creation_date"),
     "sellers": ("seller_id",),
 }
-_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_TENANT = re.compile(TENANT_ID_PATTERN)
 _RANK = {"order_placed": 0, "order_paid": 1, "order_delivered": 2, "order_cancelled": 3, "csat_submitted": 4}
 _EPOCH = datetime(1970, 1, 1)
 _CENT = Decimal("0.01")

@@ -46,12 +46,13 @@ def authorize(request: Request, kinds: tuple[str, ...]) -> Principal:
     """Who is asking, rate-limited, and allowed to use this endpoint — a plain function, so the hot
     routes (``api.hot``) pay for no dependency machinery; the FastAPI dependencies below wrap it."""
     app = request.app
+    credentials = app.state.serving.credentials
     try:
         who = resolve(
             request.headers.get("authorization"),
-            registry=app.state.serving.registry,
-            signer=app.state.serving.signer,
-            admin_token=app.state.serving.admin_token,
+            registry=credentials.registry,
+            signer=credentials.signer,
+            admin_token=credentials.admin_token,
         )
     except AuthError as exc:
         raise HTTPException(exc.status, exc.message, headers={"WWW-Authenticate": "Bearer"}) from None

@@ -165,12 +165,12 @@ def test_forged_tampered_and_expired_tokens_are_401(api):
     forged = jwt.encode(
         {"k": "embed", "t": "alpha", "c": "c1", "exp": int(time.time()) + 60}, "wrong-secret", "HS256"
     )
-    good, _ = state.signer.issue("alpha", "c1", 60)
+    good, _ = state.credentials.signer.issue("alpha", "c1", 60)
     header, payload, signature = good.split(".")
     tampered_claims = jwt.utils.base64url_encode(
         b'{"k":"embed","t":"beta","c":"c1","exp":9999999999}'
     ).decode()
-    expired, _ = state.signer.issue("alpha", "c1", 1, now=time.time() - 3600)
+    expired, _ = state.credentials.signer.issue("alpha", "c1", 1, now=time.time() - 3600)
     none_alg = jwt.encode(
         {"k": "embed", "t": "alpha", "c": "c1", "exp": int(time.time()) + 60}, None, algorithm="none"
     )

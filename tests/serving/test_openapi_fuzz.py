@@ -57,7 +57,7 @@ def _app():
 
     state._producer = NoKafka()
     app = create_app(state)
-    key = state.registry.create("fuzz", "fuzz")
+    key = state.credentials.registry.create("fuzz", "fuzz")
     return app, key
 
 

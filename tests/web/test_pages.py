@@ -32,7 +32,7 @@ def app(tmp_path, monkeypatch):
     settings = Settings(data_dir=tmp_path / "data", admin_token="adm", token_secret="s" * 32)
     state = ServingState(settings, EmbeddedSpeedStore(block_size=10))
     client = TestClient(create_app(state), follow_redirects=False)
-    key = state.registry.create("acme", "Acme")
+    key = state.credentials.registry.create("acme", "Acme")
     yield client, state, key, dist
     state.close()
 
@@ -63,7 +63,7 @@ def test_login_exchanges_a_key_for_a_dashboard_token(app):
     location = r.headers["location"]
     assert location.startswith("/dashboard?tenant=acme#token=") and key not in location and key not in r.text
     token = location.split("#token=")[1]
-    assert state.signer.verify(token).kind == "dashboard"
+    assert state.credentials.signer.verify(token).kind == "dashboard"
     bad = client.post(
         "/dashboard/login",
         content="key=llk_nope",
@@ -80,9 +80,9 @@ def test_login_exchanges_a_key_for_a_dashboard_token(app):
 
 def test_embed_pages_classify_tokens_and_never_echo_them(app):
     client, state, key, _ = app
-    ok, _ = state.signer.issue("acme", "c1", 600, campaigns=("k1",), cohorts=True)
-    expired, _ = state.signer.issue("acme", "c1", 60, now=time.time() - 3600)
-    dash, _ = state.signer.issue_dashboard("acme", 600)
+    ok, _ = state.credentials.signer.issue("acme", "c1", 600, campaigns=("k1",), cohorts=True)
+    expired, _ = state.credentials.signer.issue("acme", "c1", 60, now=time.time() - 3600)
+    dash, _ = state.credentials.signer.issue_dashboard("acme", 600)
     cases = {ok: "ok", expired: "expired", dash: "invalid", key: "invalid", "x.y.z": "invalid", "": "missing"}
     for token, expected in cases.items():
         r = client.get(f"/embed/customer-card?token={token}")
@@ -111,7 +111,7 @@ def test_the_theme_style_carries_the_csp_nonce_and_config_cannot_break_out(app):
         headers=ADMIN,
     )
     assert r.status_code == 200
-    token, _ = state.signer.issue("acme", "c1", 600)
+    token, _ = state.credentials.signer.issue("acme", "c1", 600)
     page = client.get(f"/embed/live-badge?token={token}")
     nonce = re.search(r"'nonce-([^']+)'", page.headers["content-security-policy"]).group(1)
     assert f'<style nonce="{nonce}">:root{{--ll-brand:#e8590c;' in page.text

@@ -5,16 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdalytics.schemas.events import TENANT_ID_PATTERN
+
 from ..deps import AdminDep, StateDep, TenantDep
 from ..params import iso
 
 router = APIRouter(prefix="/v1", tags=["admin"])
-TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class NewTenant(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -38,15 +39,15 @@ class NewDashboardToken(BaseModel):
 @router.post("/admin/tenants", status_code=201)
 def create_tenant(body: NewTenant, who: AdminDep, state: StateDep) -> dict:
     """Create a tenant; its API key is in this answer only (stored hashed)."""
-    key = state.registry.create(body.tenant_id, body.name)
+    key = state.credentials.registry.create(body.tenant_id, body.name)
     if key is None:
         raise HTTPException(409, "tenant exists; rotate its key instead")
     return {"tenant_id": body.tenant_id, "api_key": key}
 
 
 @router.post("/admin/tenants/{tenant_id}/rotate-key")
-def rotate_key(who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TENANT_PATTERN)) -> dict:
-    key = state.registry.rotate(tenant_id)
+def rotate_key(who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TENANT_ID_PATTERN)) -> dict:
+    key = state.credentials.registry.rotate(tenant_id)
     if key is None:
         raise HTTPException(404, "not found")
     return {"tenant_id": tenant_id, "api_key": key}
@@ -54,6 +55,7 @@ def rotate_key(who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TEN
 
 @router.post("/admin/batch-runs", status_code=202)
 def trigger_batch_run(who: AdminDep, state: StateDep) -> dict:
+    """Start a batch run in a process of its own (never Spark in an API worker); 409 while one runs."""
     run_id = state.runs.trigger()
     if run_id is None:
         raise HTTPException(409, "a batch run is already running")
@@ -62,13 +64,17 @@ def trigger_batch_run(who: AdminDep, state: StateDep) -> dict:
 
 @router.get("/admin/batch-runs/latest")
 def latest_batch_run(who: AdminDep, state: StateDep) -> dict:
-    run = state.runs.latest
+    """The latest run triggered here (by any worker, before or after a restart): the same from every worker."""
+    run = state.runs.latest()
     if run is None:
-        raise HTTPException(404, "no batch run triggered since this process started")
+        raise HTTPException(404, "no batch run triggered yet")
     return {
-        **run,
-        "started_at": iso(int(run["started_at"].timestamp() * 1000)),
-        "finished_at": iso(int(run["finished_at"].timestamp() * 1000)) if run["finished_at"] else None,
+        "run_id": run.run_id,
+        "state": run.state,
+        "batch_version": run.batch_version,
+        "started_at": iso(run.started_at_ms),
+        "finished_at": iso(run.finished_at_ms) if run.finished_at_ms is not None else None,
+        "error": run.error,
     }
 
 
@@ -76,7 +82,7 @@ def latest_batch_run(who: AdminDep, state: StateDep) -> dict:
 def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
     """A signed token for a browser: one customer, the named campaigns and/or the cohort table of this
     tenant, plus the tenant's live metrics."""
-    token, exp = state.signer.issue(
+    token, exp = state.credentials.signer.issue(
         who.tenant_id,
         body.customer_id,
         body.ttl_seconds,
@@ -89,5 +95,5 @@ def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
 @router.post("/dashboard-tokens", status_code=201)
 def dashboard_token(body: NewDashboardToken, who: TenantDep, state: StateDep) -> dict:
     """A read-only token for the tenant dashboard (``/dashboard#token=...``): the key stays server-side."""
-    token, exp = state.signer.issue_dashboard(who.tenant_id, body.ttl_seconds)
+    token, exp = state.credentials.signer.issue_dashboard(who.tenant_id, body.ttl_seconds)
     return {"token": token, "expires_at": iso(exp * 1000)}

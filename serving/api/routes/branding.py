@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path as FsPath
-
 from fastapi import APIRouter, Path, Request
+
+from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
 from ...branding import Branding, BrandingStore, css_variables
 from ..deps import AdminDep, ReaderDep
-from .admin import TENANT_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["branding"])
-_lock = threading.Lock()
 
 
 def branding_store(request: Request) -> BrandingStore:
-    """One store per app, opened on first use next to the tenant registry (``<data_dir>/run``)."""
-    store = getattr(request.app.state, "branding", None)
-    if store is None:
-        with _lock:
-            store = getattr(request.app.state, "branding", None)
-            if store is None:
-                data_dir = FsPath(request.app.state.serving.settings.data_dir)
-                store = request.app.state.branding = BrandingStore(data_dir / "run" / "branding.sqlite")
-    return store
+    """The app's branding store (part of its credentials), for routes that take no ``StateDep``."""
+    return request.app.state.serving.credentials.branding
 
 
-TenantPath = Path(pattern=TENANT_PATTERN)
+TenantPath = Path(pattern=TENANT_ID_PATTERN)
 
 
 @router.put("/admin/tenants/{tenant_id}/branding")

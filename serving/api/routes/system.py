@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from lambdalytics.schemas.catalog import CATALOG
 
@@ -40,5 +40,4 @@ def metric_catalog() -> list[dict]:
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus(state: StateDep) -> Response:
-    state.observe()
-    return Response(generate_latest(state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.telemetry.scrape(), media_type=CONTENT_TYPE_LATEST)

@@ -28,10 +28,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from lambdalytics.schemas.catalog import CATALOG
+from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
 from ...auth import KEY_PREFIX, AuthError, Principal
 from ...branding import Branding, content_security_policy, style_block
-from .admin import TENANT_PATTERN
 from .branding import branding_store
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +45,7 @@ WIDGETS = {
     "cohort-heatmap": "Cohort retention",
 }
 DASHBOARD_TTL_S = 8 * 3600
-_TENANT = re.compile(TENANT_PATTERN)
+_TENANT = re.compile(TENANT_ID_PATTERN)
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 NOT_BUILT = (
     "The web front-end is not built: run `make web` "
@@ -176,7 +176,7 @@ def _embed_token(request: Request, token: str | None) -> tuple[str, Principal | 
         return "missing", None
     if token.startswith(KEY_PREFIX) or len(token) > 4096:
         return "invalid", None
-    signer = request.app.state.serving.signer
+    signer = request.app.state.serving.credentials.signer
     try:
         who, state = signer.verify(token), "ok"
     except AuthError as exc:
@@ -312,10 +312,12 @@ async def login(request: Request) -> Response:
     fields = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=4) if len(raw) <= 4096 else {}
     key = (fields.get("key") or [""])[0].strip()
     state = request.app.state.serving
-    tenant = state.registry.tenant_of(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
+    tenant = (
+        state.credentials.registry.tenant_of(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
+    )
     if tenant is None:
         return RedirectResponse("/dashboard?login=failed", 303, headers=no_store)
-    token, _ = state.signer.issue_dashboard(tenant, DASHBOARD_TTL_S)
+    token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S)
     return RedirectResponse(f"/dashboard?tenant={quote(tenant)}#token={token}", 303, headers=no_store)
 
 

@@ -1,0 +1,49 @@
+"""A campaign's stats: totals and points (a hot route: polled by dashboards and widgets)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from ...merge import NotFound
+from ..deps import NOT_FOUND, READERS, authorize, campaign_scope
+from ..freshness import freshness
+from ..hot import HotRoute, json_response, param
+from ..params import GRANULARITY_MS, ID_SCHEMA, choice, iso, path_id, time_range
+
+router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=HotRoute)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/stats",
+    openapi_extra={
+        "parameters": [
+            param("campaign_id", "path", "The tenant's campaign id.", ID_SCHEMA),
+            param("start", "query", "ISO 8601; default end - 30 days."),
+            param("end", "query", "ISO 8601; default now."),
+            param("granularity", "query", "Bucket width.", {"enum": ["hour", "day"], "default": "day"}),
+        ]
+    },
+)
+async def campaign_stats(request: Request) -> Response:
+    """Totals and per-bucket impressions, clicks, spend, conversions, CTR, CPC and CPA of one campaign."""
+    who = authorize(request, READERS)
+    campaign_id = path_id(request.path_params, "campaign_id")
+    query = request.query_params
+    granularity = choice(query.get("granularity"), "granularity", ("hour", "day"), "day")
+    campaign_scope(who, campaign_id)
+    start_ms, end_ms = time_range(query.get("start"), query.get("end"))
+    state = request.app.state.serving
+    try:
+        totals, points = state.merger.campaign(
+            who.tenant_id, campaign_id, start_ms, end_ms, GRANULARITY_MS[granularity]
+        )
+    except NotFound:
+        raise NOT_FOUND from None
+    return json_response(
+        {
+            "campaign_id": campaign_id,
+            "totals": totals,
+            "points": [{"ts": iso(ts), **values} for ts, values in points],
+            "freshness": freshness(state),
+        }
+    )

@@ -1,0 +1,29 @@
+"""The tenant's live order metrics over a window (a hot route: every embed token may poll it)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from ..deps import READERS, authorize
+from ..freshness import freshness
+from ..hot import HotRoute, json_response, param
+from ..params import window_seconds
+
+router = APIRouter(prefix="/v1", tags=["live"], route_class=HotRoute)
+
+
+@router.get(
+    "/live/orders",
+    openapi_extra={
+        "parameters": [
+            param("window", "query", "e.g. 30m, 2h, 1d (max 7d)", {"type": "string", "default": "30m"})
+        ]
+    },
+)
+async def live_orders(request: Request) -> Response:
+    """Orders in progress and wait times over the window, for the tenant (every embed token may read it)."""
+    who = authorize(request, READERS)
+    seconds = window_seconds(request.query_params.get("window", "30m"))
+    state = request.app.state.serving
+    answer = state.merger.live_orders(who.tenant_id, seconds * 1000)
+    return json_response({**answer, "window_seconds": seconds, "freshness": freshness(state)})

@@ -1,0 +1,100 @@
+"""One worker's Prometheus registry: the request-latency histogram the hot lane observes, and collectors
+that read the speed store, the batch loader, the profile cache and the dead-letter counts at scrape time
+(nothing to keep up to date on the request path)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lambdalytics.speed.store import SpeedStore
+
+from .answer_cache import AnswerCache
+from .loader import BatchLoader
+
+__all__ = ["Telemetry"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class _ServingCollector(Collector):
+    """The speed store's counters, the batch version served and the records that broke the contract."""
+
+    def __init__(
+        self,
+        speed: SpeedStore,
+        loader: BatchLoader,
+        dead_lettered: Callable[[], Mapping[str, int]] | None,
+    ):
+        self.speed, self.loader, self.dead_lettered = speed, loader, dead_lettered
+
+    def collect(self):
+        status = self.speed.status()
+        yield GaugeMetricFamily("lambdalytics_speed_lag_ms", "Speed store lag", value=status.lag_ms)
+        yield GaugeMetricFamily(
+            "lambdalytics_batch_version", "Batch version served", value=self.loader.current().version
+        )
+        yield GaugeMetricFamily(
+            "lambdalytics_speed_events", "Events aggregated by the speed store", value=status.events
+        )
+        yield GaugeMetricFamily(
+            "lambdalytics_speed_duplicates",
+            "Duplicate events skipped by the speed store",
+            value=status.duplicates,
+        )
+        dead = GaugeMetricFamily(
+            "lambdalytics_invalid_records",
+            "Records that broke the contract (dead-lettered by the archiver)",
+            labels=["reason"],
+        )
+        for reason, n in (self.dead_lettered() if self.dead_lettered else {}).items():
+            dead.add_metric([reason], n)
+        yield dead
+
+
+class _ProfileCacheCollector(Collector):
+    """The profile cache's own counters, read at scrape time (no lock on the request path)."""
+
+    def __init__(self, cache: AnswerCache):
+        self.cache = cache
+
+    def collect(self):
+        lookups = CounterMetricFamily(
+            "lambdalytics_profile_cache_lookups", "Profile answer cache lookups", labels=["result"]
+        )
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "lambdalytics_profile_cache_entries", "Profile answers held", value=len(self.cache)
+        )
+
+
+class Telemetry:
+    """What /metrics shows for this worker."""
+
+    def __init__(
+        self,
+        *,
+        speed: SpeedStore,
+        loader: BatchLoader,
+        profiles: AnswerCache,
+        dead_lettered: Callable[[], Mapping[str, int]] | None = None,
+    ):
+        self.registry = CollectorRegistry()
+        self.request_latency = Histogram(
+            "lambdalytics_request_seconds",
+            "HTTP request latency",
+            ["route", "method", "status"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.registry.register(_ServingCollector(speed, loader, dead_lettered))
+        self.registry.register(_ProfileCacheCollector(profiles))
+
+    def scrape(self) -> bytes:
+        """The Prometheus text exposition of everything above."""
+        return generate_latest(self.registry)
