@@ -227,7 +227,8 @@ def _json_default(value: Any) -> orjson.Fragment:
 
 
 def _encodable(value: str) -> str:
-    """Strings must be valid Unicode text (a lone surrogate cannot be written as UTF-8 or JSON)."""
+    """Strings in ``properties`` must be valid Unicode text (a lone surrogate cannot be written as UTF-8
+    or JSON; pydantic checks this for the typed fields, as ``string_unicode``)."""
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -298,7 +299,7 @@ Currency = Annotated[
     BeforeValidator(_to_currency),
     WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217"}),
 ]
-Id128 = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_encodable)]
+Id128 = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
@@ -413,7 +414,7 @@ class TransactionEvent(_EventBase):
 
 
 _CSAT = frozenset({"csat_submitted"})
-Short64 = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_encodable)]
+Short64 = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class SupportEvent(_EventBase):
