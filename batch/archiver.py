@@ -166,7 +166,7 @@ class _DeadLetterSender(EventProducer):
         self.flush(timeout_s)  # raises KafkaTimeoutError when the broker does not answer in time
         pending, self._pending = self._pending, []
         in_flight: list[_Pending] = []
-        confirmed = 0
+        confirmed, referenced = 0, False
         for entry in pending:
             by_reference = entry.by_reference
             if entry.future is not None:
@@ -182,9 +182,11 @@ class _DeadLetterSender(EventProducer):
                         log.warning(
                             "dead letter of %d bytes refused (%s): sending a reference", len(entry.value), exc
                         )
-                        by_reference = True
+                        by_reference = referenced = True
             self._send_dead_letter(entry.value, entry.key, entry.headers, by_reference=by_reference)
         self._pending += in_flight
+        if referenced and self._pending and time.monotonic() < deadline:  # the references just sent
+            return confirmed + self.confirm(deadline - time.monotonic())
         if self._pending:
             raise KafkaError(f"{len(self._pending)} dead letters not acknowledged yet")
         return confirmed
