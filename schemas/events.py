@@ -107,16 +107,17 @@ def _fail(code: str, message: str, **context: Any) -> PydanticCustomError:
 # ---------------------------------------------------------------- JSON text → values
 
 
-_LONG_NUMBER = re.compile(rb"(?:[0-9]\.?){16}")
-"""A number of 16+ digits, where a double may differ from the text (≤ 15 digits always round-trip)."""
+_INEXACT_NUMBER = re.compile(rb"(?:[0-9]\.?){16}|[0-9][eE]")
+"""Where a double may differ from the text: 16+ digits (≤ 15 always round-trip), or an exponent (which
+may underflow: orjson reads ``1e-400`` as 0.0)."""
 
 
 def parse_json(value: bytes) -> Any:
     """JSON bytes → a value, or :class:`ContractViolation` (``invalid_utf8``, ``invalid_json``).
 
-    orjson parses numbers as doubles, which rounds a money value written with 16+ digits; when the text
-    has such a number, money fields are re-read exactly from the text, so they are refused as not exact
-    instead of being rounded.
+    orjson parses numbers as doubles, which rounds a money value written with 16+ digits or a tiny
+    exponent; when the text has such a number, money fields are re-read exactly from the text, so they
+    are refused as not exact instead of being rounded.
     """
     try:
         obj = orjson.loads(value)
@@ -126,7 +127,7 @@ def parse_json(value: bytes) -> Any:
         except UnicodeDecodeError as bad:
             raise ContractViolation("invalid_utf8", f"invalid UTF-8 at byte {bad.start}") from None
         raise ContractViolation("invalid_json", str(exc)[:200]) from None
-    if _LONG_NUMBER.search(value):
+    if _INEXACT_NUMBER.search(value):
         _exact_money(obj, value)
     return obj
 

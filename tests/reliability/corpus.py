@@ -161,6 +161,7 @@ def cases(tenant: str, other_tenant: str, customer: str, now_ms: int) -> list[Ba
     case(kind, "amount 1e22", TX, raw(paid, "amount", b"1e22"), cv)
     case(kind, "amount beyond uint64", TX, raw(paid, "amount", b"18446744073709551616"), cv)
     case(kind, "amount 1e-30", TX, raw(paid, "amount", b"1e-30"), cv)
+    case(kind, "amount 1e-400 (a double reads 0.0)", TX, raw(paid, "amount", b"1e-400"), cv)
     case(
         kind,
         "amount 1.00000000000000001 (a double reads 1.0)",

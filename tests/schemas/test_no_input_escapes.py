@@ -329,6 +329,7 @@ PAID = {
         ("amount", b"1e22", "amount_out_of_range"),
         ("amount", b"18446744073709551616", "amount_out_of_range"),
         ("amount", b"1e-30", "amount_not_exact"),
+        ("amount", b"1e-400", "amount_not_exact"),  # a double underflows to 0.0
         ("amount", b"1.00000000000000001", "amount_not_exact"),  # a double would read 1.0
         ("amount", b'"12.5"', "amount_type"),
         ("amount", b"true", "amount_type"),
