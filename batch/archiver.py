@@ -25,8 +25,13 @@ Dead letters
 ------------
 Records that break the contract go to ``events.deadletter`` through the shared
 :class:`~lambdalytics.infra.kafka_io.EventDecoder` (original bytes, reason, and the source
-topic/partition/offset in headers) and still advance the offsets. The dead-letter producer is flushed,
-and every send confirmed, *before* the Delta commit, so an acknowledged dead letter is never lost. A
+topic/partition/offset in headers) and still advance the offsets. No record can stop the archiver: the
+decoder raises nothing but the contract's violation (an unexpected failure is ``internal_error``), and
+a record the dead-letter topic cannot take verbatim (over the producer's request limit, or refused by
+the broker for a non-retriable reason) is dead-lettered *by reference* (size, SHA-256, a bounded
+prefix; the original stays at its source position), so the archiver moves on past it. The
+dead-letter producer is flushed, and every send confirmed, *before* the Delta commit, so an
+acknowledged dead letter is never lost. A
 crash between that flush and the Delta commit re-reads the batch and dead-letters its invalid records
 again: dead letters are at-least-once; deduplicate them by ``(dlq.source.topic, dlq.source.partition,
 dlq.source.offset)``.
@@ -70,9 +75,14 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from lambdalytics.infra.kafka_io import EventDecoder, EventProducer
+from lambdalytics.infra.kafka_io import (
+    EventDecoder,
+    EventProducer,
+    client_bytes,
+    event_limit,
+    refused_for_good,
+)
 from lambdalytics.infra.settings import Settings
-from lambdalytics.schemas.events import MAX_EVENT_BYTES, ContractViolation, to_row
 from lambdalytics.schemas.topics import EVENT_TOPICS
 
 from .master import (
@@ -115,20 +125,37 @@ class ArchiverStats:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass
+class _Pending:
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+    by_reference: bool
+    future: Any  # None: not handed to the client yet (it raised at send)
+
+
 class _DeadLetterSender(EventProducer):
     """An :class:`EventProducer` that remembers each dead letter until its send is confirmed."""
 
     def __init__(self, bootstrap: str, **kwargs: Any):
         super().__init__(bootstrap, **kwargs)
-        self._pending: list[tuple[bytes, ContractViolation, dict[str, Any], Any]] = []
+        self._pending: list[_Pending] = []
 
-    def dead_letter(self, value: bytes, violation: ContractViolation, **kwargs: Any):  # type: ignore[override]
-        future = super().dead_letter(value, violation, **kwargs)
-        self._pending.append((value, violation, kwargs, future))
+    def _send_dead_letter(  # type: ignore[override]
+        self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], *, by_reference: bool = False
+    ) -> Any:
+        try:
+            future = super()._send_dead_letter(value, key, headers, by_reference=by_reference)
+        except KafkaError as exc:  # e.g. no metadata in time: confirm() sends it again
+            log.warning("dead letter not sent yet (%s)", exc)
+            future = None
+        self._pending.append(_Pending(value, key, headers, by_reference, future))
         return future
 
     def confirm(self, timeout_s: float) -> int:
-        """Flush and wait for every pending dead letter; resend the ones that failed.
+        """Flush and wait for every pending dead letter; resend the ones that failed — by reference
+        when the broker or client refused the record itself (too large, invalid), so one record
+        cannot block the archiver.
 
         Returns how many were confirmed; raises ``KafkaError`` while some are unconfirmed (they stay
         pending — failed ones resent — so a later call waits for them again).
@@ -137,19 +164,31 @@ class _DeadLetterSender(EventProducer):
             return 0
         deadline = time.monotonic() + timeout_s
         self.flush(timeout_s)  # raises KafkaTimeoutError when the broker does not answer in time
-        unconfirmed: list[tuple[bytes, ContractViolation, dict[str, Any], Any]] = []
-        confirmed = 0
-        for value, violation, kwargs, future in self._pending:
-            try:
-                future.get(timeout=max(deadline - time.monotonic(), 0.01))
-                confirmed += 1
-            except Exception:  # noqa: BLE001 - KafkaTimeoutError, or the send's own error
-                if future.is_done:  # failed for good: send it again
-                    future = EventProducer.dead_letter(self, value, violation, **kwargs)
-                unconfirmed.append((value, violation, kwargs, future))
-        self._pending = unconfirmed
-        if unconfirmed:
-            raise KafkaError(f"{len(unconfirmed)} dead letters not acknowledged yet")
+        pending, self._pending = self._pending, []
+        in_flight: list[_Pending] = []
+        confirmed, referenced = 0, False
+        for entry in pending:
+            by_reference = entry.by_reference
+            if entry.future is not None:
+                try:
+                    entry.future.get(timeout=max(deadline - time.monotonic(), 0.01))
+                    confirmed += 1
+                    continue
+                except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError, or the send's own error
+                    if not entry.future.is_done:
+                        in_flight.append(entry)
+                        continue
+                    if refused_for_good(exc) and not by_reference:
+                        log.warning(
+                            "dead letter of %d bytes refused (%s): sending a reference", len(entry.value), exc
+                        )
+                        by_reference = referenced = True
+            self._send_dead_letter(entry.value, entry.key, entry.headers, by_reference=by_reference)
+        self._pending += in_flight
+        if referenced and self._pending and time.monotonic() < deadline:  # the references just sent
+            return confirmed + self.confirm(deadline - time.monotonic())
+        if self._pending:
+            raise KafkaError(f"{len(self._pending)} dead letters not acknowledged yet")
         return confirmed
 
 
@@ -167,7 +206,7 @@ class Archiver:
         max_batch_records: int = 50_000,
         max_batch_seconds: float = 2.0,
         topics: tuple[str, ...] = EVENT_TOPICS,
-        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_event_bytes: int | None = None,
         partition_refresh_seconds: float = 30.0,
         kafka_commit_timeout_s: float = 2.0,
     ):
@@ -178,7 +217,7 @@ class Archiver:
         self.max_batch_records = max_batch_records
         self.max_batch_seconds = max_batch_seconds
         self.topics = topics
-        self.max_event_bytes = max_event_bytes
+        self.max_event_bytes = event_limit(max_event_bytes)
         self.partition_refresh_seconds = partition_refresh_seconds
         self.kafka_commit_timeout_s = kafka_commit_timeout_s
         self.writer_id = uuid.uuid4().hex
@@ -281,7 +320,7 @@ class Archiver:
                     auto_offset_reset="earliest",
                     allow_auto_create_topics=False,
                     metadata_max_age_ms=int(self.partition_refresh_seconds * 1000),
-                    max_partition_fetch_bytes=max(self.max_event_bytes * 2, 1_048_576),
+                    max_partition_fetch_bytes=client_bytes(self.max_event_bytes),
                 )
                 self._dead_letters = _DeadLetterSender(self.bootstrap, max_event_bytes=self.max_event_bytes)
                 self._decoder = EventDecoder(self._dead_letters, max_event_bytes=self.max_event_bytes)
@@ -401,9 +440,8 @@ class Archiver:
                 key = (tp.topic, tp.partition)
                 for record in records:
                     self._check_position(key, record.offset, advanced)
-                    event = self._decoder.decode(record)
-                    if event is not None:
-                        row = to_row(event)
+                    row = self._decoder.row(record)  # None: dead-lettered (no record raises here)
+                    if row is not None:
                         row["topic"] = record.topic
                         row["partition"] = record.partition
                         row["offset"] = record.offset
@@ -519,8 +557,7 @@ def _archiver(
         data_dir = data_dir if data_dir is not None else settings.data_dir
         max_event_bytes = settings.max_event_bytes
     else:
-        bootstrap = settings
-        max_event_bytes = MAX_EVENT_BYTES
+        bootstrap, max_event_bytes = settings, None  # the environment's limit
     if data_dir is None:
         raise ValueError("data_dir is required when settings is a bootstrap string")
     return Archiver(

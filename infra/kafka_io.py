@@ -11,10 +11,18 @@ in headers (the convention of Kafka Connect's DLQ), so a fixed consumer can repl
 ``dlq.source.partition`` / ``dlq.source.offset``  its position, ``-1`` if it never reached a topic
 ``dlq.source.timestamp``  broker timestamp of the source record (ms), ``-1`` if none
 =====================  ==========================================================
+
+A record that cannot be forwarded verbatim (larger than the dead-letter producer's request limit, or
+refused by the broker for any non-retriable reason) is dead-lettered **by reference**: the same
+headers plus ``dlq.reference`` = ``sha256``, ``dlq.original.size`` (bytes) and ``dlq.original.sha256``
+(hex); the value is the first :data:`REFERENCE_PREFIX_BYTES` bytes of the original, the key its first
+:data:`REFERENCE_PREFIX_BYTES` bytes. The original stays in its source topic at the position the
+headers name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -25,22 +33,49 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata
 
 from lambdalytics.schemas.events import (
     FAMILY_BY_EVENT_TYPE,
-    MAX_EVENT_BYTES,
     ContractViolation,
     Event,
     decode_event,
+    to_row,
     validate_event,
 )
 from lambdalytics.schemas.topics import ALL_TOPICS, DEADLETTER_TOPIC, FAMILY_BY_TOPIC, TOPIC_BY_FAMILY
 
+from .settings import get_settings
+
 log = logging.getLogger(__name__)
 
-__all__ = ["DeadLetter", "EventDecoder", "EventProducer", "ensure_topics", "read_dead_letter"]
+__all__ = [
+    "REFERENCE_PREFIX_BYTES",
+    "DeadLetter",
+    "EventDecoder",
+    "EventProducer",
+    "client_bytes",
+    "ensure_topics",
+    "event_limit",
+    "read_dead_letter",
+    "refused_for_good",
+]
+
+REFERENCE_PREFIX_BYTES = 1024
+"""How much of the original value (and key) a dead letter by reference keeps."""
+_MAX_HEADER_TEXT = 2000  # characters of dlq.message kept: a dead letter's headers stay small
+
+
+def event_limit(max_event_bytes: int | None) -> int:
+    """The one event size limit: ``max_event_bytes`` if given, else ``LAMBDALYTICS_MAX_EVENT_BYTES``."""
+    return get_settings().max_event_bytes if max_event_bytes is None else max_event_bytes
+
+
+def client_bytes(max_event_bytes: int) -> int:
+    """Kafka client request/fetch size that lets every event up to the limit through, with headers
+    (and oversized records far enough to be read and dead-lettered)."""
+    return max(max_event_bytes * 2, 1_048_576)
 
 
 def ensure_topics(
@@ -93,18 +128,41 @@ def _topic_of(obj: Any) -> str | None:
     return TOPIC_BY_FAMILY[family] if family else None
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _headers(
     violation: ContractViolation, topic: str | None, partition: int, offset: int, timestamp: int
 ) -> list[tuple[str, bytes]]:
     return [
-        ("dlq.reason", violation.reason.encode()),
-        ("dlq.message", violation.message.encode()),
-        ("dlq.errors", orjson.dumps(violation.errors)),
-        ("dlq.source.topic", (topic or "").encode()),
+        ("dlq.reason", _utf8(violation.reason)),
+        ("dlq.message", _utf8(violation.message[:_MAX_HEADER_TEXT])),
+        ("dlq.errors", orjson.dumps(violation.errors, default=str)),
+        ("dlq.source.topic", _utf8(topic or "")),
         ("dlq.source.partition", str(partition).encode()),
         ("dlq.source.offset", str(offset).encode()),
         ("dlq.source.timestamp", str(timestamp).encode()),
     ]
+
+
+def _reference(value: bytes, key: bytes | None) -> tuple[bytes, bytes | None, list[tuple[str, bytes]]]:
+    """Value, key and extra headers of a dead letter by reference to ``value`` (see the module doc)."""
+    return (
+        value[:REFERENCE_PREFIX_BYTES],
+        None if key is None else key[:REFERENCE_PREFIX_BYTES],
+        [
+            ("dlq.reference", b"sha256"),
+            ("dlq.original.size", str(len(value)).encode()),
+            ("dlq.original.sha256", hashlib.sha256(value).hexdigest().encode()),
+        ],
+    )
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """True when the broker or client refuses this record for good (too large, invalid, ...), so
+    sending it again cannot help; False for outages and timeouts, which a retry can outlive."""
+    return isinstance(exc, KafkaError) and not exc.retriable
 
 
 @dataclass
@@ -136,16 +194,17 @@ class EventProducer:
         bootstrap: str,
         *,
         linger_ms: int = 5,
-        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_event_bytes: int | None = None,
         **kafka_config: Any,
     ):
+        max_event_bytes = event_limit(max_event_bytes)
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
             linger_ms=linger_ms,
             retries=10,
             max_in_flight_requests_per_connection=1,  # keep per-partition order across retries
-            max_request_size=max(max_event_bytes * 2, 1_048_576),
+            max_request_size=client_bytes(max_event_bytes),
             **kafka_config,
         )
         self.max_event_bytes = max_event_bytes
@@ -189,13 +248,25 @@ class EventProducer:
         timestamp: int = -1,
         key: bytes | None = None,
     ) -> FutureRecordMetadata:
+        """Send ``value`` to the dead-letter topic with the reason — verbatim, or by reference when it
+        is larger than this producer's request limit."""
         self.summary.rejected[(topic or "?", violation.reason)] += 1
-        return self._producer.send(
-            DEADLETTER_TOPIC,
-            key=key,
-            value=value,
-            headers=_headers(violation, topic, partition, offset, timestamp),
-        )
+        return self._send_dead_letter(value, key, _headers(violation, topic, partition, offset, timestamp))
+
+    def _send_dead_letter(
+        self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], *, by_reference: bool = False
+    ) -> FutureRecordMetadata:
+        if not by_reference:
+            try:
+                return self._producer.send(DEADLETTER_TOPIC, key=key, value=value, headers=headers)
+            except MessageSizeTooLargeError as exc:
+                log.warning(
+                    "dead letter of %d bytes is too large to forward (%s): sending a reference",
+                    len(value),
+                    exc,
+                )
+        prefix, short_key, extra = _reference(value, key)
+        return self._producer.send(DEADLETTER_TOPIC, key=short_key, value=prefix, headers=headers + extra)
 
     def flush(self, timeout_s: float | None = None) -> None:
         self._producer.flush(timeout_s)
@@ -216,12 +287,12 @@ class EventDecoder:
 
     Shared by the archiver and the speed consumers, so both sides accept exactly the same events.
     Only one consumer of a record should dead-letter it (the archiver); others pass
-    ``dead_letters=None`` and just count what they skip.
+    ``dead_letters=None`` and just count what they skip. No record makes it raise.
     """
 
-    def __init__(self, dead_letters: EventProducer | None, *, max_event_bytes: int = MAX_EVENT_BYTES):
+    def __init__(self, dead_letters: EventProducer | None, *, max_event_bytes: int | None = None):
         self._dead_letters = dead_letters
-        self.max_event_bytes = max_event_bytes
+        self.max_event_bytes = event_limit(max_event_bytes)
         self.decoded = 0
         self.dead_lettered: Counter[str] = Counter()
 
@@ -230,21 +301,42 @@ class EventDecoder:
         try:
             event = decode_event(record.topic, record.value, record.key, max_bytes=self.max_event_bytes)
         except ContractViolation as violation:
-            self.dead_lettered[violation.reason] += 1
-            if self._dead_letters is None:
-                return None
-            self._dead_letters.dead_letter(
-                record.value or b"",
-                violation,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                timestamp=record.timestamp,
-                key=record.key,
-            )
+            self.reject(record, violation)
             return None
         self.decoded += 1
         return event
+
+    def row(self, record: Any) -> dict[str, Any] | None:
+        """The record as a :data:`~lambdalytics.schemas.events.ROW_COLUMNS` dict, or None (rejected)."""
+        event = self.decode(record)
+        if event is None:
+            return None
+        try:
+            return to_row(event)
+        except Exception as exc:  # noqa: BLE001 - a valid event that cannot be a row is a bug, not a crash
+            log.exception("a valid event could not become a row")
+            self.decoded -= 1
+            self.reject(
+                record, ContractViolation("internal_error", f"to_row failed with {type(exc).__name__}")
+            )
+            return None
+
+    def reject(self, record: Any, violation: ContractViolation, *, decoded: bool = False) -> None:
+        """Count ``record`` under the violation's reason and dead-letter it (if this decoder does);
+        ``decoded``: it had been counted as decoded, and failed after."""
+        self.decoded -= decoded
+        self.dead_lettered[violation.reason] += 1
+        if self._dead_letters is None:
+            return
+        self._dead_letters.dead_letter(
+            record.value or b"",
+            violation,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            key=record.key,
+        )
 
 
 @dataclass(frozen=True)
@@ -257,7 +349,10 @@ class DeadLetter:
     source_offset: int
     source_timestamp: int
     key: bytes | None
-    value: bytes
+    value: bytes  # the original, or its first REFERENCE_PREFIX_BYTES when by reference
+    by_reference: bool = False
+    original_size: int | None = None  # of the original value (known when by reference)
+    original_sha256: str | None = None
 
 
 def read_dead_letter(record: Any) -> DeadLetter:
@@ -273,4 +368,7 @@ def read_dead_letter(record: Any) -> DeadLetter:
         source_timestamp=int(h["dlq.source.timestamp"]),
         key=record.key,
         value=record.value,
+        by_reference="dlq.reference" in h,
+        original_size=int(h["dlq.original.size"]) if "dlq.original.size" in h else None,
+        original_sha256=h["dlq.original.sha256"].decode() if "dlq.original.sha256" in h else None,
     )

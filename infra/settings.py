@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lambdalytics.schemas.events import MAX_EVENT_BYTES
+
 
 class Settings(BaseSettings):
     """Every knob of the pipeline. Unset ``kafka_bootstrap`` means: start the embedded broker."""
@@ -35,7 +37,12 @@ class Settings(BaseSettings):
         2.0, gt=0, description="How often serving looks for a new batch version."
     )
     batch_interval_seconds: float = Field(300.0, gt=0, description="`up`: seconds between batch runs.")
-    max_event_bytes: int = Field(1_048_576, ge=1024, description="Larger events are dead-lettered.")
+    max_event_bytes: int = Field(
+        MAX_EVENT_BYTES,
+        ge=1024,
+        description="The one event size limit: POST /v1/events refuses larger events (413/422), the "
+        "archiver dead-letters them, the speed consumer skips them.",
+    )
     profile_cache_entries: int = Field(
         50_000,
         ge=0,

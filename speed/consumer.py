@@ -4,11 +4,15 @@ Partitions are ``assign()``ed (no consumer-group join: starts at once, and every
 its own full copy). It starts at the beginning of each partition, or — on a cluster with long
 retention — at ``min(W[tp], first offset within the dedup window)``, so the store covers every event
 at or above W and has seen the recent ones below it for deduplication. Records that break the contract
-are skipped and counted; the archiver is the one that dead-letters them.
+are skipped and counted by reason; the archiver is the one that dead-letters them. No record stops the
+thread or is retried at its offset: a record the store fails to apply is skipped as ``internal_error``
+(logged with its position), and the event size limit is the archiver's (``Settings.max_event_bytes``),
+so both sides accept the same records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,8 +20,8 @@ import time
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from lambdalytics.infra.kafka_io import EventDecoder
-from lambdalytics.schemas.events import to_row
+from lambdalytics.infra.kafka_io import EventDecoder, client_bytes
+from lambdalytics.schemas.events import ContractViolation
 from lambdalytics.schemas.topics import EVENT_TOPICS
 
 from .embedded import EmbeddedSpeedStore
@@ -42,13 +46,14 @@ class SpeedConsumer:
         watermark: Watermark | None = None,
         from_time_ms: int | None = None,
         max_poll_records: int = 2000,
+        max_event_bytes: int | None = None,
     ):
         self.store = store
         self.bootstrap = bootstrap
         self.watermark = watermark or {}
         self.from_time_ms = from_time_ms
         self.max_poll_records = max_poll_records
-        self.decoder = EventDecoder(None)
+        self.decoder = EventDecoder(None, max_event_bytes=max_event_bytes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="speed-consumer", daemon=True)
 
@@ -89,6 +94,7 @@ class SpeedConsumer:
                         max_poll_records=self.max_poll_records,
                         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                         client_id="lambdalytics-speed",
+                        max_partition_fetch_bytes=client_bytes(self.decoder.max_event_bytes),
                     )
                     self._assign(consumer)
                 started = time.time()
@@ -96,21 +102,35 @@ class SpeedConsumer:
                 n = 0
                 for records in batches.values():
                     for record in records:
-                        event = self.decoder.decode(record)
-                        if event is None:
-                            self.store.skip(record.topic, record.partition, record.offset)
-                        else:
-                            self.store.ingest(
-                                to_row(event), record.topic, record.partition, record.offset, record.timestamp
-                            )
+                        self._apply(record)
                         n += 1
                 if n < self.max_poll_records:
                     self.store.mark_caught_up(started)
-            except KafkaError as exc:
-                log.warning("speed consumer: broker unavailable (%s), retrying in 1s", exc)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
+                if isinstance(exc, KafkaError):
+                    log.warning("speed consumer: broker unavailable (%s), retrying in 1s", exc)
+                else:
+                    log.exception("speed consumer: unexpected failure, reconnecting in 1s")
                 if consumer is not None:  # start over: _assign seeks to the store's positions
-                    consumer.close()
+                    with contextlib.suppress(Exception):
+                        consumer.close()
                     consumer = None
                 time.sleep(1)
         if consumer is not None:
             consumer.close()
+
+    def _apply(self, record) -> None:
+        """Ingest one record or skip it with a reason; whatever it holds, never raise."""
+        row = self.decoder.row(record)
+        if row is not None:
+            try:
+                self.store.ingest(row, record.topic, record.partition, record.offset, record.timestamp)
+                return
+            except Exception as exc:  # noqa: BLE001 - one record must not stop the speed side
+                log.exception("speed store failed on %s:%d@%d", record.topic, record.partition, record.offset)
+                self.decoder.reject(
+                    record,
+                    ContractViolation("internal_error", f"ingest failed: {type(exc).__name__}"),
+                    decoded=True,
+                )
+        self.store.skip(record.topic, record.partition, record.offset)

@@ -312,3 +312,101 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(kafka_bootstrap, 
     progress = read_progress(master_path(tmp_path))
     for m in acked:
         assert progress.offsets[(m.topic, m.partition)] > m.offset
+
+
+def _raw(obj: dict, field: str, raw: bytes) -> bytes:
+    """``obj`` as JSON with ``field``'s value replaced by raw JSON text (what a foreign producer sends)."""
+    return orjson.dumps({**obj, field: "@@"}).replace(b'"@@"', raw)
+
+
+def test_no_record_stops_the_archiver_and_an_oversized_one_is_dead_lettered_by_reference(
+    kafka_bootstrap, unique, tmp_path
+):
+    """1e22, year 1 with an offset, and a record over the dead-letter producer's request limit (2 × the
+    1 MiB event limit) on a topic that takes it: each is dead-lettered, the last by reference, and the
+    valid events around them are archived."""
+    import hashlib
+
+    from kafka import KafkaProducer
+
+    ensure_topics(kafka_bootstrap, 3)
+    tenant = f"arch-bad-{unique}"
+    before, after = _events(tenant, 9), _events(tenant, 9, start=9)
+    paid = next(e for e in before if e["event_type"] == "order_paid")
+    view = next(e for e in before if e["event_type"] == "page_view")
+    bad_key = f"{tenant}:bad".encode()
+    oversized = orjson.dumps({**view, "event_id": "huge", "properties": {"blob": "x" * (3 * 1024 * 1024)}})
+    bad = [
+        ("events.transaction", _raw({**paid, "event_id": "e22"}, "amount", b"1e22"), "contract_violation"),
+        (
+            "events.transaction",
+            _raw(paid, "event_time", b'"0001-01-01T00:00:00+01:00"'),
+            "contract_violation",
+        ),
+        ("events.behavioral", _raw(view, "event_time", b'"9999-12-31T23:59:59-01:00"'), "contract_violation"),
+        ("events.behavioral", oversized, "payload_too_large"),
+    ]
+    big = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
+    with EventProducer(kafka_bootstrap) as producer:
+        acked = [producer.send_obj(obj) for obj in before]
+        producer.flush()
+        bad_positions = {}
+        for topic, value, reason in bad:
+            meta = big.send(topic, key=bad_key, value=value).get(30)
+            bad_positions[(meta.topic, meta.partition, meta.offset)] = (reason, value)
+        big.close()
+        acked += [producer.send_obj(obj) for obj in after]
+    acked_positions = {(m.topic, m.partition, m.offset) for m in (f.get(10) for f in acked)}
+
+    stats = run_archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.5, idle_exit_seconds=3.0)
+    rows = _master_rows(tmp_path, tenant)
+    assert {(r["topic"], r["partition"], r["offset"]) for r in rows} == acked_positions  # all 18 neighbours
+    assert len(rows) == len(before) + len(after) and stats.dead_lettered >= len(bad)
+    progress = read_progress(master_path(tmp_path))
+    assert all(progress.offsets[(t, p)] > o for t, p, o in bad_positions)  # moved past each one
+
+    letters = _dead_letters_from(kafka_bootstrap, {bad_key}, expect=len(bad), timeout_s=30)
+    by_position = {(d.source_topic, d.source_partition, d.source_offset): d for d in letters}
+    assert set(by_position) == set(bad_positions)
+    for position, (reason, value) in bad_positions.items():
+        letter = by_position[position]
+        assert letter.reason == reason
+        if value is oversized:  # by reference: size, hash and a bounded prefix; the original stays put
+            assert letter.by_reference and letter.original_size == len(value)
+            assert letter.original_sha256 == hashlib.sha256(value).hexdigest()
+            assert letter.value == value[:1024] and letter.key == bad_key
+        else:
+            assert not letter.by_reference and letter.value == value
+
+
+def test_a_dead_letter_the_broker_refuses_is_resent_by_reference(kafka_bootstrap, unique, monkeypatch):
+    """A broker whose dead-letter topic refuses the record for good (MESSAGE_TOO_LARGE, below the
+    client's limit): confirm() does not resend it verbatim forever, it sends a reference."""
+    from kafka.errors import MessageSizeTooLargeError
+    from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
+
+    from lambdalytics.batch.archiver import _DeadLetterSender
+    from lambdalytics.schemas.events import ContractViolation
+
+    ensure_topics(kafka_bootstrap, 3)
+    key = f"refused-{unique}:c".encode()
+    value = b"x" * 5000
+    sender = _DeadLetterSender(kafka_bootstrap)
+    real_send = sender._producer.send
+
+    def refusing_send(topic, *, key=None, value=None, headers=()):
+        if any(name == "dlq.reference" for name, _ in headers):
+            return real_send(topic, key=key, value=value, headers=headers)
+        refused = FutureProduceResult(TopicPartition(topic, 0))
+        future = FutureRecordMetadata(refused, -1, None, None, -1, -1, -1)
+        refused.failure(MessageSizeTooLargeError("the broker's max.message.bytes is smaller"))
+        return future
+
+    monkeypatch.setattr(sender._producer, "send", refusing_send)
+    try:
+        sender.dead_letter(value, ContractViolation("invalid_json", "x"), topic="events.behavioral", key=key)
+        assert sender.confirm(timeout_s=10) == 1  # the verbatim send failed for good; the reference landed
+    finally:
+        sender.close()
+    [letter] = _dead_letters_from(kafka_bootstrap, {key}, expect=1)
+    assert letter.by_reference and letter.original_size == len(value) and letter.value == value[:1024]

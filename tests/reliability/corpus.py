@@ -154,6 +154,35 @@ def cases(tenant: str, other_tenant: str, customer: str, now_ms: int) -> list[Ba
         case(kind, name, TX, good.replace(b"bad-order", raw), "invalid_utf8")
     case(kind, "escaped lone surrogate", TX, good.replace(b"bad-order", b"\\ud800"), "invalid_json")
 
+    def raw(obj: dict, field: str, text: bytes) -> bytes:  # a field's value as raw JSON number/text
+        return orjson.dumps({**obj, field: "@@"}).replace(b'"@@"', text)
+
+    kind = "boundary numbers"  # each stopped the archiver and the speed consumer, or was rounded
+    case(kind, "amount 1e22", TX, raw(paid, "amount", b"1e22"), cv)
+    case(kind, "amount beyond uint64", TX, raw(paid, "amount", b"18446744073709551616"), cv)
+    case(kind, "amount 1e-30", TX, raw(paid, "amount", b"1e-30"), cv)
+    case(kind, "amount 1e-400 (a double reads 0.0)", TX, raw(paid, "amount", b"1e-400"), cv)
+    case(
+        kind,
+        "amount 1.00000000000000001 (a double reads 1.0)",
+        TX,
+        raw(paid, "amount", b"1.00000000000000001"),
+        cv,
+    )
+    case(kind, "amount 9e12 (int64 micros)", TX, raw(paid, "amount", b"9000000000000"), cv)
+    case(kind, "score 1e0", SUPPORT, raw(csat, "score", b"1e0"), cv)
+
+    kind = "boundary times"
+    case(kind, "year 1 at +01:00", TX, raw(paid, "event_time", b'"0001-01-01T00:00:00+01:00"'), cv)
+    case(kind, "year 9999 at -01:00", TX, raw(paid, "event_time", b'"9999-12-31T23:59:59-01:00"'), cv)
+    case(kind, "February 30", BEHAVIORAL, raw(view, "event_time", b'"2026-02-30T00:00:00Z"'), cv)
+    case(kind, "epoch as a float", BEHAVIORAL, raw(view, "event_time", b"1767225600000.5"), cv)
+    case(kind, "epoch in µs", BEHAVIORAL, raw(view, "event_time", b"1767225600000000"), cv)
+
+    kind = "deep nesting"
+    deep = b'{"a":' * 300 + b"1" + b"}" * 300  # orjson reads 1024 levels but writes only 254
+    case(kind, "properties 300 levels deep", BEHAVIORAL, raw(view, "properties", deep), cv)
+
     # the HTTP collector picks the topic from event_type, so only Kafka can get this wrong
     case("wrong topic", "order event on the behavioral topic", BEHAVIORAL, good, "wrong_topic", http=None)
     return out

@@ -92,3 +92,49 @@ def test_a_malformed_first_record_does_not_make_the_store_refuse_reads():
             consumer.stop()
     assert consumer.decoder.dead_lettered["invalid_json"] == 3
     assert all(offset >= 1 for offset in store.status().positions.values())
+
+
+def test_no_record_stops_the_consumer_or_is_retried(kafka_bootstrap, unique):
+    """1e22 and year 1 with an offset (each killed the thread on main), and a 3 MiB record: skipped
+    with their reasons, the consumer moves past them and applies every valid neighbour."""
+    import orjson
+    from kafka import KafkaProducer
+
+    ensure_topics(kafka_bootstrap, 6)
+    tenant = f"speed-bad-{unique}"
+    events = [
+        {**e, "tenant_id": tenant}
+        for e in generate(GeneratorConfig(seed=7, rate=3, duration_s=20, tenants=("demo-food",)))
+    ]
+    paid = next(e for e in events if e["event_type"] == "order_paid")
+    customers = sorted({e["customer_id"] for e in events})
+    raw = lambda obj, field, text: orjson.dumps({**obj, field: "@@"}).replace(b'"@@"', text)  # noqa: E731
+    bad = [
+        raw(paid, "amount", b"1e22"),
+        raw(paid, "event_time", b'"0001-01-01T00:00:00+01:00"'),
+        raw(paid, "event_time", b'"9999-12-31T23:59:59-01:00"'),
+        orjson.dumps({**paid, "properties": {"blob": "x" * (3 * 1024 * 1024)}}),
+    ]
+    key = f"{tenant}:{paid['customer_id']}".encode()
+    half = len(events) // 2
+    big = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
+    with EventProducer(kafka_bootstrap) as producer:
+        for e in events[:half]:
+            producer.send_obj(e)
+        producer.flush()
+        positions = [big.send("events.transaction", key=key, value=v).get(30) for v in bad]
+        big.close()
+        for e in events[half:]:
+            producer.send_obj(e)
+    store = EmbeddedSpeedStore(block_size=100)
+    consumer = SpeedConsumer(store, kafka_bootstrap).start()
+    try:
+        assert _wait_for(store, tenant, customers, len(events)) == len(events)
+        assert consumer._thread.is_alive()
+    finally:
+        consumer.stop()
+    consumed = store.status().positions
+    assert all(consumed[(m.topic, m.partition)] > m.offset for m in positions)
+    assert consumer.decoder.dead_lettered["contract_violation"] >= 3
+    assert consumer.decoder.dead_lettered["payload_too_large"] >= 1
+    assert consumer.decoder.dead_lettered["internal_error"] == 0
