@@ -102,10 +102,11 @@ def run_up(
             threading.Thread(target=archiver.run, kwargs={"stop_event": stop}, name="archiver", daemon=True)
         )
         from lambdalytics.serving.state import ServingState
-        from lambdalytics.speed.embedded import EmbeddedSpeedStore
+        from lambdalytics.speed.config import store_config
+        from lambdalytics.speed.factory import open_store
 
         # the same credentials the API process will load (secrets and tenants live in DATA_DIR/run)
-        creds = ServingState(settings, EmbeddedSpeedStore(block_size=settings.block_size))
+        creds = ServingState(settings, open_store(store_config(settings)))
         keys = {t: creds.registry.create(t, t) or creds.registry.rotate(t) for t in TENANTS} if demo else {}
         with (data_dir / "run" / "api.log").open("ab") as api_log:
             api = subprocess.Popen(
