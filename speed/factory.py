@@ -1,7 +1,7 @@
 """``open_store(config)``: the one way to get a :class:`~lambdalytics.speed.store.SpeedStore`.
 
-Each store module is imported only when its config is opened, so serving with the embedded store never
-loads the Pinot client (pinotdb, httpx) and the other way round.
+Each store module is imported only when its config is opened, so an embedded store never loads the Pinot
+client (pinotdb, httpx).
 """
 
 from __future__ import annotations
