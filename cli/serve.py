@@ -1,5 +1,8 @@
 """ASGI application factories for ``lambdalytics serve``: settings from the environment, the batch loader,
-and either the embedded speed store fed from Kafka inside this process (one copy per worker) or Pinot."""
+and either the embedded speed store fed from Kafka inside this process (one copy per worker) or Pinot.
+
+Each factory is one store: it pins ``speed_store`` and opens the store from its config
+(``speed.config.store_config`` → ``speed.factory.open_store``), the one way every caller opens one."""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from lambdalytics.infra.runtime import find_bootstrap
 from lambdalytics.infra.settings import Settings
 from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
+from lambdalytics.speed.config import store_config
 from lambdalytics.speed.consumer import SpeedConsumer
-from lambdalytics.speed.embedded import EmbeddedSpeedStore
+from lambdalytics.speed.factory import open_store
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +26,8 @@ log = logging.getLogger(__name__)
 def create_pinot_app() -> FastAPI:
     """The speed side is a Pinot REALTIME table set (``lambdalytics pinot apply``); nothing is consumed here."""
     die_with_parent()  # a worker must not outlive a killed server process and keep the port
-    from lambdalytics.speed.pinot import PinotConfig, PinotSpeedStore
-
-    settings = Settings()
-    store = PinotSpeedStore(
-        PinotConfig(broker_url=settings.pinot_broker_url, controller_url=settings.pinot_controller_url)
-    )
+    settings = Settings(speed_store="pinot")
+    store = open_store(store_config(settings))
     state = ServingState(settings, store, bootstrap=settings.kafka_bootstrap)
 
     @contextlib.asynccontextmanager
@@ -45,9 +45,9 @@ def create_pinot_app() -> FastAPI:
 
 def create_embedded_app() -> FastAPI:
     die_with_parent()  # a worker must not outlive a killed server process and keep the port
-    settings = Settings()
+    settings = Settings(speed_store="embedded")
     bootstrap = find_bootstrap(settings)
-    store = EmbeddedSpeedStore(block_size=settings.block_size)
+    store = open_store(store_config(settings))
     consumer = SpeedConsumer(store, bootstrap)
     state = ServingState(
         settings, store, bootstrap=bootstrap, dead_lettered=lambda: dict(consumer.decoder.dead_lettered)

@@ -2,8 +2,8 @@
 
 Polls the Delta ``_manifest``; a new version is loaded fully into a fresh :class:`BatchIndex` off the
 request path, then swapped in with one reference assignment (atomic for readers), and only *then* the
-embedded speed store drops the blocks the new W covers. Requests that raced the swap retry once in
-``serving.merge``.
+speed store is told (``SpeedStore.on_batch_published``): the embedded store drops the blocks the new W
+covers, Pinot has nothing to do. Requests that raced the swap retry once in ``serving.merge``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from lambdalytics.batch.writer import read_manifest
-from lambdalytics.speed.embedded import EmbeddedSpeedStore
 from lambdalytics.speed.store import SpeedStore
 
 from .index import BatchIndex
@@ -62,8 +61,7 @@ class BatchLoader:
         started = time.monotonic()
         fresh = BatchIndex.load(self.data_dir, manifest)
         self.index = fresh  # the swap: one reference assignment
-        if isinstance(self.speed, EmbeddedSpeedStore):
-            self.speed.drop_below(manifest.watermark)
+        self.speed.on_batch_published(manifest.watermark)  # after the swap; a read racing it retries once
         log.info(
             "serving batch version %d (loaded in %.1fs)", manifest.batch_version, time.monotonic() - started
         )

@@ -4,8 +4,8 @@ Each deduplicated event updates, for its (topic, partition) and offset block ``o
 the customer's base states, the customer's and the campaign's per-hour states, and the milestones of
 its entities. A query for watermark W folds only the blocks that start at or above ``W[tp]``; since
 batch cuts are multiples of B, whole blocks are either covered by batch or by speed, never split.
-When serving publishes a new batch version it calls :meth:`drop_below`, which frees every block the new
-W covers — memory is bounded by the events after the last batch run plus the dedup window.
+When serving publishes a new batch version (:meth:`on_batch_published`), :meth:`drop_below` frees every
+block the new W covers — memory is bounded by the events after the last batch run plus the dedup window.
 
 Deduplication keeps the first copy of ``(tenant_id, event_id)`` seen within ``dedup_window_ms`` of
 broker time. Events below the current W are consumed too, only to fill that window, so a duplicate whose
@@ -27,6 +27,7 @@ from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetri
 from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
 from lambdalytics.schemas.compile import python_predicate
 
+from .config import DEDUP_WINDOW_MS
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 
 __all__ = ["EmbeddedSpeedStore"]
@@ -57,7 +58,10 @@ class _Compiled:
 
 
 class EmbeddedSpeedStore(SpeedStore):
-    def __init__(self, *, block_size: int, dedup_window_ms: int = 24 * 3_600_000):
+    """Opened from an :class:`~lambdalytics.speed.config.EmbeddedStoreConfig` by ``open_store``; its
+    keyword arguments are that config's fields."""
+
+    def __init__(self, *, block_size: int, dedup_window_ms: int = DEDUP_WINDOW_MS):
         self.block_size = block_size
         self.dedup_window_ms = dedup_window_ms
         self._lock = threading.RLock()
@@ -188,6 +192,10 @@ class EmbeddedSpeedStore(SpeedStore):
                 for t, c, i in states:
                     self._tenant_entities[(t, name)].add((c, i))
                     self._customer_entities[(name, t, c)].add(i)
+
+    def on_batch_published(self, watermark: Watermark) -> None:
+        """The blocks below the published W are the batch view's now: free them."""
+        self.drop_below(watermark)
 
     def mark_caught_up(self, at: float | None = None) -> None:
         """A poll started at ``at`` drained the partitions: what was acknowledged before it is applied."""

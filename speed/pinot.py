@@ -35,72 +35,28 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pinotdb
 from pinotdb import exceptions as pinot_errors
 from pinotdb.db import apply_parameters
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Aggregate, BaseMetric, Entity, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
 from lambdalytics.schemas.compile import PinotSql
 from lambdalytics.schemas.events import FAMILY_BY_EVENT_TYPE, MODEL_BY_FAMILY
-from lambdalytics.schemas.topics import EVENT_TOPICS, FAMILY_BY_TOPIC, TOPIC_BY_FAMILY, Family
+from lambdalytics.schemas.topics import FAMILY_BY_TOPIC, Family
 
+from .config import TABLE_BY_TOPIC, PinotConfig
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 
 __all__ = ["TABLE_BY_TOPIC", "PinotConfig", "PinotSpeedStore"]
 
-TABLE_BY_TOPIC: dict[str, str] = {
-    topic: f"events_{family.value}" for family, topic in TOPIC_BY_FAMILY.items()
-}
-"""Default REALTIME table per event topic (``infra/pinot/`` is applied under these names)."""
-
 _EXACT = 2**53  # doubles hold every integer below this exactly
 _MATCHED = "__matched"
-
-
-class PinotConfig(BaseModel):
-    """Where the Pinot broker is and how to ask it. Unknown keys are rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["pinot"] = "pinot"
-    broker_url: str = Field("http://localhost:8099", description="Broker base URL (QuickStart: :8000).")
-    controller_url: str = Field("http://localhost:9000", description="Controller, for `pinot apply`.")
-    tables: dict[str, str] = Field(default_factory=lambda: dict(TABLE_BY_TOPIC), description="topic -> table")
-    query_timeout_ms: int = Field(5_000, gt=0, description="Sent to the broker as queryOptions timeoutMs.")
-    http_timeout_s: float = Field(10.0, gt=0)
-    max_rows: int = Field(
-        100_000, gt=0, le=1_000_000, description="Most groups or values one query may return; more fails."
-    )
-    parallelism: int = Field(4, ge=1, le=32, description="Statements of one read sent concurrently.")
-    status_cache_s: float = Field(
-        1.0, ge=0, description="status() (three statements) is reused this long; serving asks it per request."
-    )
-
-    @field_validator("broker_url", "controller_url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL, got {url!r}")
-        return url.rstrip("/")
-
-    @field_validator("tables")
-    @classmethod
-    def _one_table_per_topic(cls, tables: dict[str, str]) -> dict[str, str]:
-        if set(tables) != set(EVENT_TOPICS):
-            raise ValueError(
-                f"tables must map exactly the event topics {list(EVENT_TOPICS)}, got {sorted(tables)}"
-            )
-        if len(set(tables.values())) != len(tables):
-            raise ValueError("each topic needs its own table (a REALTIME table consumes one topic)")
-        return tables
 
 
 @dataclass(frozen=True)
@@ -228,6 +184,9 @@ class PinotSpeedStore(SpeedStore):
         )
         self._status = (time.monotonic(), status)
         return status
+
+    def on_batch_published(self, watermark: Watermark) -> None:
+        """Nothing to free: every read filters ``offset >= W`` itself, and Pinot's retention bounds the tables."""
 
     def explain(self, method: str, *args: Any) -> list[str]:
         """The statements a read sends, without running them: ``explain("customer", tenant, customer, W)``.

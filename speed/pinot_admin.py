@@ -2,7 +2,7 @@
 
 The declarative files live in ``infra/pinot/``: one schema and one table config, templated with
 ``${TABLE}``, ``${TOPIC}`` and ``${KAFKA_BOOTSTRAP}``, applied once per event topic under the table names
-of :data:`~lambdalytics.speed.pinot.TABLE_BY_TOPIC`. Applying is idempotent: the schema is posted with
+of :data:`~lambdalytics.speed.config.TABLE_BY_TOPIC`. Applying is idempotent: the schema is posted with
 ``override=true`` and an existing table is updated with ``PUT /tables/{name}``.
 
 The broker list is the address *Pinot's servers* use to reach Kafka, which is not always the one this
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from .pinot import TABLE_BY_TOPIC
+from .config import TABLE_BY_TOPIC
 
 __all__ = ["PinotAdminError", "apply", "check", "schema_for", "table_config_for"]
 

@@ -4,7 +4,11 @@ Two implementations answer it identically: the embedded store (``speed.embedded`
 process) and Apache Pinot (``speed.pinot``). Every answer is for exactly the events with
 ``offset >= W[topic, partition]``, deduplicated by ``(tenant_id, event_id)``; serving merges it with the
 batch view cut at the same W. A store that cannot answer for that W raises :class:`CoverageError`
-(it never returns a smaller number), and serving turns that into a 503 — fail closed.
+(it never returns a smaller number), and serving turns that into a 503 — fail closed. Serving tells the
+store when a batch version is published (:meth:`SpeedStore.on_batch_published`) and knows no more of it.
+
+Each store has one config (``speed.config``, a union told apart by ``type``) and is opened one way,
+``speed.factory.open_store(config)``.
 
 Partials are raw mergeable states (``schemas.aggregates``): per base metric name a value, per entity
 the milestone times. Hours and months are epoch-ms hour starts and months since 1970-01.
@@ -73,6 +77,15 @@ class SpeedStore(ABC):
 
     @abstractmethod
     def status(self) -> SpeedStatus: ...
+
+    @abstractmethod
+    def on_batch_published(self, watermark: Watermark) -> None:
+        """Serving now answers from a batch version cut at ``watermark``.
+
+        Called by the loader only *after* the new version is swapped in, so no read still needs what the
+        store may now forget. A store with nothing to free does nothing; afterwards a read for an older W
+        may raise :class:`CoverageError`, never answer less.
+        """
 
     def customer_version(self, tenant: str, customer: str) -> object | None:
         """A token that changes whenever ``customer``/``customer_entities`` could answer differently

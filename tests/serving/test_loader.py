@@ -42,3 +42,25 @@ def test_a_slow_load_of_an_older_version_never_replaces_a_newer_one(monkeypatch,
     assert loader.current().version == 2
     # the speed store dropped below v2's W, and v2 (the served version) can still be answered
     assert store.customer("t", "c", loader.current().watermark)["events_total"] == 0
+
+
+def test_the_speed_store_hears_of_a_version_once_and_only_after_it_serves_it(monkeypatch, tmp_path):
+    v1 = SimpleNamespace(batch_version=1, watermark={("events.behavioral", 0): 10})
+
+    def load(data_dir, manifest):
+        index = BatchIndex.empty()
+        index.manifest = manifest
+        return index
+
+    monkeypatch.setattr(loader_module, "read_manifest", lambda data_dir: v1)
+    monkeypatch.setattr(BatchIndex, "load", staticmethod(load))
+    heard: list[tuple[dict, int]] = []
+
+    class Listening(EmbeddedSpeedStore):
+        def on_batch_published(self, watermark):
+            heard.append((watermark, loader.current().version))  # what serving answers from by then
+            super().on_batch_published(watermark)
+
+    loader = BatchLoader(tmp_path, Listening(block_size=10))
+    assert loader.refresh() and not loader.refresh()  # the same manifest again: nothing new
+    assert heard == [(v1.watermark, 1)]
