@@ -84,6 +84,7 @@ from lambdalytics.infra.kafka_io import (
 )
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS
+from lambdalytics.schemas.views import Watermark
 
 from .master import (
     APP_ID,
@@ -91,7 +92,6 @@ from .master import (
     WRITER_KEY,
     ConcurrentArchiverError,
     NoMasterDataset,
-    Offsets,
     append_batch,
     batch_commit_info,
     master_path,
@@ -227,7 +227,7 @@ class Archiver:
         self._dead_letters: _DeadLetterSender | None = None
         self._decoder: EventDecoder | None = None
         self._table: DeltaTable | None = None
-        self._offsets: Offsets = {}
+        self._offsets: Watermark = {}
         self._batch_seq = 0
         self._assigned: set[TopicPartition] = set()
         self._last_refresh = float("-inf")
@@ -246,7 +246,7 @@ class Archiver:
         return self._consumer is not None
 
     @property
-    def offsets(self) -> Offsets:
+    def offsets(self) -> Watermark:
         """The committed next-offset vector (a copy)."""
         return dict(self._offsets)
 
@@ -409,7 +409,7 @@ class Archiver:
             self._last_refresh = float("-inf")
             return 0
         rows: list[dict[str, Any]] = []
-        advanced: Offsets = {}
+        advanced: Watermark = {}
         consumed = 0
         dead_before = sum(self._decoder.dead_lettered.values())
         while consumed < self.max_batch_records and not self._stopping(stop_event):
@@ -479,7 +479,7 @@ class Archiver:
         )
         return consumed
 
-    def _check_position(self, key: tuple[str, int], offset: int, advanced: Offsets) -> None:
+    def _check_position(self, key: tuple[str, int], offset: int, advanced: Watermark) -> None:
         expected = advanced.get(key, self._offsets.get(key))
         if expected is not None and offset < expected:
             raise OffsetRegressionError(
@@ -500,7 +500,7 @@ class Archiver:
                     return False
                 self._sleep_backoff("dead-letter flush", exc, stop_event)
 
-    def _commit(self, rows: list[dict[str, Any]], offsets: Offsets) -> int:
+    def _commit(self, rows: list[dict[str, Any]], offsets: Watermark) -> int:
         """One Delta commit of rows + offsets, as batch ``batch_seq + 1``. Returns the table version."""
         seq = self._batch_seq + 1
         table = rows_to_table(rows)
@@ -531,7 +531,7 @@ class Archiver:
         self._batch_seq = seq
         return version
 
-    def _commit_to_kafka(self, advanced: Offsets) -> None:
+    def _commit_to_kafka(self, advanced: Watermark) -> None:
         """Mirror the committed offsets to the consumer group, for lag tools only."""
         assert self._consumer is not None
         offsets = {

@@ -2,7 +2,7 @@
 
 **Choosing W.** The archiver's Delta commit records, per (topic, partition), the next offset it has
 landed. A run cuts each partition at the largest multiple of ``block_size`` not above that offset, so
-``W[tp] = floor(archived[tp] / B) * B``. The batch covers exactly the events with offset < W[tp]; the
+``W[tp] = floor(archived[tp] / B) * B`` (``schemas.views.cut``). The batch covers exactly the events with offset < W[tp]; the
 speed store keeps aggregates per offset block and drops whole blocks below W, with no coordination
 (ARCHITECTURE §2, deterministic cuts). Partitions the archiver has not seen have W = 0.
 """
@@ -21,25 +21,29 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.events import ROW_COLUMNS
+from lambdalytics.schemas.views import (
+    CAMPAIGN_KEYS,
+    CAMPAIGN_STATS,
+    COHORT_COUNTS,
+    CUSTOMER_KEYS,
+    CUSTOMER_PROFILE,
+    CUSTOMER_TIMESERIES,
+    ORDER_MONTHS,
+    RFM_THRESHOLDS,
+    VIEWS,
+    Watermark,
+    cut,
+)
 
 from . import master
 from .spark import spark_session
-from .tenant_views import cohort_retention, rfm_views
+from .tenant_views import cohort_views, rfm_thresholds
 from .views import build_views, dedup_events
 from .writer import Manifest, ViewWriter, read_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BackfillError", "BatchBusyError", "backfill", "choose_watermark", "exclusive", "run_batch"]
-
-VIEW_KEYS: dict[str, list[str]] = {
-    "customer_profile": ["tenant_id", "customer_id"],
-    "customer_timeseries": ["tenant_id", "customer_id"],
-    "ticket_state": ["tenant_id", "customer_id"],
-    "order_state": ["tenant_id", "customer_id"],
-    "campaign_stats": ["tenant_id", "campaign_id"],
-}
-"""For a backfill: the key whose rows are recomputed together (all hours of an affected customer)."""
+__all__ = ["BackfillError", "BatchBusyError", "backfill", "exclusive", "run_batch"]
 
 
 class BackfillError(RuntimeError):
@@ -66,10 +70,6 @@ def exclusive(data_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def choose_watermark(archived: dict[tuple[str, int], int], block_size: int) -> dict[tuple[str, int], int]:
-    return {tp: (offset // block_size) * block_size for tp, offset in archived.items()}
-
-
 @contextmanager
 def _steps(show: bool) -> Iterator:
     with Progress(
@@ -87,7 +87,7 @@ def _steps(show: bool) -> Iterator:
         yield step
 
 
-def _read_events(spark, master_table, watermark: dict[tuple[str, int], int]):
+def _read_events(spark, master_table, watermark: Watermark):
     """Master rows with offset < W[tp], shaped as ROW_COLUMNS (times as epoch ms)."""
     from pyspark.sql import functions as F
 
@@ -110,15 +110,20 @@ def _read_events(spark, master_table, watermark: dict[tuple[str, int], int]):
     return df.select(*columns, "topic", "partition", "offset", "broker_time")
 
 
-def _compute(events, as_of_ms: int, step) -> dict[str, pa.Table]:
+def _compute(events, step) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
     for name, frame in build_views(events).items():
         done = step(f"view {name}")
         tables[name] = frame.toArrow()
         done()
-    done = step("cohort retention and RFM")
-    tables["cohort_retention"] = cohort_retention(tables["customer_timeseries"])
-    tables["rfm_thresholds"], tables["rfm_scores"] = rfm_views(tables["customer_profile"], as_of_ms)
+    return _derive(tables, step)
+
+
+def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
+    """The derived views (order months, cohort counts, RFM cut points) from the event views."""
+    done = step("order months, cohort counts and RFM cut points")
+    tables[ORDER_MONTHS.name], tables[COHORT_COUNTS.name] = cohort_views(tables[CUSTOMER_TIMESERIES.name])
+    tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name])
     done()
     return tables
 
@@ -137,7 +142,7 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
     except master.NoMasterDataset:
         log.info("nothing archived yet: no batch run")
         return previous
-    watermark = choose_watermark(archived, settings.block_size)
+    watermark = cut(archived, settings.block_size)
     if previous is not None and previous.watermark == watermark:
         log.info("watermark unchanged since batch version %d: nothing to do", previous.batch_version)
         return previous
@@ -150,8 +155,7 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
         stats = events.selectExpr("count(*) AS n", "max(broker_time) AS t").collect()[0]
         done()
         n_events, watermark_time = int(stats["n"]), stats["t"]
-        as_of_ms = int(watermark_time.timestamp() * 1000) if watermark_time else 0
-        tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), as_of_ms, step)
+        tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step)
         events.unpersist()
         writer = ViewWriter(data_dir)
         for name, arrow in tables.items():
@@ -234,32 +238,25 @@ def _backfill(
         in_range = events.where((F.col("event_time") >= lo) & (F.col("event_time") < hi))
         if tenant:
             in_range = in_range.where(F.col("tenant_id") == tenant)
-        customers = in_range.select("tenant_id", "customer_id").distinct()
-        campaigns = in_range.where("campaign_id IS NOT NULL").select("tenant_id", "campaign_id").distinct()
+        customers = in_range.select(*CUSTOMER_KEYS).distinct()
+        campaigns = in_range.where(F.col(CAMPAIGN_KEYS[-1]).isNotNull()).select(*CAMPAIGN_KEYS).distinct()
         done()
-        fresh = build_views(events.join(customers, ["tenant_id", "customer_id"], "left_semi"))
-        fresh["campaign_stats"] = build_views(
-            events.join(campaigns, ["tenant_id", "campaign_id"], "left_semi")
-        )["campaign_stats"]
-        affected = {
-            "tenant_id,customer_id": customers.toArrow(),
-            "tenant_id,campaign_id": campaigns.toArrow(),
-        }
+        fresh = build_views(events.join(customers, list(CUSTOMER_KEYS), "left_semi"))
+        fresh[CAMPAIGN_STATS.name] = build_views(events.join(campaigns, list(CAMPAIGN_KEYS), "left_semi"))[
+            CAMPAIGN_STATS.name
+        ]
+        affected = {CUSTOMER_KEYS: customers.toArrow(), CAMPAIGN_KEYS: campaigns.toArrow()}
         tables: dict[str, pa.Table] = {}
         for name, frame in fresh.items():
             done = step(f"recompute {name}")
-            keys = VIEW_KEYS[name]
+            keys = VIEWS[name].recompute_by
             old = previous.table(data_dir, name).to_pyarrow_table()
-            kept = old.join(affected[",".join(keys)], keys, join_type="left anti")
+            kept = old.join(affected[keys], list(keys), join_type="left anti")
             new = frame.toArrow()
             tables[name] = pa.concat_tables([kept.select(new.schema.names).cast(new.schema), new])
             done()
         events.unpersist()
-        done = step("cohort retention and RFM")
-        as_of_ms = int(previous.watermark_time.timestamp() * 1000) if previous.watermark_time else 0
-        tables["cohort_retention"] = cohort_retention(tables["customer_timeseries"])
-        tables["rfm_thresholds"], tables["rfm_scores"] = rfm_views(tables["customer_profile"], as_of_ms)
-        done()
+        tables = _derive(tables, step)
         writer = ViewWriter(data_dir, kind="backfill")
         for name, arrow in tables.items():
             done = step(f"write {name}")

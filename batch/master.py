@@ -51,13 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from lambdalytics.schemas.events import ROW_COLUMNS
+from lambdalytics.schemas.views import Watermark, decode_offsets, encode_offsets
 
 __all__ = [
     "APP_ID",
@@ -103,8 +103,6 @@ MASTER_SCHEMA = pa.schema(
 """Arrow schema of the master dataset (write side)."""
 _ROW_SCHEMA = pa.schema([f for f in MASTER_SCHEMA if f.name != "event_date"])
 
-Offsets = dict[tuple[str, int], int]
-
 
 class NoMasterDataset(LookupError):
     """The master table does not exist yet (nothing archived)."""
@@ -125,7 +123,7 @@ class Progress:
 
     version: int | None
     batch_seq: int
-    offsets: Offsets = field(default_factory=dict)
+    offsets: Watermark = field(default_factory=dict)
 
 
 def master_path(data_dir: str | Path) -> Path:
@@ -158,28 +156,13 @@ def _conform(table: pa.Table) -> pa.Table:
     return table.sort_by(_SORT_KEYS) if table.num_rows > 1 else table
 
 
-# ---------------------------------------------------------------- offsets codec
-
-
-def encode_offsets(offsets: Offsets) -> str:
-    return orjson.dumps({f"{t}:{p}": o for (t, p), o in sorted(offsets.items())}).decode()
-
-
-def decode_offsets(text: str) -> Offsets:
-    out: Offsets = {}
-    for key, offset in orjson.loads(text).items():
-        topic, partition = key.rsplit(":", 1)  # Kafka topic names cannot contain ':'
-        out[(topic, int(partition))] = int(offset)
-    return out
-
-
 # ---------------------------------------------------------------- write
 
 
 def append_batch(
     path: str | Path | DeltaTable,
     rows_table: pa.Table,
-    offsets: Offsets,
+    offsets: Watermark,
     batch_seq: int,
     *,
     writer_id: str | None = None,
@@ -265,7 +248,7 @@ def read_progress(path: str | Path) -> Progress:
     return _progress_of(path, table)
 
 
-def snapshot(path: str | Path, version: int | None = None) -> tuple[int, Offsets, DeltaTable]:
+def snapshot(path: str | Path, version: int | None = None) -> tuple[int, Watermark, DeltaTable]:
     """A consistent read of the master dataset: ``(version, offsets, table)``.
 
     ``table`` is loaded at ``version`` (latest when None) and ``offsets`` is the next-offset vector

@@ -1,106 +1,86 @@
-"""Tenant-level views computed from the customer views: cohort retention and RFM.
+"""The derived views, computed from the event views: order months, cohort counts and RFM cut points.
 
-They reuse the single definitions in ``schemas.cohorts`` and ``schemas.rfm`` (the serving layer applies
-the same functions to merged data), so the inputs are the per-customer views, collected as Arrow:
-customers × months and customers × 3 numbers fit in driver memory well past 1 M customers.
+They reuse the single definitions in ``schemas.cohorts`` and ``schemas.rfm``, and serving finishes them
+on merged data: it corrects the cohort counts for the customers the speed side touched (their batch
+order months are :data:`~lambdalytics.schemas.views.ORDER_MONTHS`) and scores merged R/F/M with the cut
+points. The inputs are the per-customer views collected as Arrow: customers × months and customers × 3
+numbers fit in driver memory well past 1 M customers.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from collections import defaultdict
+
 import pyarrow as pa
 
 from lambdalytics.schemas import rfm
 from lambdalytics.schemas.catalog import CATALOG, Grain
-from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index, retention
-
-__all__ = ["cohort_retention", "rfm_views"]
-
-COHORT_SCHEMA = pa.schema(
-    [
-        ("tenant_id", pa.string()),
-        ("cohort", pa.string()),
-        ("size", pa.int64()),
-        ("retention", pa.list_(pa.float64())),
-    ]
-)
-THRESHOLD_SCHEMA = pa.schema(
-    [("tenant_id", pa.string()), ("customers", pa.int64())]
-    + [(f"{k}_cuts", pa.list_(pa.float64())) for k in ("r", "f", "m")]
-)
-SCORE_SCHEMA = pa.schema(
-    [
-        ("tenant_id", pa.string()),
-        ("customer_id", pa.string()),
-        ("last_order_at", pa.int64()),
-        ("recency_days", pa.int64()),
-        ("frequency", pa.int64()),
-        ("monetary", pa.int64()),
-        ("r", pa.int8()),
-        ("f", pa.int8()),
-        ("m", pa.int8()),
-        ("segment", pa.string()),
-    ]
+from lambdalytics.schemas.cohorts import COHORT_METRIC, CohortCounts, order_months
+from lambdalytics.schemas.views import (
+    COHORT_COUNTS,
+    CUSTOMER_KEYS,
+    HOUR,
+    ORDER_MONTHS,
+    RFM_CUTS,
+    RFM_THRESHOLDS,
+    TENANT_KEYS,
+    View,
 )
 
+__all__ = ["cohort_views", "rfm_thresholds"]
 
-def customer_order_months(timeseries: pa.Table) -> pd.DataFrame:
-    """(tenant_id, customer_id, month) for every month with at least one order_placed."""
-    ts = timeseries.select(["tenant_id", "customer_id", "hour", COHORT_METRIC]).to_pandas()
-    ts = ts[ts[COHORT_METRIC] > 0]
-    ts = ts.assign(month=month_index(ts["hour"].to_numpy()))
-    return ts[["tenant_id", "customer_id", "month"]].drop_duplicates()
+_KEY_TYPES = {**dict.fromkeys(CUSTOMER_KEYS, pa.string()), COHORT_COUNTS.keys[-1]: pa.int64()}
+_MONTHS = pa.list_(pa.int64())
 
 
-def cohort_retention(timeseries: pa.Table) -> pa.Table:
-    months = customer_order_months(timeseries)
+def _schema(view: View, value_types: list[pa.DataType]) -> pa.Schema:
+    return pa.schema(list(zip(view.columns, [_KEY_TYPES[k] for k in view.keys] + value_types, strict=True)))
+
+
+ORDER_MONTHS_SCHEMA = _schema(ORDER_MONTHS, [pa.int64(), _MONTHS])
+COHORT_SCHEMA = _schema(COHORT_COUNTS, [pa.int64(), _MONTHS])
+THRESHOLD_SCHEMA = _schema(RFM_THRESHOLDS, [pa.int64()] + [pa.list_(pa.float64())] * len(RFM_CUTS))
+
+
+def cohort_views(timeseries: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """``customer_order_months`` (customers who ordered) and ``cohort_counts`` from ``customer_timeseries``."""
+    per_customer = timeseries.group_by(list(CUSTOMER_KEYS), use_threads=False).aggregate(
+        [(HOUR, "list"), (COHORT_METRIC, "list")]
+    )
+    months_by_tenant: dict[str, dict[str, set[int]]] = defaultdict(dict)
     rows = []
-    for tenant, group in months.groupby("tenant_id", sort=True):
-        per_customer = group.groupby("customer_id")["month"].agg(set).to_dict()
-        rows += [{"tenant_id": tenant, **row} for row in retention(per_customer)]
-    return pa.Table.from_pylist(rows, schema=COHORT_SCHEMA)
+    columns = [*CUSTOMER_KEYS, f"{HOUR}_list", f"{COHORT_METRIC}_list"]
+    for tenant, customer, hours, orders in zip(
+        *(per_customer.column(c).to_pylist() for c in columns), strict=True
+    ):
+        months = order_months(zip(hours, orders, strict=True))
+        if months:
+            months_by_tenant[tenant][customer] = months
+            rows.append((tenant, customer, min(months), sorted(months)))
+    cohorts = [
+        (tenant, *row)
+        for tenant in sorted(months_by_tenant)
+        for row in CohortCounts.of(months_by_tenant[tenant]).rows()
+    ]
+    return _table(rows, ORDER_MONTHS_SCHEMA), _table(cohorts, COHORT_SCHEMA)
 
 
-def rfm_views(profile: pa.Table, as_of_ms: int) -> tuple[pa.Table, pa.Table]:
-    """Per-tenant quintile cuts and per-customer scores (customers with at least one order)."""
-    needed = {rfm.R_METRIC, rfm.F_METRIC, *CATALOG[rfm.M_METRIC].operands}
-    df = profile.select(["tenant_id", "customer_id", *sorted(needed)]).to_pandas()
+def rfm_thresholds(profile: pa.Table) -> pa.Table:
+    """Per tenant, the quintile cut points of R, F and M over the customers with at least one order."""
+    operands = CATALOG[rfm.M_METRIC].operands
+    needed = {rfm.R_METRIC, rfm.F_METRIC, *operands}
+    df = profile.select([*TENANT_KEYS, *sorted(needed)]).to_pandas()
     df = df[df[rfm.R_METRIC].notna() & (df[rfm.F_METRIC] > 0)]
-    bases = {name: df[name].fillna(0).astype("int64").to_numpy() for name in CATALOG[rfm.M_METRIC].operands}
-    df = df.assign(
-        monetary=CATALOG.derive(Grain.customer, bases)[rfm.M_METRIC],
-        frequency=df[rfm.F_METRIC].astype("int64"),
-        last_order_at=df[rfm.R_METRIC].astype("int64"),
-    )
-    thresholds, scores = [], []
-    for tenant, group in df.groupby("tenant_id", sort=True):
-        cuts = {
-            "r": rfm.cut_points(group["last_order_at"].to_numpy()),
-            "f": rfm.cut_points(group["frequency"].to_numpy()),
-            "m": rfm.cut_points(group["monetary"].to_numpy()),
-        }
-        thresholds.append(
-            {"tenant_id": tenant, "customers": len(group), **{f"{k}_cuts": v for k, v in cuts.items()}}
-        )
-        for cust, last, freq, mon in zip(
-            group["customer_id"], group["last_order_at"], group["frequency"], group["monetary"], strict=True
-        ):
-            r, f, m = rfm.score(last, cuts["r"]), rfm.score(freq, cuts["f"]), rfm.score(mon, cuts["m"])
-            scores.append(
-                {
-                    "tenant_id": tenant,
-                    "customer_id": cust,
-                    "last_order_at": int(last),
-                    "recency_days": rfm.recency_days(int(last), as_of_ms),
-                    "frequency": int(freq),
-                    "monetary": int(mon),
-                    "r": r,
-                    "f": f,
-                    "m": m,
-                    "segment": rfm.segment(r, f),
-                }
-            )
-    return (
-        pa.Table.from_pylist(thresholds, schema=THRESHOLD_SCHEMA),
-        pa.Table.from_pylist(scores, schema=SCORE_SCHEMA),
-    )
+    bases = {name: df[name].fillna(0).astype("int64").to_numpy() for name in operands}
+    r, f = (df[name].astype("int64").to_numpy() for name in (rfm.R_METRIC, rfm.F_METRIC))
+    m = CATALOG.derive(Grain.customer, bases)[rfm.M_METRIC]
+    values = dict(zip(rfm.DIMENSIONS, (r, f, m), strict=True))
+    rows = [
+        (tenant, len(at), *(rfm.cut_points(values[d][at]) for d in rfm.DIMENSIONS))
+        for tenant, at in sorted(df.groupby(TENANT_KEYS[0]).indices.items())
+    ]
+    return _table(rows, THRESHOLD_SCHEMA)
+
+
+def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema)

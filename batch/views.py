@@ -4,17 +4,9 @@ Every aggregate comes from the metric catalog through :class:`~lambdalytics.sche
 nothing here writes a metric formula. I/O, watermarks and Delta commits live in ``batch.writer`` and
 ``batch.job``, so these functions are tested on small in-memory frames.
 
-Views (keys first):
-
-- ``customer_profile``: (tenant_id, customer_id) → every customer-grain base aggregate, raw units
-  (sketches as DataSketches binaries, so they union with the speed side);
-- ``customer_timeseries``: (tenant_id, customer_id, hour) → every time-series customer base for
-  that event-time hour (one wide row per hour rather than one row per metric: same content, fewer rows);
-- ``campaign_stats``: (tenant_id, campaign_id, hour) → every campaign-grain base;
-- ``ticket_state`` / ``order_state``: (tenant_id, customer_id, <entity id>) → first time of each
-  milestone, so durations straddling the batch/speed boundary can be finished after a merge.
-
-Cohorts and RFM are computed from these views in ``batch.tenant_views``.
+Which views exist, and their keys and columns, is stated once in ``schemas.views`` (the batch ⇄
+serving contract, derived from the catalog); this module computes the event views
+(:data:`~lambdalytics.schemas.views.EVENT_VIEWS`), and ``batch.tenant_views`` the derived ones.
 """
 
 from __future__ import annotations
@@ -22,10 +14,19 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Entity, Grain
+from lambdalytics.schemas.catalog import CATALOG, HOUR_MS, Entity
 from lambdalytics.schemas.compile import SparkSql
+from lambdalytics.schemas.views import (
+    CAMPAIGN_KEYS,
+    CAMPAIGN_STATS,
+    CUSTOMER_PROFILE,
+    CUSTOMER_TIMESERIES,
+    HOUR,
+    View,
+)
+from lambdalytics.schemas.views import entity_state as entity_state_view
 
-__all__ = ["build_views", "dedup_events", "entity_state_view_name"]
+__all__ = ["build_views", "dedup_events"]
 
 _SQL = SparkSql()
 
@@ -42,51 +43,45 @@ def dedup_events(events: DataFrame) -> DataFrame:
     return events.withColumn("_copy", F.row_number().over(order)).where("_copy = 1").drop("_copy")
 
 
-def _aggregates(bases: list[BaseMetric]) -> list:
-    return [F.expr(_SQL.aggregate(m)).alias(m.name) for m in bases]
+def _aggregate(events: DataFrame, view: View) -> DataFrame:
+    """Group by the view's keys; each value column is the catalog aggregate of that name."""
+    columns = [F.expr(_SQL.aggregate(CATALOG[name])).alias(name) for name in view.values]
+    return events.groupBy(*view.keys).agg(*columns)
 
 
 def _with_hour(events: DataFrame) -> DataFrame:
-    return events.withColumn("hour", F.col("event_time") - F.pmod(F.col("event_time"), F.lit(HOUR_MS)))
+    return events.withColumn(HOUR, F.col("event_time") - F.pmod(F.col("event_time"), F.lit(HOUR_MS)))
 
 
 def customer_profile(events: DataFrame) -> DataFrame:
-    return events.groupBy(*GRAIN_KEYS[Grain.customer]).agg(*_aggregates(CATALOG.bases(Grain.customer)))
+    return _aggregate(events, CUSTOMER_PROFILE)
 
 
 def customer_timeseries(events: DataFrame) -> DataFrame:
-    bases = [m for m in CATALOG.bases(Grain.customer) if m.timeseries]
-    return _with_hour(events).groupBy(*GRAIN_KEYS[Grain.customer], "hour").agg(*_aggregates(bases))
+    return _aggregate(_with_hour(events), CUSTOMER_TIMESERIES)
 
 
 def campaign_stats(events: DataFrame) -> DataFrame:
-    keys = GRAIN_KEYS[Grain.campaign]
-    return (
-        _with_hour(events.where(F.col("campaign_id").isNotNull()))
-        .groupBy(*keys, "hour")
-        .agg(*_aggregates(CATALOG.bases(Grain.campaign)))
-    )
-
-
-def entity_state_view_name(entity: Entity) -> str:
-    return f"{entity.name}_state"
+    campaign = CAMPAIGN_KEYS[-1]
+    return _aggregate(_with_hour(events.where(F.col(campaign).isNotNull())), CAMPAIGN_STATS)
 
 
 def entity_state(events: DataFrame, entity: Entity) -> DataFrame:
+    view = entity_state_view(entity)
     return (
         events.where(F.expr(_SQL.entity_filter(entity)))
-        .groupBy(*GRAIN_KEYS[Grain.customer], entity.id_column)
-        .agg(*[F.expr(_SQL.milestone(entity, ms.name)).alias(ms.name) for ms in entity.milestones])
+        .groupBy(*view.keys)
+        .agg(*[F.expr(_SQL.milestone(entity, name)).alias(name) for name in view.values])
     )
 
 
 def build_views(events: DataFrame) -> dict[str, DataFrame]:
-    """All Spark-computed views from deduplicated events (ROW_COLUMNS, event_time in epoch ms)."""
+    """All event views by name from deduplicated events (ROW_COLUMNS, event_time in epoch ms)."""
     views = {
-        "customer_profile": customer_profile(events),
-        "customer_timeseries": customer_timeseries(events),
-        "campaign_stats": campaign_stats(events),
+        CUSTOMER_PROFILE.name: customer_profile(events),
+        CUSTOMER_TIMESERIES.name: customer_timeseries(events),
+        CAMPAIGN_STATS.name: campaign_stats(events),
     }
     for entity in CATALOG.entities:
-        views[entity_state_view_name(entity)] = entity_state(events, entity)
+        views[entity_state_view(entity).name] = entity_state(events, entity)
     return views

@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from .master import decode_offsets, encode_offsets
+from lambdalytics.schemas.views import Watermark, decode_offsets, encode_offsets
 
 __all__ = ["Manifest", "ViewWriter", "read_manifest", "views_dir"]
 
@@ -51,7 +51,7 @@ class Manifest:
     run_id: str
     kind: str
     created_at: dt.datetime
-    watermark: dict[tuple[str, int], int]
+    watermark: Watermark
     watermark_time: dt.datetime | None
     master_version: int
     events: int
@@ -122,7 +122,7 @@ class ViewWriter:
         self,
         *,
         previous: Manifest | None,
-        watermark: dict[tuple[str, int], int],
+        watermark: Watermark,
         watermark_time: dt.datetime | None,
         master_version: int,
         events: int,

@@ -62,10 +62,12 @@ def main() -> None:
         first = client.get("/v1/customers/17850/profile", headers=h)
         first_s = time.perf_counter() - t
         cohorts = client.get("/v1/cohorts/retention", headers=h).json()["cohorts"]
+        served = state.loader.current()
         segments = Counter(
-            r["segment"]
-            for r in manifest.table(Path(tmp), "rfm_scores").to_pyarrow_table().to_pylist()
-            if not r["customer_id"].startswith("guest-")
+            segment
+            for tenant, customer in served.profiles
+            if not customer.startswith("guest-")
+            and (segment := state.merger.profile(tenant, customer)["rfm"]["segment"]) is not None
         )
         profile = first.json()["metrics"]
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")

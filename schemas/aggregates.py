@@ -19,7 +19,7 @@ import datasketches
 from .catalog import Aggregate, BaseMetric
 from .compile import HLL_LG_K
 
-__all__ = ["empty", "merge", "merge_all", "merge_milestones", "merge_with_batch", "update"]
+__all__ = ["empty", "merge", "merge_all", "merge_milestones", "merge_with_batch", "reach_milestone", "update"]
 
 
 def empty(metric: BaseMetric) -> Any:
@@ -95,6 +95,14 @@ def merge_all(metric: BaseMetric, batch_values: Iterable[Any], speed_states: Ite
     return state
 
 
+def reach_milestone(state: dict[str, int | None], name: str, t: int | None) -> None:
+    """Fold one time into a milestone state in place: the first time reached wins (None: not reached)."""
+    if t is not None and (state.get(name) is None or t < state[name]):
+        state[name] = t
+    else:
+        state.setdefault(name, None)
+
+
 def merge_milestones(*states: Mapping[str, int | None] | None) -> dict[str, int | None] | None:
     """Entity states merge as a min per milestone (first time reached); None when there is no state."""
     present = [s for s in states if s]
@@ -103,8 +111,5 @@ def merge_milestones(*states: Mapping[str, int | None] | None) -> dict[str, int 
     out: dict[str, int | None] = dict(present[0])
     for state in present[1:]:
         for name, t in state.items():
-            if t is not None and (out.get(name) is None or t < out[name]):
-                out[name] = t
-            else:
-                out.setdefault(name, None)
+            reach_milestone(out, name, t)
     return out

@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["QUANTILES", "SEGMENTS", "cut_points", "recency_days", "score", "segment"]
+__all__ = ["DIMENSIONS", "QUANTILES", "SEGMENTS", "cut_points", "recency_days", "score", "scores", "segment"]
 
+DIMENSIONS = ("r", "f", "m")
 QUANTILES = (0.2, 0.4, 0.6, 0.8)
 DAY_MS = 86_400_000
 R_METRIC, F_METRIC, M_METRIC = "last_order_at", "orders", "net_revenue"
@@ -45,6 +46,22 @@ def cut_points(values: Sequence[float] | np.ndarray) -> list[float]:
 def score(value: float, cuts: Sequence[float]) -> int:
     """1..5: one plus the number of cut points the value is above (higher value, higher score)."""
     return 1 + sum(1 for c in cuts if value > c)
+
+
+def scores(
+    last_order_at: int | None,
+    frequency: int | None,
+    monetary: float,
+    cuts: Mapping[str, Sequence[float]] | None,
+) -> dict[str, int | str] | None:
+    """``{"r", "f", "m", "segment"}`` of a customer's R/F/M under a tenant's cuts (keyed by
+    :data:`DIMENSIONS`); None when the customer never ordered or the tenant has no cuts yet."""
+    if not cuts or last_order_at is None or not frequency:
+        return None
+    r, f, m = (
+        score(v, cuts[d]) for v, d in zip((last_order_at, frequency, monetary), DIMENSIONS, strict=True)
+    )
+    return {"r": r, "f": f, "m": m, "segment": segment(r, f)}
 
 
 def segment(r: int, f: int) -> str:

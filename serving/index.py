@@ -1,19 +1,34 @@
 """A batch view version loaded into read-optimised in-memory dicts, keyed by tenant first.
 
 Built completely before serving swaps to it (``serving.loader``), so a request sees one version or the
-other, never a mix. Every lookup takes the tenant as part of the key.
+other, never a mix. Every lookup takes the tenant as part of the key. Which views exist and what their
+columns are is the batch ⇄ serving contract in ``schemas.views``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from lambdalytics.batch.writer import Manifest
-from lambdalytics.schemas.catalog import CATALOG, Grain
-from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
+from lambdalytics.schemas.catalog import CATALOG
+from lambdalytics.schemas.cohorts import CohortCounts
+from lambdalytics.schemas.views import (
+    CAMPAIGN_STATS,
+    COHORT_COUNTS,
+    CUSTOMER_PROFILE,
+    CUSTOMER_TIMESERIES,
+    ORDER_MONTHS,
+    RFM_CUTS,
+    RFM_THRESHOLDS,
+    VIEWS,
+    View,
+    Watermark,
+    entity_state,
+)
 
 __all__ = ["BatchIndex"]
 
@@ -30,11 +45,12 @@ class BatchIndex:
     tenant_entities: dict[str, dict[str, dict[tuple[str, str], dict[str, int | None]]]] = field(
         default_factory=dict
     )
-    order_months: dict[str, dict[str, set[int]]] = field(default_factory=dict)
+    order_months: dict[str, dict[str, frozenset[int]]] = field(default_factory=dict)
+    cohorts: dict[str, CohortCounts] = field(default_factory=dict)
     rfm_cuts: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     @property
-    def watermark(self) -> dict[tuple[str, int], int]:
+    def watermark(self) -> Watermark:
         return self.manifest.watermark if self.manifest else {}
 
     @property
@@ -52,36 +68,53 @@ class BatchIndex:
 
     @classmethod
     def load(cls, data_dir: Path, manifest: Manifest) -> BatchIndex:
-        def rows(name: str) -> list[dict[str, Any]]:
-            return manifest.table(data_dir, name).to_pyarrow_table().to_pylist()
+        """Reads every view of the contract at the version the manifest names (a version published
+        before a view existed fails to load, and the loader keeps serving the one it has)."""
+        return cls.of_tables(
+            manifest, {name: manifest.table(data_dir, name).to_pyarrow_table() for name in VIEWS}
+        )
+
+    @classmethod
+    def of_tables(cls, manifest: Manifest | None, tables: dict[str, pa.Table]) -> BatchIndex:
+        """The index of one view version's tables (by view name)."""
+
+        def rows(view: View) -> list[dict[str, Any]]:
+            return tables[view.name].select(list(view.columns)).to_pylist()
+
+        def key(r: dict[str, Any], view: View) -> tuple:
+            return tuple(r[k] for k in view.keys)
 
         index = cls.empty()
         index.manifest = manifest
-        base_names = [m.name for m in CATALOG.bases(Grain.customer)]
-        for r in rows("customer_profile"):
-            index.profiles[(r["tenant_id"], r["customer_id"])] = {n: r[n] for n in base_names}
-        series_names = [m.name for m in CATALOG.bases(Grain.customer) if m.timeseries]
-        months: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-        for r in rows("customer_timeseries"):
-            key = (r["tenant_id"], r["customer_id"])
-            index.customer_hours.setdefault(key, {})[r["hour"]] = {n: r[n] for n in series_names}
-            if r[COHORT_METRIC]:
-                months[r["tenant_id"]][r["customer_id"]].add(month_index(r["hour"]))
-        index.order_months = {t: dict(c) for t, c in months.items()}
-        campaign_names = [m.name for m in CATALOG.bases(Grain.campaign)]
-        for r in rows("campaign_stats"):
-            index.campaign_hours.setdefault((r["tenant_id"], r["campaign_id"]), {})[r["hour"]] = {
-                n: r[n] for n in campaign_names
+        for r in rows(CUSTOMER_PROFILE):
+            index.profiles[key(r, CUSTOMER_PROFILE)] = {n: r[n] for n in CUSTOMER_PROFILE.values}
+        for r in rows(CUSTOMER_TIMESERIES):
+            *customer, hour = key(r, CUSTOMER_TIMESERIES)
+            index.customer_hours.setdefault(tuple(customer), {})[hour] = {
+                n: r[n] for n in CUSTOMER_TIMESERIES.values
+            }
+        for r in rows(CAMPAIGN_STATS):
+            *campaign, hour = key(r, CAMPAIGN_STATS)
+            index.campaign_hours.setdefault(tuple(campaign), {})[hour] = {
+                n: r[n] for n in CAMPAIGN_STATS.values
             }
         for entity in CATALOG.entities:
-            names = [ms.name for ms in entity.milestones]
-            for r in rows(f"{entity.name}_state"):
-                state = {n: r[n] for n in names}
-                key = (r["tenant_id"], r["customer_id"])
-                index.entities[entity.name].setdefault(key, {})[r[entity.id_column]] = state
-                index.tenant_entities[entity.name].setdefault(r["tenant_id"], {})[
-                    (r["customer_id"], r[entity.id_column])
-                ] = state
-        for r in rows("rfm_thresholds"):
-            index.rfm_cuts[r["tenant_id"]] = {k: r[f"{k}_cuts"] for k in ("r", "f", "m")}
+            view = entity_state(entity)
+            for r in rows(view):
+                tenant, customer, entity_id = key(r, view)
+                state = {n: r[n] for n in view.values}
+                index.entities[entity.name].setdefault((tenant, customer), {})[entity_id] = state
+                index.tenant_entities[entity.name].setdefault(tenant, {})[(customer, entity_id)] = state
+        months_column = ORDER_MONTHS.values[-1]
+        for r in rows(ORDER_MONTHS):
+            tenant, customer = key(r, ORDER_MONTHS)
+            index.order_months.setdefault(tenant, {})[customer] = frozenset(r[months_column])
+        per_tenant: dict[str, list[tuple[int, int, list[int]]]] = {}
+        for r in rows(COHORT_COUNTS):
+            tenant, cohort = key(r, COHORT_COUNTS)
+            per_tenant.setdefault(tenant, []).append((cohort, *(r[n] for n in COHORT_COUNTS.values)))
+        index.cohorts = {tenant: CohortCounts.from_rows(rs) for tenant, rs in per_tenant.items()}
+        for r in rows(RFM_THRESHOLDS):
+            (tenant,) = key(r, RFM_THRESHOLDS)
+            index.rfm_cuts[tenant] = {d: r[column] for d, column in RFM_CUTS.items()}
         return index

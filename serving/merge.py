@@ -2,7 +2,8 @@
 
 Every answer is computed from a single (batch index, W) snapshot: the batch view covers offsets < W,
 the speed store is asked for offsets >= W, base states are merged with ``schemas.aggregates``, and only
-then are derived metrics, durations and RFM scores computed — from catalog definitions. If the speed
+then are derived metrics, durations, RFM scores and cohort shares computed — from catalog definitions
+and the analyses in ``schemas.rfm`` / ``schemas.cohorts``. If the speed
 store cannot cover W (it dropped blocks because a newer batch version was swapped in mid-request), the
 answer is recomputed once from the new snapshot; a second failure propagates (503, fail closed).
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from lambdalytics.schemas import aggregates, rfm
 from lambdalytics.schemas.catalog import CATALOG, Grain, finalize
-from lambdalytics.schemas.cohorts import retention
+from lambdalytics.schemas.cohorts import CohortCounts
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
 from .answer_cache import AnswerCache
@@ -98,10 +99,7 @@ class Merger:
             "m": None,
             "segment": None,
         }
-        cuts = ix.rfm_cuts.get(tenant)
-        if cuts and last is not None and freq:
-            r, f, m = rfm.score(last, cuts["r"]), rfm.score(freq, cuts["f"]), rfm.score(mon, cuts["m"])
-            out.update(r=r, f=f, m=m, segment=rfm.segment(r, f))
+        out.update(rfm.scores(last, freq, mon, ix.rfm_cuts.get(tenant)) or {})
         return out
 
     # ------------------------------------------------------------------ time series
@@ -201,10 +199,19 @@ class Merger:
         return self._with_snapshot(run)
 
     def cohorts(self, tenant: str, start_month: int | None, end_month: int | None) -> list[dict[str, Any]]:
+        """The batch cohort counts, corrected customer by customer for what the speed side saw after W.
+
+        Costs the cohort table plus the customers with order months above W, never the tenant's history;
+        equal to ``schemas.cohorts.retention`` over the merged (batch ∪ speed) months of every customer.
+        """
+
         def run(ix: BatchIndex):
-            months = {c: set(m) for c, m in ix.order_months.get(tenant, {}).items()}
+            batch = ix.order_months.get(tenant, {})
+            table = ix.cohorts[tenant].copy() if tenant in ix.cohorts else CohortCounts()
             for customer, extra in self.speed.order_months(tenant, ix.watermark).items():
-                months.setdefault(customer, set()).update(extra)
-            return retention(months, start=start_month, end=end_month)
+                before = batch.get(customer, frozenset())
+                if not extra <= before:
+                    table.replace(set(before), before | extra)
+            return table.retention(start=start_month, end=end_month)
 
         return self._with_snapshot(run)

@@ -24,8 +24,9 @@ from typing import Any
 
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
-from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
+from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import python_predicate
+from lambdalytics.schemas.views import at_or_above, block_of
 
 from .config import DEDUP_WINDOW_MS
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
@@ -113,7 +114,7 @@ class EmbeddedSpeedStore(SpeedStore):
             self._seen[key] = broker_ms
             if offset < self._floor.get(tp, 0):
                 return True  # covered by the batch view: kept only for deduplication
-            self._aggregate(row, (topic, partition, offset // self.block_size))
+            self._aggregate(row, (topic, partition, block_of(offset, self.block_size)))
             self._events += 1
             return True
 
@@ -154,8 +155,7 @@ class EmbeddedSpeedStore(SpeedStore):
                 continue
             states = self._entity_states[name].setdefault((tenant, customer, entity_id), {})
             ms = states.setdefault(block, {m.name: None for m in entity.milestones})
-            if ms[milestone] is None or row["event_time"] < ms[milestone]:
-                ms[milestone] = row["event_time"]
+            aggregates.reach_milestone(ms, milestone, row["event_time"])
             self._tenant_entities[(tenant, name)].add((customer, entity_id))
             self._customer_entities[(name, tenant, customer)].add(entity_id)
 
@@ -221,7 +221,7 @@ class EmbeddedSpeedStore(SpeedStore):
         b = self.block_size
 
         def wanted(block: Block) -> bool:
-            return block[2] * b >= watermark.get((block[0], block[1]), 0)
+            return at_or_above(block[2], watermark.get((block[0], block[1]), 0), b)
 
         return wanted
 
@@ -289,9 +289,11 @@ class EmbeddedSpeedStore(SpeedStore):
             wanted = self._wanted(watermark)
             out: dict[str, set[int]] = {}
             for customer in self._tenant_customers.get(tenant, ()):
-                for (blk, hour), partial in self._customer_hours.get((tenant, customer), {}).items():
-                    if wanted(blk) and partial[COHORT_METRIC]:
-                        out.setdefault(customer, set()).add(month_index(hour))
+                hours = self._customer_hours.get((tenant, customer), {}).items()
+                if months := order_months(
+                    (hour, p[COHORT_METRIC]) for (blk, hour), p in hours if wanted(blk)
+                ):
+                    out[customer] = months
             return out
 
     def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
@@ -324,14 +326,14 @@ class EmbeddedSpeedStore(SpeedStore):
             )
 
 
-def _prune(store: dict, floor: dict[tuple[str, int], int], block_size: int, block_of) -> dict:
+def _prune(store: dict, floor: Watermark, block_size: int, block_key) -> dict:
     """Drop entries whose block lies entirely below the floor; drop keys left empty."""
     out = {}
     for key, entries in store.items():
         kept = {
             k: v
             for k, v in entries.items()
-            if (b := block_of(k))[2] * block_size >= floor.get((b[0], b[1]), 0)
+            if at_or_above((b := block_key(k))[2], floor.get((b[0], b[1]), 0), block_size)
         }
         if kept:
             out[key] = kept

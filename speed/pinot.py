@@ -45,7 +45,7 @@ from pinotdb.db import apply_parameters
 
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Aggregate, BaseMetric, Entity, Grain
-from lambdalytics.schemas.cohorts import COHORT_METRIC, month_index
+from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import PinotSql
 from lambdalytics.schemas.events import FAMILY_BY_EVENT_TYPE, MODEL_BY_FAMILY
 from lambdalytics.schemas.topics import FAMILY_BY_TOPIC, Family
@@ -351,8 +351,7 @@ class PinotSpeedStore(SpeedStore):
                     for ms in entity.milestones:
                         if _exact_int(row[ms.name + _MATCHED], f"{entity.name}.{ms.name} count"):
                             t = _exact_int(row[ms.name], f"{entity.name}.{ms.name}")
-                            if merged[ms.name] is None or t < merged[ms.name]:
-                                merged[ms.name] = t
+                            aggregates.reach_milestone(merged, ms.name, t)
             return out
 
         return _Plan(queries, reduce)
@@ -366,19 +365,23 @@ class PinotSpeedStore(SpeedStore):
                 continue
             where, params = self._where(topic, tenant, [], watermark)
             where.append(self.sql.predicate(self._orders.filter))
-            columns = [("customer_id", customer_id), ("month", month)]
+            columns = [
+                ("customer_id", customer_id),
+                ("month", month),
+                *self._aggregate_columns([self._orders]),
+            ]
             queries.append(
                 self._select("order months", topic, columns, where, params, group_by=[customer_id, month])
             )
 
         def reduce(results: list[list[dict[str, Any]]]) -> dict[str, set[int]]:
-            out: dict[str, set[int]] = {}
+            buckets: dict[str, list[tuple[int, Any]]] = {}
             for rows in results:
                 for row in rows:
-                    out.setdefault(row["customer_id"], set()).add(
-                        month_index(_exact_int(row["month"], "month"))
+                    buckets.setdefault(row["customer_id"], []).append(
+                        (_exact_int(row["month"], "month"), self._state(self._orders, row))
                     )
-            return out
+            return {c: months for c, pairs in buckets.items() if (months := order_months(pairs))}
 
         return _Plan(queries, reduce)
 

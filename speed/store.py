@@ -20,7 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-Watermark = dict[tuple[str, int], int]
+from lambdalytics.schemas.views import Watermark
+
 Partial = dict[str, Any]  # base metric name -> raw state
 Milestones = dict[str, int | None]  # milestone name -> first time (epoch ms)
 

@@ -81,24 +81,37 @@ def milestones(events: pd.DataFrame, id_col: str, names: dict[str, str]) -> pd.D
     return pd.DataFrame(out).reset_index()
 
 
-def cohorts(events: pd.DataFrame) -> dict[tuple[str, str], tuple[int, list[float]]]:
+def order_months(events: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    """(tenant, customer) → the months ('YYYY-MM', UTC) with an order_placed."""
     orders = events[events.event_type == "order_placed"].copy()
     orders["month"] = pd.to_datetime(orders.event_time, unit="ms").dt.to_period("M").astype(str)
+    return {key: set(m) for key, m in orders.groupby(["tenant_id", "customer_id"]).month}
+
+
+def cohort_counts(events: pd.DataFrame) -> dict[tuple[str, str], tuple[int, list[int]]]:
+    """(tenant, cohort month) → (size, customers ordering in cohort + k for k up to the tenant's last month)."""
     out = {}
-    for tenant, df in orders.groupby("tenant_id"):
-        months = sorted(df.month.unique())
-        last = pd.Period(months[-1], "M")
-        first = df.groupby("customer_id").month.min()
-        active = df.groupby("customer_id").month.agg(set)
+    by_tenant: dict[str, dict[str, set[str]]] = {}
+    for (tenant, customer), months in order_months(events).items():
+        by_tenant.setdefault(tenant, {})[customer] = months
+    for tenant, active in by_tenant.items():
+        last = max(pd.Period(m, "M") for ms in active.values() for m in ms)
+        first = pd.Series({c: min(ms) for c, ms in active.items()})
         for cohort, members in first.groupby(first):
-            size = len(members)
             span = (last - pd.Period(cohort, "M")).n
-            shares = []
-            for k in range(span + 1):
-                month = str(pd.Period(cohort, "M") + k)
-                shares.append(round(sum(month in active[c] for c in members.index) / size, 6))
-            out[(tenant, cohort)] = (size, shares)
+            counts = [
+                sum(str(pd.Period(cohort, "M") + k) in active[c] for c in members.index)
+                for k in range(span + 1)
+            ]
+            out[(tenant, cohort)] = (len(members), counts)
     return out
+
+
+def cohorts(events: pd.DataFrame) -> dict[tuple[str, str], tuple[int, list[float]]]:
+    return {
+        key: (size, [round(n / size, 6) for n in counts])
+        for key, (size, counts) in cohort_counts(events).items()
+    }
 
 
 def rfm_raw(events: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
@@ -106,9 +119,19 @@ def rfm_raw(events: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     p = p[p.orders > 0].copy()
     p["monetary"] = p.revenue.fillna(0) - p.refunds.fillna(0)
     p["recency_days"] = (as_of_ms - p.last_order_at) // 86_400_000
-    return p[["tenant_id", "customer_id", "recency_days", "orders", "monetary"]].rename(
+    return p[["tenant_id", "customer_id", "last_order_at", "recency_days", "orders", "monetary"]].rename(
         columns={"orders": "frequency"}
     )
 
 
-__all__ = ["campaign_stats", "cohorts", "dedup", "hll_estimate", "milestones", "profile", "rfm_raw"]
+__all__ = [
+    "campaign_stats",
+    "cohort_counts",
+    "cohorts",
+    "dedup",
+    "hll_estimate",
+    "milestones",
+    "order_months",
+    "profile",
+    "rfm_raw",
+]

@@ -16,11 +16,13 @@ import pytest
 from deltalake import DeltaTable
 
 from lambdalytics.batch import master
-from lambdalytics.batch.job import backfill, choose_watermark, run_batch
+from lambdalytics.batch.job import backfill, run_batch
 from lambdalytics.batch.writer import ViewWriter, read_manifest
 from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.cohorts import month_label
 from lambdalytics.schemas.events import to_row, validate_event
+from lambdalytics.schemas.views import VIEWS, cut
 
 from . import oracle
 
@@ -97,6 +99,7 @@ def test_watermark_is_the_block_cut_of_archived_offsets_and_tags_every_view(firs
     assert manifest.batch_version == 1
     assert manifest.watermark == {tp: o // BLOCK * BLOCK for tp, o in archived.items()}
     assert any(o % BLOCK for o in archived.values()), "the test needs events above W"
+    assert manifest.views.keys() == VIEWS.keys()  # every view of the contract, and only those
     for name, version in manifest.views.items():
         table = DeltaTable(str(data_dir / "views" / name), version=version)
         assert table.history(1)[0]["lambdalytics.run_id"] == manifest.run_id, name
@@ -157,19 +160,35 @@ def test_timeseries_campaigns_and_entity_states(first_run):
     )
 
 
-def test_cohorts_and_rfm_raw_values(first_run):
+def test_cohorts_order_months_and_rfm_cut_points(first_run):
     data_dir, rows, _, manifest, _ = first_run
     events = oracle.dedup(rows, manifest.watermark)
-    expected = oracle.cohorts(events)
-    got = view(manifest, data_dir, "cohort_retention")
-    assert {(r.tenant_id, r.cohort): (r.size, list(r.retention)) for r in got.itertuples()} == expected
-    as_of = int(manifest.watermark_time.timestamp() * 1000)
-    raw = oracle.rfm_raw(events, as_of).set_index(["tenant_id", "customer_id"]).sort_index()
-    scores = view(manifest, data_dir, "rfm_scores").set_index(["tenant_id", "customer_id"]).sort_index()
-    assert scores.index.equals(raw.index)
-    for column in ("recency_days", "frequency", "monetary"):
-        assert scores[column].tolist() == raw[column].astype("int64").tolist(), column
-    assert scores.r.between(1, 5).all() and scores.segment.notna().all()
+    got = view(manifest, data_dir, "cohort_counts")
+    assert {
+        (r.tenant_id, month_label(r.cohort)): (r.size, list(r.active)) for r in got.itertuples()
+    } == oracle.cohort_counts(events)
+    months = view(manifest, data_dir, "customer_order_months")
+    expected = oracle.order_months(events)
+    assert {
+        (r.tenant_id, r.customer_id): {month_label(m) for m in r.months} for r in months.itertuples()
+    } == expected
+    assert all(
+        r.first_month == min(r.months) and list(r.months) == sorted(r.months) for r in months.itertuples()
+    )
+
+    raw = oracle.rfm_raw(events, 0)
+    cuts = view(manifest, data_dir, "rfm_thresholds").set_index("tenant_id").sort_index()
+    assert cuts.index.tolist() == sorted(raw.tenant_id.unique())
+    for tenant, group in raw.groupby("tenant_id"):
+        row = cuts.loc[tenant]
+        assert row.customers == len(group)
+        for column, values in (
+            ("r_cuts", group.last_order_at),
+            ("f_cuts", group.frequency),
+            ("m_cuts", group.monetary),
+        ):
+            want = values.astype("float64").quantile([0.2, 0.4, 0.6, 0.8], interpolation="linear").tolist()
+            assert list(row[column]) == pytest.approx(want, rel=1e-12), (tenant, column)
 
 
 def test_next_run_advances_and_old_version_stays_readable(first_run, spark):
@@ -183,7 +202,7 @@ def test_next_run_advances_and_old_version_stays_readable(first_run, spark):
         r["offset"] += base.get((r["topic"], r["partition"]), 0)
     archived = land(data_dir, more)
     second = run_batch(settings, spark=spark, show_progress=False)
-    assert second.batch_version == 2 and second.watermark == choose_watermark(archived, BLOCK)
+    assert second.batch_version == 2 and second.watermark == cut(archived, BLOCK)
     assert read_manifest(data_dir) == second
     pd.testing.assert_frame_equal(view(first, data_dir, "customer_profile"), old_profile)
     events = oracle.dedup(rows + more, second.watermark)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from lambdalytics.batch.job import run_batch
 from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas import rfm
 from lambdalytics.serving.index import BatchIndex
 from lambdalytics.serving.merge import Merger
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
@@ -51,6 +52,32 @@ def _truth_metrics(tenant: str, customer: str) -> dict:
     }
 
 
+def _batch_cuts(raw) -> dict[str, dict[str, list[float]]]:
+    """Quintile cut points of the batch side's customers who ordered (linear interpolation)."""
+    columns = {"r": "last_order_at", "f": "frequency", "m": "monetary"}
+    return {
+        tenant: {
+            d: g[c].astype("float64").quantile([0.2, 0.4, 0.6, 0.8]).tolist() for d, c in columns.items()
+        }
+        for tenant, g in raw.groupby("tenant_id")
+    }
+
+
+def _truth_rfm(truth, cuts, metrics: dict, tenant: str, customer: str) -> dict:
+    """Merged R/F/M scored with the batch's cuts; unscored when the customer never ordered."""
+    out = {"frequency": metrics["orders"], "monetary": metrics["net_revenue"]}
+    unscored = {"r": None, "f": None, "m": None, "segment": None}
+    if (tenant, customer) not in truth.index:
+        return {"recency_days": None, **out, **unscored}
+    t = truth.loc[(tenant, customer)]
+    out["recency_days"] = int(t.recency_days)
+    if cuts is None:
+        return {**out, **unscored}
+    values = {"r": t.last_order_at, "f": t.frequency, "m": t.monetary}
+    scores = {d: 1 + sum(values[d] > c for c in cuts[d]) for d in values}
+    return {**out, **scores, "segment": rfm.segment(scores["r"], scores["f"])}
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     return tmp_path_factory
@@ -76,10 +103,18 @@ def test_every_answer_equals_direct_recomputation(spark, workdir, fraction, bloc
     merger = Merger(lambda: index, store)
 
     assert 0 < manifest.events < len(TRUTH)  # really split between the two sides
+    now = int(TRUTH.event_time.max())
+    rfm_truth = oracle.rfm_raw(TRUTH, now).set_index(["tenant_id", "customer_id"])
+    cuts = _batch_cuts(oracle.rfm_raw(oracle.dedup(prefix, manifest.watermark), 0))
     for tenant, customer in PROFILE.index:
-        got = merger.profile(tenant, customer)["metrics"]
+        profile = merger.profile(tenant, customer, now_ms=now)
+        got = profile["metrics"]
         want = _truth_metrics(tenant, customer)
         assert {k: got[k] for k in want} == want, (tenant, customer)
+        assert profile["rfm"] == _truth_rfm(rfm_truth, cuts.get(tenant), want, tenant, customer), (
+            tenant,
+            customer,
+        )
 
     day = 86_400_000
     for tenant, customer in list(PROFILE.index)[:20]:

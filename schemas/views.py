@@ -1,0 +1,156 @@
+"""What the batch layer hands to serving: the watermark, the cut rule, and every view it publishes.
+
+Batch writes these views, serving reads them and the speed stores answer for what they do not cover,
+so the contract lives here, in the layer all three import (ARCHITECTURE §2, §9):
+
+- :data:`Watermark`, an offset vector ``(topic, partition) → offset``. As a batch watermark W the views
+  cover exactly the events with ``offset < W[tp]``; as archiver progress it is the next offset to land.
+  It travels as JSON through :func:`encode_offsets` / :func:`decode_offsets`.
+- **The cut rule.** Batch cuts only at multiples of the block size B per partition (:func:`cut`); the
+  speed side keeps aggregates per offset block (:func:`block_of`) and a block is the speed side's
+  exactly when it starts at or above W (:func:`at_or_above`). Whole blocks, never split: no
+  coordination needed.
+- **The views**: name → key columns and value columns, derived from the metric catalog, plus the
+  columns whose rows a backfill recomputes together. :data:`EVENT_VIEWS` are aggregated from events;
+  :data:`DERIVED_VIEWS` are computed from them (order months, cohort counts, RFM cut points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from .catalog import CATALOG, GRAIN_KEYS, Entity, Grain
+from .rfm import DIMENSIONS
+
+__all__ = [
+    "CAMPAIGN_KEYS",
+    "CAMPAIGN_STATS",
+    "COHORT_COUNTS",
+    "CUSTOMER_KEYS",
+    "CUSTOMER_PROFILE",
+    "CUSTOMER_TIMESERIES",
+    "DERIVED_VIEWS",
+    "ENTITY_STATES",
+    "EVENT_VIEWS",
+    "HOUR",
+    "ORDER_MONTHS",
+    "RFM_CUTS",
+    "RFM_THRESHOLDS",
+    "TENANT_KEYS",
+    "VIEWS",
+    "View",
+    "Watermark",
+    "at_or_above",
+    "block_of",
+    "cut",
+    "decode_offsets",
+    "encode_offsets",
+    "entity_state",
+]
+
+Watermark = dict[tuple[str, int], int]
+"""(topic, partition) → offset. Partitions absent from a watermark are at 0 (nothing covered)."""
+
+
+def encode_offsets(offsets: Watermark) -> str:
+    return orjson.dumps({f"{t}:{p}": o for (t, p), o in sorted(offsets.items())}).decode()
+
+
+def decode_offsets(text: str) -> Watermark:
+    out: Watermark = {}
+    for key, offset in orjson.loads(text).items():
+        topic, partition = key.rsplit(":", 1)  # Kafka topic names cannot contain ':'
+        out[(topic, int(partition))] = int(offset)
+    return out
+
+
+def block_of(offset: int, block_size: int) -> int:
+    """The offset block ``[k·B, (k+1)·B)`` an offset falls in: the unit the speed side keeps and drops."""
+    return offset // block_size
+
+
+def cut(archived: Watermark, block_size: int) -> Watermark:
+    """The batch watermark for an archived offset vector: per partition the last block start not above it."""
+    return {tp: block_of(offset, block_size) * block_size for tp, offset in archived.items()}
+
+
+def at_or_above(block: int, offset: int, block_size: int) -> bool:
+    """Does the whole block lie at or above ``offset`` (so the speed side, not batch, answers for it)?"""
+    return block * block_size >= offset
+
+
+@dataclass(frozen=True)
+class View:
+    """One published view table: its rows are unique by ``keys``."""
+
+    name: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    recompute_by: tuple[str, ...] | None = None
+    """Backfill: the key whose rows are recomputed together from all their events (all hours of a
+    customer); None for a derived view, which is recomputed whole from the event views."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.keys + self.values
+
+
+def _names(metrics: Iterable) -> tuple[str, ...]:
+    return tuple(m.name for m in metrics)
+
+
+CUSTOMER_KEYS = GRAIN_KEYS[Grain.customer]
+CAMPAIGN_KEYS = GRAIN_KEYS[Grain.campaign]
+TENANT_KEYS = GRAIN_KEYS[Grain.tenant]
+HOUR = "hour"  # epoch-ms start of an event-time hour
+
+CUSTOMER_PROFILE = View(
+    "customer_profile", CUSTOMER_KEYS, _names(CATALOG.bases(Grain.customer)), recompute_by=CUSTOMER_KEYS
+)
+CUSTOMER_TIMESERIES = View(
+    "customer_timeseries",
+    (*CUSTOMER_KEYS, HOUR),
+    _names(m for m in CATALOG.bases(Grain.customer) if m.timeseries),
+    recompute_by=CUSTOMER_KEYS,
+)
+CAMPAIGN_STATS = View(
+    "campaign_stats",
+    (*CAMPAIGN_KEYS, HOUR),
+    _names(CATALOG.bases(Grain.campaign)),
+    recompute_by=CAMPAIGN_KEYS,
+)
+ENTITY_STATES: dict[str, View] = {
+    e.name: View(
+        f"{e.name}_state",
+        (*CUSTOMER_KEYS, e.id_column),
+        tuple(ms.name for ms in e.milestones),
+        recompute_by=CUSTOMER_KEYS,
+    )
+    for e in CATALOG.entities
+}
+"""Per entity: the first time of each milestone, so durations straddling W finish after a merge."""
+
+ORDER_MONTHS = View("customer_order_months", CUSTOMER_KEYS, ("first_month", "months"))
+"""Per customer who ordered: the cohort month and the sorted months with an order (``schemas.cohorts``)."""
+COHORT_COUNTS = View("cohort_counts", (*TENANT_KEYS, "cohort"), ("size", "active"))
+"""Per tenant and cohort month: its size and ``active[k]``, the customers ordering in cohort + k, for k
+up to the tenant's latest order month. Counts, not shares, so serving can correct them."""
+RFM_CUTS: dict[str, str] = {d: f"{d}_cuts" for d in DIMENSIONS}
+RFM_THRESHOLDS = View("rfm_thresholds", TENANT_KEYS, ("customers", *RFM_CUTS.values()))
+"""Per tenant: the quintile cut points of R, F and M over its customers who ordered (``schemas.rfm``)."""
+
+EVENT_VIEWS: tuple[View, ...] = (
+    CUSTOMER_PROFILE,
+    CUSTOMER_TIMESERIES,
+    CAMPAIGN_STATS,
+    *ENTITY_STATES.values(),
+)
+DERIVED_VIEWS: tuple[View, ...] = (ORDER_MONTHS, COHORT_COUNTS, RFM_THRESHOLDS)
+VIEWS: dict[str, View] = {v.name: v for v in (*EVENT_VIEWS, *DERIVED_VIEWS)}
+
+
+def entity_state(entity: Entity) -> View:
+    return ENTITY_STATES[entity.name]
