@@ -49,8 +49,10 @@ def create_embedded_app() -> FastAPI:
     bootstrap = find_bootstrap(settings)
     store = EmbeddedSpeedStore(block_size=settings.block_size)
     state = ServingState(settings, store, bootstrap=bootstrap)
-    consumer = SpeedConsumer(store, bootstrap)
+    consumer = SpeedConsumer(store, bootstrap, stale_after_s=settings.speed_stale_seconds)
     state.dead_lettered = lambda: dict(consumer.decoder.dead_lettered)
+    state.workers.append(consumer.worker)  # supervised: /readyz and /metrics report it
+    state.merger.stale = consumer.staleness  # reads fail closed once the consumer stops progressing
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

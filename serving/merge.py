@@ -27,7 +27,7 @@ from lambdalytics.speed.store import CoverageError, SpeedStore
 from .answer_cache import AnswerCache
 from .index import BatchIndex
 
-__all__ = ["Merger", "NotFound", "UnknownMetric"]
+__all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
 
 
 class NotFound(LookupError):
@@ -36,6 +36,11 @@ class NotFound(LookupError):
 
 class UnknownMetric(ValueError):
     pass
+
+
+class SpeedStale(CoverageError):
+    """The speed side made no progress for longer than its bound: it cannot vouch for events >= W
+    acknowledged since, so the answer would be a frozen undercount (503, like any coverage gap)."""
 
 
 def _series_metrics(grain: Grain) -> dict[str, Any]:
@@ -65,8 +70,11 @@ class Merger:
         self._index = index
         self.speed = speed
         self.profiles = AnswerCache(profile_cache)
+        self.stale: Callable[[], str | None] | None = None  # why the speed side is stale, if it is
 
     def _with_snapshot(self, fn):
+        if self.stale is not None and (reason := self.stale()):
+            raise SpeedStale(reason)  # every read passes here, cached profiles included
         try:
             return fn(self._index())
         except CoverageError:

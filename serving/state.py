@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from lambdalytics.infra.kafka_io import EventProducer
 from lambdalytics.infra.settings import Settings
+from lambdalytics.infra.supervisor import Supervised, WorkerMetrics
 from lambdalytics.speed.store import SpeedStore
 
 from .answer_cache import AnswerCache
@@ -116,6 +117,7 @@ class ServingState:
     runs: BatchRuns = field(init=False)
     started_at: float = field(default_factory=time.time)
     dead_lettered: Any = None  # a callable returning {reason: count} from the speed consumer, when embedded
+    workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
     _producer: EventProducer | None = None
 
     def __post_init__(self) -> None:
@@ -161,6 +163,9 @@ class ServingState:
             ["reason"],
             registry=self.metrics_registry,
         )
+        # supervised workers: lambdalytics_worker_restarts_total / lambdalytics_worker_up, per worker
+        self.workers = [self.loader.worker]
+        self.metrics_registry.register(WorkerMetrics(lambda: self.workers))
 
     def observe(self) -> None:
         """Refresh the gauges before a Prometheus scrape."""

@@ -62,7 +62,7 @@ def test_a_crashing_worker_is_restarted_with_capped_backoff_counted_reported_and
     assert [s.restarts for s in flaky.seen] == [0, 1, 2, 3, 4, 5]
     status = worker.status()
     assert status.up and status.restarts == 5 and status.last_error == "ValueError: boom 5"
-    assert "flaky up (5 restarts, last: ValueError: boom 5)" == status.describe()
+    assert status.describe() == "flaky up (5 restarts, last: ValueError: boom 5)"
     crashes = [r for r in caplog.records if "worker flaky crashed" in r.getMessage()]
     assert len(crashes) == 5 and all(r.exc_info and r.exc_info[0] is ValueError for r in crashes)
     assert registry.get_sample_value("lambdalytics_worker_restarts_total", {"worker": "flaky"}) == 5

@@ -42,3 +42,32 @@ def test_a_slow_load_of_an_older_version_never_replaces_a_newer_one(monkeypatch,
     assert loader.current().version == 2
     # the speed store dropped below v2's W, and v2 (the served version) can still be answered
     assert store.customer("t", "c", loader.current().watermark)["events_total"] == 0
+
+
+def test_a_load_that_raises_is_restarted_by_the_supervisor_and_the_version_arrives(monkeypatch, tmp_path):
+    v1 = SimpleNamespace(batch_version=1, watermark={("events.behavioral", 0): 10})
+    manifests = iter([None])  # at start: nothing published yet; then v1, whose first load fails
+    loads = []
+
+    def load(data_dir, manifest):
+        loads.append(manifest)
+        if len(loads) == 1:
+            raise OSError("injected: a view file vanished mid-read")
+        index = BatchIndex.empty()
+        index.manifest = manifest
+        return index
+
+    monkeypatch.setattr(loader_module, "read_manifest", lambda data_dir: next(manifests, v1))
+    monkeypatch.setattr(BatchIndex, "load", staticmethod(load))
+    loader = BatchLoader(tmp_path, EmbeddedSpeedStore(block_size=10), poll_seconds=0.01).start()
+    try:
+        deadline = time.monotonic() + 60
+        while loader.current().version != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loader.current().version == 1
+        status = loader.worker.status()
+        assert status.up and status.restarts == 1
+        assert status.last_error == "OSError: injected: a view file vanished mid-read"
+    finally:
+        loader.stop()
+    assert loader.worker.status().state == "stopped"

@@ -92,3 +92,43 @@ def test_a_malformed_first_record_does_not_make_the_store_refuse_reads():
             consumer.stop()
     assert consumer.decoder.dead_lettered["invalid_json"] == 3
     assert all(offset >= 1 for offset in store.status().positions.values())
+
+
+class _FailsOnce(EmbeddedSpeedStore):
+    """An embedded store whose ``ingest`` raises an unexpected exception on its ``nth`` call only."""
+
+    def __init__(self, nth: int, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.nth = nth
+
+    def ingest(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.nth:
+            raise ZeroDivisionError("injected store fault")
+        return super().ingest(*args, **kwargs)
+
+
+def test_an_unexpected_exception_restarts_the_consumer_which_ends_caught_up(kafka_bootstrap, unique):
+    ensure_topics(kafka_bootstrap, 6)
+    tenant = f"crash-{unique}"
+    events = [
+        {**e, "tenant_id": tenant}
+        for e in generate(GeneratorConfig(seed=8, rate=3, duration_s=40, tenants=("demo-food",)))
+    ]
+    customers = sorted({e["customer_id"] for e in events})
+    with EventProducer(kafka_bootstrap) as producer:
+        for e in events:
+            producer.send_obj(e)
+    store = _FailsOnce(nth=5, block_size=100)
+    consumer = SpeedConsumer(store, kafka_bootstrap).start()
+    try:
+        # the record that raised is read again after the restart: every event counted exactly once
+        assert _wait_for(store, tenant, customers, len(events)) == len(events)
+        status = consumer.worker.status()
+        assert status.restarts == 1 and status.last_error == "ZeroDivisionError: injected store fault"
+        assert status.up and store.status().caught_up and consumer.staleness() is None
+    finally:
+        consumer.stop()
+    assert consumer.worker.status().state == "stopped"
+    assert sum(store.customer(tenant, c, {})["events_total"] for c in customers) == len(events)
