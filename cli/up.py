@@ -47,6 +47,7 @@ console = Console()
 # Seconds each step of the shutdown may take before the next one starts (the API is killed after its
 # share): demo, API, batch loop, archiver, then the broker — together within 10 s.
 _STOP_TIMEOUTS_S = {"demo": 1.5, "api": 3.0, "batch": 1.5, "archiver": 3.0}
+_STOP_BUDGET_S = 8.5  # all workers together; the broker's own stop takes well under a second
 
 
 def _spawn(args: list[str], env: dict[str, str], log) -> subprocess.Popen:
@@ -184,10 +185,10 @@ def run_up(
         try:
             for worker in workers.values():
                 worker.start()
-            if _wait_ready(url, stop):
-                _print_welcome(url, creds, keys, data_dir)
-            elif not stop.is_set():
+            if not _wait_ready(url, stop) and not stop.is_set():
                 console.print(f"[red]API did not start; see {run_dir / 'api.log'}[/]")
+            if not stop.is_set():
+                _print_welcome(url, creds, keys, data_dir)
             started = time.monotonic()
             while not stop.wait(min(10.0, duration_s or 10.0)):
                 _print_status(started, archiver, data_dir, url, workers.values())
@@ -195,9 +196,11 @@ def run_up(
                     break
         finally:
             console.print("stopping…")
+            deadline = time.monotonic() + _STOP_BUDGET_S
             for name in ("demo", "api", "batch", "archiver"):  # then the broker, leaving the block
                 if name in workers:
-                    workers[name].stop(_STOP_TIMEOUTS_S[name] + 1)
+                    share = _STOP_TIMEOUTS_S[name] + 1
+                    workers[name].stop(max(0.5, min(share, deadline - time.monotonic())))
     console.print("stopped")
     return 143 if signal.SIGTERM in received else 0
 
