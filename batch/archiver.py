@@ -264,6 +264,7 @@ class Archiver:
         except NoMasterDataset:
             version, offsets, self._table, self._batch_seq = None, {}, None, 0
         self._offsets = dict(offsets)
+        self._assigned, self._last_refresh = set(), float("-inf")  # a rerun (supervisor) assigns anew
         log.info(
             "archiver resuming %s at batch %d, version %s, %d partitions known",
             self.path,

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -83,7 +84,7 @@ def up(
     """Run the pipeline on this machine (embedded broker unless LAMBDALYTICS_KAFKA_BOOTSTRAP is set)."""
     from .up import run_up
 
-    run_up(get_settings(), demo=demo, rate=rate, duration_s=duration)
+    raise typer.Exit(run_up(get_settings(), demo=demo, rate=rate, duration_s=duration))
 
 
 @app.command()
@@ -266,14 +267,21 @@ def archive(
 ) -> None:
     """Land every valid event in the append-only master dataset (Delta), exactly once."""
     from lambdalytics.batch.archiver import run_archiver
+    from lambdalytics.infra.supervisor import stop_on_signals
 
     settings = get_settings()
-    run_archiver(
-        bootstrap=_bootstrap(),
-        data_dir=settings.data_dir,
-        max_batch_records=max_batch_records,
-        max_batch_seconds=max_batch_seconds,
-    )
+    _bootstrap()  # fail early, with the explanation, when there is no Kafka
+    stop = threading.Event()
+    with stop_on_signals(stop) as received:  # Ctrl-C/SIGTERM: the current batch is committed first
+        stats = run_archiver(
+            settings,
+            max_batch_records=max_batch_records,
+            max_batch_seconds=max_batch_seconds,
+            stop_event=stop,
+        )
+    console.print(f"archived {stats.rows:,} events ({stats.dead_lettered:,} dead-lettered)")
+    if signal.SIGTERM in received:
+        raise typer.Exit(143)
 
 
 @batch_app.command("run")

@@ -48,10 +48,12 @@ def create_embedded_app() -> FastAPI:
     settings = Settings(speed_store="embedded")
     bootstrap = find_bootstrap(settings)
     store = open_store(store_config(settings))
-    consumer = SpeedConsumer(store, bootstrap)
+    consumer = SpeedConsumer(store, bootstrap, stale_after_s=settings.speed_stale_seconds)
     state = ServingState(
         settings, store, bootstrap=bootstrap, dead_lettered=lambda: dict(consumer.decoder.dead_lettered)
     )
+    state.workers.append(consumer.worker)  # supervised: /readyz and /metrics report it
+    state.merger.stale = consumer.staleness  # reads fail closed once the consumer stops progressing
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

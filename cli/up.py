@@ -3,7 +3,10 @@
 Broker (embedded unless configured) → topics → archiver (thread) → API with the embedded speed store
 (``lambdalytics serve`` subprocess) → periodic batch runs (``lambdalytics batch run`` subprocesses, so
 each Spark JVM comes and goes cleanly) → a live demo stream. Prints the demo tenants' keys, an embed
-token and the URLs; Ctrl-C (or ``--duration``) stops everything.
+token and the URLs. Every part runs as a supervised worker (``infra.supervisor``: a crash is logged,
+counted in the status line and restarted with backoff). Ctrl-C, SIGTERM or ``--duration`` stops
+everything in order — demo, API, batch loop, archiver (its current batch committed), broker — within
+10 s; the children run in their own process groups so a terminal's Ctrl-C reaches only ``up``.
 
 The embedded broker keeps its log in memory, so its offsets restart at 0 with every start: a master
 dataset from an earlier run would claim offsets the new log has not reached. With the embedded broker,
@@ -12,9 +15,13 @@ dataset from an earlier run would claim offsets the new log has not reached. Wit
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import itertools
 import json
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -26,15 +33,59 @@ from rich.console import Console
 
 from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.writer import read_manifest
+from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.runtime import running_broker
 from lambdalytics.infra.settings import Settings, child_env
+from lambdalytics.infra.supervisor import Supervised, stop_on_signals
 from lambdalytics.serving.credentials import Credentials
 
 from .sources.generator import TENANTS, GeneratorConfig, generate
 from .sources.pacing import send_paced
 
 console = Console()
+
+# Seconds each step of the shutdown may take before the next one starts (the API is killed after its
+# share): demo, API, batch loop, archiver, then the broker — together within 10 s.
+_STOP_TIMEOUTS_S = {"demo": 1.5, "api": 3.0, "batch": 1.5, "archiver": 3.0}
+_STOP_BUDGET_S = 8.5  # all workers together; the broker's own stop takes well under a second
+
+
+def _spawn(args: list[str], env: dict[str, str], log) -> subprocess.Popen:
+    """A ``lambdalytics`` child in its own process group: a terminal's Ctrl-C reaches only ``up``, which
+    stops the children itself, in order. It dies with ``up`` even if ``up`` is killed -9."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lambdalytics.cli", *args],
+        env=env,
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        process_group=0,
+        preexec_fn=die_with_parent,
+    )
+
+
+def _end(proc: subprocess.Popen, timeout_s: float) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _serve_api(env: dict[str, str], log_path: Path, stop: threading.Event) -> None:
+    """The API process, as a supervised worker: an exit nobody asked for is a crash (restarted)."""
+    with log_path.open("ab") as log:
+        proc = _spawn(["serve"], env, log)
+        try:
+            while proc.poll() is None and not stop.wait(0.2):
+                pass
+        finally:
+            _end(proc, _STOP_TIMEOUTS_S["api"])
+    if not stop.is_set():
+        raise RuntimeError(f"the API exited with code {proc.returncode} (see {log_path})")
 
 
 def _stream_demo(bootstrap: str, cfg: GeneratorConfig, stop: threading.Event) -> None:
@@ -44,30 +95,43 @@ def _stream_demo(bootstrap: str, cfg: GeneratorConfig, stop: threading.Event) ->
                 return
             yield event
 
-    with EventProducer(bootstrap) as producer:
+    producer = EventProducer(bootstrap)
+    try:
         send_paced(until_stopped(), producer, speedup=1.0, show_progress=False)
+    finally:
+        producer.close(1.0)
+
+
+def _demo_worker(bootstrap: str, cfg: GeneratorConfig):
+    """Each (re)start streams fresh stories from now, with a new seed: a restart reuses no event id."""
+    runs = itertools.count()
+
+    def run(stop: threading.Event) -> None:
+        fresh = dataclasses.replace(cfg, seed=cfg.seed + next(runs), start_ms=int(time.time() * 1000))
+        _stream_demo(bootstrap, fresh, stop)
+
+    return run
 
 
 def _batch_loop(env: dict[str, str], interval_s: float, log_path: Path, stop: threading.Event) -> None:
     while not stop.wait(interval_s):
         with log_path.open("ab") as log:
-            subprocess.run(
-                [sys.executable, "-m", "lambdalytics.cli", "batch", "run"],
-                env=env,
-                stdout=log,
-                stderr=log,
-                check=False,
-            )
+            proc = _spawn(["batch", "run"], env, log)
+            try:
+                while proc.poll() is None and not stop.wait(0.2):
+                    pass
+            finally:
+                _end(proc, _STOP_TIMEOUTS_S["batch"])  # a stopped run publishes nothing: fine
 
 
-def _wait_ready(url: str, timeout_s: float = 60.0) -> bool:
+def _wait_ready(url: str, stop: threading.Event, timeout_s: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=1):
                 return True
         except OSError:
-            time.sleep(0.3)
+            stop.wait(0.3)
     return False
 
 
@@ -78,18 +142,22 @@ def run_up(
     rate: float = 20.0,
     duration_s: float | None = None,
     seed: int = 7,
-) -> None:
+) -> int:
+    """Run until ``duration_s`` passes or SIGINT/SIGTERM arrives; then stop demo, API, batch loop,
+    archiver and broker, in that order. Returns the exit code (143 after SIGTERM, else 0)."""
     base_dir = Path(settings.data_dir)
     if not settings.kafka_bootstrap:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         settings = settings.model_copy(update={"data_dir": base_dir / f"embedded-{stamp}"})
     data_dir = Path(settings.data_dir)
-    (data_dir / "run").mkdir(parents=True, exist_ok=True)
+    run_dir = data_dir / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("lambdalytics.batch.archiver").setLevel(logging.WARNING)  # the status line reports it
     stop = threading.Event()
-    threads: list[threading.Thread] = []
-    api: subprocess.Popen | None = None
-    with running_broker(settings.model_copy(update={"data_dir": base_dir})) as bootstrap:
+    with (
+        stop_on_signals(stop) as received,
+        running_broker(settings.model_copy(update={"data_dir": base_dir})) as bootstrap,
+    ):
         partitions = ensure_topics(bootstrap, settings.kafka_partitions)
         console.print(f"[bold green]Kafka[/] {bootstrap} {partitions}\n[bold]data[/] {data_dir}")
         env = child_env(
@@ -98,64 +166,53 @@ def run_up(
             api_host=settings.api_host,
             api_port=settings.api_port,
         )
-        archiver = Archiver(bootstrap, data_dir)
-        threads.append(
-            threading.Thread(target=archiver.run, kwargs={"stop_event": stop}, name="archiver", daemon=True)
-        )
         creds = Credentials.open(settings)  # the same the API process opens: they live in DATA_DIR/run
         keys = {t: creds.registry.create(t, t) or creds.registry.rotate(t) for t in TENANTS} if demo else {}
-        with (data_dir / "run" / "api.log").open("ab") as api_log:
-            api = subprocess.Popen(
-                [sys.executable, "-m", "lambdalytics.cli", "serve"],
-                env=env,
-                stdout=api_log,
-                stderr=api_log,
-            )
-        url = f"http://{settings.api_host}:{settings.api_port}"
-        threads.append(
-            threading.Thread(
-                target=_batch_loop,
-                args=(env, settings.batch_interval_seconds, data_dir / "run" / "batch.log", stop),
-                name="batch-scheduler",
-                daemon=True,
-            )
+        archiver = Archiver(bootstrap, data_dir)
+        workers = {"archiver": Supervised("archiver", lambda s: archiver.run(stop_event=s))}
+        workers["api"] = Supervised("api", functools.partial(_serve_api, env, run_dir / "api.log"))
+        workers["batch"] = Supervised(
+            "batch",
+            functools.partial(_batch_loop, env, settings.batch_interval_seconds, run_dir / "batch.log"),
         )
         if demo:
-            cfg = GeneratorConfig(
-                seed=seed, rate=rate, duration_s=365 * 86_400, start_ms=int(time.time() * 1000)
-            )
-            threads.append(
-                threading.Thread(target=_stream_demo, args=(bootstrap, cfg, stop), name="demo", daemon=True)
-            )
-        for t in threads:
-            t.start()
-        if not _wait_ready(url):
-            console.print(f"[red]API did not start; see {data_dir / 'run' / 'api.log'}[/]")
-        _print_welcome(url, creds, keys, data_dir)
-        started = time.monotonic()
+            cfg = GeneratorConfig(seed=seed, rate=rate, duration_s=365 * 86_400)
+            workers["demo"] = Supervised("demo", _demo_worker(bootstrap, cfg))
+        url = f"http://{settings.api_host}:{settings.api_port}"
         try:
-            while duration_s is None or time.monotonic() - started < duration_s:
-                time.sleep(min(10.0, duration_s or 10.0))
-                manifest = read_manifest(data_dir) if (data_dir / "views").exists() else None
-                s = archiver.stats
-                console.print(
-                    f"[dim]{time.monotonic() - started:>6.0f}s[/] archived {s.rows:,} events "
-                    f"({s.dead_lettered:,} dead-lettered) · batch version "
-                    f"{manifest.batch_version if manifest else 0} · API {url}",
-                    soft_wrap=True,
-                )
-        except KeyboardInterrupt:
-            console.print("stopping…")
+            for worker in workers.values():
+                worker.start()
+            if not _wait_ready(url, stop) and not stop.is_set():
+                console.print(f"[red]API did not start; see {run_dir / 'api.log'}[/]")
+            if not stop.is_set():
+                _print_welcome(url, creds, keys, data_dir)
+            started = time.monotonic()
+            while not stop.wait(min(10.0, duration_s or 10.0)):
+                _print_status(started, archiver, data_dir, url, workers.values())
+                if duration_s is not None and time.monotonic() - started >= duration_s:
+                    break
         finally:
-            stop.set()
-            if api is not None:
-                api.terminate()
-                try:
-                    api.wait(10)
-                except subprocess.TimeoutExpired:
-                    api.kill()
-            for t in threads:
-                t.join(timeout=15)
+            console.print("stopping…")
+            deadline = time.monotonic() + _STOP_BUDGET_S
+            for name in ("demo", "api", "batch", "archiver"):  # then the broker, leaving the block
+                if name in workers:
+                    share = _STOP_TIMEOUTS_S[name] + 1
+                    workers[name].stop(max(0.5, min(share, deadline - time.monotonic())))
+    console.print("stopped")
+    return 143 if signal.SIGTERM in received else 0
+
+
+def _print_status(started: float, archiver: Archiver, data_dir: Path, url: str, workers) -> None:
+    manifest = read_manifest(data_dir) if (data_dir / "views").exists() else None
+    s = archiver.stats
+    troubled = [w.describe() for w in (w.status() for w in workers) if w.restarts or not w.up]
+    console.print(
+        f"[dim]{time.monotonic() - started:>6.0f}s[/] archived {s.rows:,} events "
+        f"({s.dead_lettered:,} dead-lettered) · batch version "
+        f"{manifest.batch_version if manifest else 0} · API {url} · "
+        + ("workers: " + ", ".join(troubled) if troubled else "all workers up"),
+        soft_wrap=True,
+    )
 
 
 def _print_welcome(url: str, creds: Credentials, keys: dict[str, str | None], data_dir: Path) -> None:

@@ -75,6 +75,7 @@ class EmbeddedBroker:
             stdout=out,
             stderr=out,
             stdin=subprocess.DEVNULL,
+            process_group=0,  # a terminal's Ctrl-C reaches its owner, which stops the broker last
             preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s

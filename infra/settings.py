@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     speed_store: Literal["embedded", "pinot"] = Field(
         "embedded", description="embedded: in the API process; pinot: query a Pinot broker."
     )
+    speed_stale_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Reads answer 503 once the embedded speed consumer made no progress (records, or a "
+        "broker answer while idle) for longer than this; its idle cadence is about 1 s.",
+    )
     pinot_broker_url: str = "http://localhost:8099"
     pinot_controller_url: str = "http://localhost:9000"
     # batch layer

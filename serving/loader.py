@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from lambdalytics.batch.writer import read_manifest
+from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.speed.store import SpeedStore
 
 from .index import BatchIndex
@@ -32,8 +33,7 @@ class BatchLoader:
         self.loaded_once = False
         self.last_error: str | None = None
         self._refreshing = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="batch-loader", daemon=True)
+        self.worker = Supervised("batch-loader", self._poll)
 
     def current(self) -> BatchIndex:
         return self.index
@@ -69,17 +69,14 @@ class BatchLoader:
 
     def start(self) -> BatchLoader:
         self.refresh()
-        self._thread.start()
+        self.worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
+        self.worker.stop(5)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.refresh()
-            except Exception:
-                log.exception("loading a batch version failed; keeping version %d", self.index.version)
+    def _poll(self, stop: threading.Event) -> None:
+        """The supervised poll loop. A load that raises ends it: the supervisor logs it, counts it, shows
+        it in ``/readyz`` and polls again after its backoff; the loaded version keeps serving meanwhile."""
+        while not stop.wait(self.poll_seconds):
+            self.refresh()

@@ -22,7 +22,7 @@ from lambdalytics.speed.store import CoverageError, SpeedStore
 from .answer_cache import AnswerCache
 from .index import BatchIndex
 
-__all__ = ["Merger", "NotFound", "UnknownMetric"]
+__all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
 
 
 class NotFound(LookupError):
@@ -33,13 +33,21 @@ class UnknownMetric(ValueError):
     pass
 
 
+class SpeedStale(CoverageError):
+    """The speed side made no progress for longer than its bound: it cannot vouch for events >= W
+    acknowledged since, so the answer would be a frozen undercount (503, like any coverage gap)."""
+
+
 class Merger:
     def __init__(self, index: Callable[[], BatchIndex], speed: SpeedStore, *, profile_cache: int = 0):
         self._index = index
         self.speed = speed
         self.profiles = AnswerCache(profile_cache)
+        self.stale: Callable[[], str | None] | None = None  # why the speed side is stale, if it is
 
     def _with_snapshot(self, fn):
+        if self.stale is not None and (reason := self.stale()):
+            raise SpeedStale(reason)  # every read passes here, cached profiles included
         try:
             return fn(self._index())
         except CoverageError:

@@ -11,6 +11,7 @@ from pathlib import Path
 from lambdalytics.batch.runs import BatchRuns
 from lambdalytics.infra.kafka_io import EventProducer
 from lambdalytics.infra.settings import Settings
+from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.speed.store import SpeedStore
 
 from .credentials import Credentials
@@ -32,6 +33,7 @@ class ServingState:
     merger: Merger = field(init=False)
     telemetry: Telemetry = field(init=False)
     runs: BatchRuns = field(init=False)
+    workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
     _producer: EventProducer | None = None
 
     def __post_init__(self) -> None:
@@ -42,11 +44,14 @@ class ServingState:
         self.merger = Merger(
             self.loader.current, self.speed, profile_cache=self.settings.profile_cache_entries
         )
+        # supervised workers: lambdalytics_worker_restarts_total / lambdalytics_worker_up, per worker
+        self.workers = [self.loader.worker]
         self.telemetry = Telemetry(
             speed=self.speed,
             loader=self.loader,
             profiles=self.merger.profiles,
             dead_lettered=self.dead_lettered,
+            workers=lambda: self.workers,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
 

@@ -1,5 +1,6 @@
 """One worker's Prometheus registry: the request-latency histogram the hot lane observes, and collectors
-that read the speed store, the batch loader, the profile cache and the dead-letter counts at scrape time
+that read the speed store, the batch loader, the profile cache, the dead-letter counts and the supervised
+workers at scrape time
 (nothing to keep up to date on the request path)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lambdalytics.infra.supervisor import Supervised, WorkerMetrics
 from lambdalytics.speed.store import SpeedStore
 
 from .answer_cache import AnswerCache
@@ -83,6 +85,7 @@ class Telemetry:
         loader: BatchLoader,
         profiles: AnswerCache,
         dead_lettered: Callable[[], Mapping[str, int]] | None = None,
+        workers: Callable[[], list[Supervised]] = list,
     ):
         self.registry = CollectorRegistry()
         self.request_latency = Histogram(
@@ -94,6 +97,7 @@ class Telemetry:
         )
         self.registry.register(_ServingCollector(speed, loader, dead_lettered))
         self.registry.register(_ProfileCacheCollector(profiles))
+        self.registry.register(WorkerMetrics(workers))  # restarts and up, per supervised worker
 
     def scrape(self) -> bytes:
         """The Prometheus text exposition of everything above."""

@@ -8,6 +8,10 @@ are skipped and counted by reason; the archiver is the one that dead-letters the
 thread or is retried at its offset: a record the store fails to apply is skipped as ``internal_error``
 (logged with its position), and the event size limit is the archiver's (``Settings.max_event_bytes``),
 so both sides accept the same records.
+
+The loop is a supervised worker (``infra.supervisor``): an unexpected exception is logged, counted and
+the loop restarted with backoff, continuing from the store's positions. :meth:`SpeedConsumer.staleness`
+says when it has made no progress for longer than its bound; serving then fails closed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from lambdalytics.infra.kafka_io import EventDecoder, client_bytes
+from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.schemas.events import ContractViolation
 from lambdalytics.schemas.topics import EVENT_TOPICS
 
@@ -35,6 +40,9 @@ __all__ = ["SpeedConsumer"]
 # A broker may hold a fetch this long before answering even when data is there (Tansu does): it bounds
 # freshness. 100 ms roughly halved p90/p99 against kafka-python's 500 ms default (bench/freshness.py).
 FETCH_MAX_WAIT_MS = 100
+# kafka-python's poll() returns empty, not an error, while the broker is down: an idle consumer asks the
+# broker something cheap this often, and only an answer (or records) counts as progress.
+PROBE_INTERVAL_S = 1.0
 
 
 class SpeedConsumer:
@@ -47,23 +55,53 @@ class SpeedConsumer:
         from_time_ms: int | None = None,
         max_poll_records: int = 2000,
         max_event_bytes: int | None = None,
+        stale_after_s: float = 5.0,
     ):
         self.store = store
         self.bootstrap = bootstrap
         self.watermark = watermark or {}
         self.from_time_ms = from_time_ms
         self.max_poll_records = max_poll_records
+        self.stale_after_s = stale_after_s
         self.decoder = EventDecoder(None, max_event_bytes=max_event_bytes)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="speed-consumer", daemon=True)
+        self.worker = Supervised("speed-consumer", self._run)
+        self._progress_at = time.monotonic()  # the last poll that brought records or a broker answer
+        self._last_probe = float("-inf")
 
     def start(self) -> SpeedConsumer:
-        self._thread.start()
+        # the bound runs from the start: a consumer that never connects goes stale like one that stopped
+        self._progress_at = time.monotonic()
+        self.worker.start()
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
+        self.worker.stop(timeout_s)
+
+    def staleness(self) -> str | None:
+        """Why the store's answers may be frozen (no progress for longer than ``stale_after_s``), or
+        None. Serving fails closed on it: a stopped consumer must not keep answering 200."""
+        idle = time.monotonic() - self._progress_at
+        if idle <= self.stale_after_s:
+            return None
+        status = self.worker.status()
+        reason = (
+            f"speed consumer made no progress for {idle:.1f}s (bound {self.stale_after_s:g}s), {status.state}"
+        )
+        if status.last_error:
+            reason += f"; {status.restarts} restarts, last error {status.last_error}"
+        return reason
+
+    def _progressed(self, consumer: KafkaConsumer, records: int) -> None:
+        """Records prove the broker answered; an empty poll does not (kafka-python hides an outage), so
+        while idle a probe with a deadline does, at most every PROBE_INTERVAL_S (a KafkaError from it
+        reconnects)."""
+        if not records:
+            if time.monotonic() - self._last_probe < PROBE_INTERVAL_S:
+                return
+            self._last_probe = time.monotonic()
+            if assigned := sorted(consumer.assignment()):
+                consumer.beginning_offsets(assigned[:1], timeout_ms=2000)
+        self._progress_at = time.monotonic()
 
     def _assign(self, consumer: KafkaConsumer) -> None:
         partitions = []
@@ -83,41 +121,44 @@ class SpeedConsumer:
         for (topic, partition), position in self.store.status().positions.items():
             consumer.seek(TopicPartition(topic, partition), position)  # reconnect: continue where we were
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
+        """The loop the supervisor runs, and runs again after an unexpected exception: the client is
+        closed on the way out, and the next one's ``_assign`` continues from the store's positions."""
         consumer = None
-        while not self._stop.is_set():
-            try:
-                if consumer is None:
-                    consumer = KafkaConsumer(
-                        bootstrap_servers=self.bootstrap,
-                        enable_auto_commit=False,
-                        max_poll_records=self.max_poll_records,
-                        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                        client_id="lambdalytics-speed",
-                        max_partition_fetch_bytes=client_bytes(self.decoder.max_event_bytes),
-                    )
-                    self._assign(consumer)
-                started = time.time()
-                batches = consumer.poll(timeout_ms=200)
-                n = 0
-                for records in batches.values():
-                    for record in records:
-                        self._apply(record)
-                        n += 1
-                if n < self.max_poll_records:
-                    self.store.mark_caught_up(started)
-            except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
-                if isinstance(exc, KafkaError):
+        try:
+            while not stop.is_set():
+                try:
+                    if consumer is None:
+                        consumer = KafkaConsumer(
+                            bootstrap_servers=self.bootstrap,
+                            enable_auto_commit=False,
+                            max_poll_records=self.max_poll_records,
+                            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                            client_id="lambdalytics-speed",
+                            max_partition_fetch_bytes=client_bytes(self.decoder.max_event_bytes),
+                        )
+                        self._assign(consumer)
+                    started = time.time()
+                    batches = consumer.poll(timeout_ms=200)
+                    n = 0
+                    for records in batches.values():
+                        for record in records:
+                            self._apply(record)
+                            n += 1
+                    if n < self.max_poll_records:
+                        self.store.mark_caught_up(started)
+                    self._progressed(consumer, n)
+                except KafkaError as exc:
                     log.warning("speed consumer: broker unavailable (%s), retrying in 1s", exc)
-                else:
-                    log.exception("speed consumer: unexpected failure, reconnecting in 1s")
-                if consumer is not None:  # start over: _assign seeks to the store's positions
-                    with contextlib.suppress(Exception):
-                        consumer.close()
-                    consumer = None
-                time.sleep(1)
-        if consumer is not None:
-            consumer.close()
+                    if consumer is not None:  # start over: _assign seeks to the store's positions
+                        with contextlib.suppress(Exception):
+                            consumer.close()
+                        consumer = None
+                    stop.wait(1)
+        finally:
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    consumer.close()
 
     def _apply(self, record) -> None:
         """Ingest one record or skip it with a reason; whatever it holds, never raise."""

@@ -55,6 +55,19 @@ compared exactly: counts as integers, money in integer micro-units, times to the
   machine-readable reason (413 for the huge body) and produce nothing, both consumers must stay
   alive, and every valid neighbour must be counted by the API and present in the master dataset.
   Why: one poison record must never stop the pipeline or hide its neighbours.
+- **Supervision** (`infra/supervisor.py`; tests in `tests/infra/test_supervisor.py`,
+  `tests/speed/test_consumer.py`, `tests/serving/test_loader.py`, `tests/cli/`). Every long-running
+  worker — the archiver, batch loop, demo stream and API process of `lambdalytics up`, and the speed
+  consumer and batch loader inside each API worker — runs supervised: a crash is logged with its
+  traceback, counted (`lambdalytics_worker_restarts_total{worker}` and `lambdalytics_worker_up{worker}`
+  on the API's `/metrics`; the status line of `up`), shown in `/readyz` (`workers`: state, restarts,
+  last error) and restarted after an exponential backoff (0.5 s, doubling up to 30 s). A stopped speed
+  side fails closed: once the speed consumer has made no progress — records, or while idle a broker
+  answer to a probe sent every second (kafka-python's poll returns empty, not an error, while the broker
+  is down) — for longer than `LAMBDALYTICS_SPEED_STALE_SECONDS` (5 s), every read answers 503 with the
+  reason (the check is in `serving/merge.py`, which every read passes) and `/readyz` says why
+  (`speed_stale`); the next progress ends it. Ctrl-C or SIGTERM stops `lambdalytics up` in order —
+  demo, API, batch loop, archiver (its batch committed), broker — within 10 s, without a traceback.
 """
 
 

@@ -64,3 +64,32 @@ def test_the_speed_store_hears_of_a_version_once_and_only_after_it_serves_it(mon
     loader = BatchLoader(tmp_path, Listening(block_size=10))
     assert loader.refresh() and not loader.refresh()  # the same manifest again: nothing new
     assert heard == [(v1.watermark, 1)]
+
+
+def test_a_load_that_raises_is_restarted_by_the_supervisor_and_the_version_arrives(monkeypatch, tmp_path):
+    v1 = SimpleNamespace(batch_version=1, watermark={("events.behavioral", 0): 10})
+    manifests = iter([None])  # at start: nothing published yet; then v1, whose first load fails
+    loads = []
+
+    def load(data_dir, manifest):
+        loads.append(manifest)
+        if len(loads) == 1:
+            raise OSError("injected: a view file vanished mid-read")
+        index = BatchIndex.empty()
+        index.manifest = manifest
+        return index
+
+    monkeypatch.setattr(loader_module, "read_manifest", lambda data_dir: next(manifests, v1))
+    monkeypatch.setattr(BatchIndex, "load", staticmethod(load))
+    loader = BatchLoader(tmp_path, EmbeddedSpeedStore(block_size=10), poll_seconds=0.01).start()
+    try:
+        deadline = time.monotonic() + 60
+        while loader.current().version != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loader.current().version == 1
+        status = loader.worker.status()
+        assert status.up and status.restarts == 1
+        assert status.last_error == "OSError: injected: a view file vanished mid-read"
+    finally:
+        loader.stop()
+    assert loader.worker.status().state == "stopped"

@@ -130,7 +130,7 @@ def test_no_record_stops_the_consumer_or_is_retried(kafka_bootstrap, unique):
     consumer = SpeedConsumer(store, kafka_bootstrap).start()
     try:
         assert _wait_for(store, tenant, customers, len(events)) == len(events)
-        assert consumer._thread.is_alive()
+        assert consumer.worker.status().up
     finally:
         consumer.stop()
     consumed = store.status().positions
@@ -138,3 +138,45 @@ def test_no_record_stops_the_consumer_or_is_retried(kafka_bootstrap, unique):
     assert consumer.decoder.dead_lettered["contract_violation"] >= 3
     assert consumer.decoder.dead_lettered["payload_too_large"] >= 1
     assert consumer.decoder.dead_lettered["internal_error"] == 0
+
+
+class _FailsOnce(EmbeddedSpeedStore):
+    """An embedded store whose ``mark_caught_up`` (called by the poll loop after a poll's records are
+    applied) raises an unexpected exception on its ``nth`` call only: a fault of the loop itself, not of
+    one record (a record the store fails to apply is skipped with a reason, tested above)."""
+
+    def __init__(self, nth: int, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.nth = nth
+
+    def mark_caught_up(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.nth:
+            raise ZeroDivisionError("injected store fault")
+        return super().mark_caught_up(*args, **kwargs)
+
+
+def test_an_unexpected_exception_restarts_the_consumer_which_ends_caught_up(kafka_bootstrap, unique):
+    ensure_topics(kafka_bootstrap, 6)
+    tenant = f"crash-{unique}"
+    events = [
+        {**e, "tenant_id": tenant}
+        for e in generate(GeneratorConfig(seed=8, rate=3, duration_s=40, tenants=("demo-food",)))
+    ]
+    customers = sorted({e["customer_id"] for e in events})
+    with EventProducer(kafka_bootstrap) as producer:
+        for e in events:
+            producer.send_obj(e)
+    store = _FailsOnce(nth=2, block_size=100)
+    consumer = SpeedConsumer(store, kafka_bootstrap).start()
+    try:
+        # the restarted loop continues from the store's positions: every event counted exactly once
+        assert _wait_for(store, tenant, customers, len(events)) == len(events)
+        status = consumer.worker.status()
+        assert status.restarts == 1 and status.last_error == "ZeroDivisionError: injected store fault"
+        assert status.up and store.status().caught_up and consumer.staleness() is None
+    finally:
+        consumer.stop()
+    assert consumer.worker.status().state == "stopped"
+    assert sum(store.customer(tenant, c, {})["events_total"] for c in customers) == len(events)

@@ -17,18 +17,29 @@ def healthz() -> dict:
 
 @router.get("/readyz")
 def readyz(state: StateDep, response: Response) -> dict:
-    """Ready when the batch manifest has been read (a version loaded, or none exists yet) and the
-    speed store has caught up with Kafka at least once."""
+    """Ready when the batch manifest has been read (a version loaded, or none exists yet), the speed
+    store has caught up with Kafka at least once and is not stale, and no supervised worker is down.
+    ``error`` says why not; ``workers`` has each worker's state, restarts and last crash."""
     speed = state.speed.status()
+    workers = [w.status() for w in state.workers]
+    stale = state.merger.stale() if state.merger.stale else None
     checks = {
         "batch_loaded": state.loader.loaded_once and state.loader.last_error is None,
         "batch_version": state.loader.current().version,
         "speed_caught_up": speed.caught_up,
         "speed_lag_ms": speed.lag_ms,
+        "speed_stale": stale,
+        "workers": {
+            w.name: {"state": w.state, "restarts": w.restarts, "last_error": w.last_error} for w in workers
+        },
     }
-    ready = checks["batch_loaded"] and checks["speed_caught_up"]
+    down = [w for w in workers if w.state not in ("new", "running")]  # new: driven by hand (tests)
+    reasons = [state.loader.last_error, stale] + [
+        f"worker {w.name} {w.state} (last error: {w.last_error})" for w in down
+    ]
+    ready = checks["batch_loaded"] and speed.caught_up and not stale and not down
     response.status_code = 200 if ready else 503
-    return {"ready": ready, **checks, "error": state.loader.last_error}
+    return {"ready": ready, **checks, "error": "; ".join(r for r in reasons if r) or None}
 
 
 @router.get("/v1/metrics", tags=["catalog"])
