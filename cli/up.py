@@ -2,7 +2,8 @@
 
 Broker (embedded unless configured) → topics → archiver (thread) → API with the embedded speed store
 (``lambdalytics serve`` subprocess) → periodic batch runs (``lambdalytics batch run`` subprocesses, so
-each Spark JVM comes and goes cleanly) → a live demo stream. Prints the demo tenants' keys, an embed
+each Spark JVM comes and goes cleanly) → a live demo stream. The archiver compacts the master and
+applies view retention every ``compact_interval_seconds`` (``batch.compaction``). Prints the demo tenants' keys, an embed
 token and the URLs; Ctrl-C (or ``--duration``) stops everything.
 
 The embedded broker keeps its log in memory, so its offsets restart at 0 with every start: a master
@@ -25,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lambdalytics.batch.archiver import Archiver
+from lambdalytics.batch.compaction import MaintenancePolicy
 from lambdalytics.batch.writer import read_manifest
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.runtime import running_broker
@@ -97,7 +99,8 @@ def run_up(
             api_host=settings.api_host,
             api_port=settings.api_port,
         )
-        archiver = Archiver(bootstrap, data_dir)
+        # compaction and retention run in the archiver's loop (the master's one writer), see batch.compaction
+        archiver = Archiver(bootstrap, data_dir, maintenance=MaintenancePolicy.from_settings(settings))
         threads.append(
             threading.Thread(target=archiver.run, kwargs={"stop_event": stop}, name="archiver", daemon=True)
         )
