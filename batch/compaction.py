@@ -121,16 +121,18 @@ def _compact(table: DeltaTable) -> int:
     return int(metrics["numFilesRemoved"])
 
 
-def _vacuum(table: DeltaTable, *, retention_hours: int, keep_versions: set[int]) -> int:
-    return len(
-        table.vacuum(
-            retention_hours=retention_hours,
-            dry_run=False,
-            enforce_retention_duration=False,
-            full=True,  # also files a crashed writer left unreferenced (older than the retention)
-            keep_versions=sorted(keep_versions),
-        )
+def _vacuum(table: DeltaTable, path: Path, *, retention_hours: int, keep_versions: set[int]) -> int:
+    """Delete what retention allows; returns how many data files left the disk (vacuum's own list
+    also names files an earlier vacuum already deleted: their tombstones stay in the log)."""
+    before = footprint(path).files
+    table.vacuum(
+        retention_hours=retention_hours,
+        dry_run=False,
+        enforce_retention_duration=False,
+        full=True,  # also files a crashed writer left unreferenced (older than the retention)
+        keep_versions=sorted(keep_versions),
     )
+    return before - footprint(path).files
 
 
 def maintain(
@@ -166,6 +168,7 @@ def maintain(
             if master is not None:
                 vacuumed = _vacuum(
                     master,
+                    path,
                     retention_hours=policy.retention_hours,
                     keep_versions={m.master_version for m in kept},
                 )
@@ -174,6 +177,7 @@ def maintain(
                 before = footprint(table)
                 n = _vacuum(
                     DeltaTable(str(table)),
+                    table,
                     retention_hours=0,
                     keep_versions={m.views[table.name] for m in kept if table.name in m.views},
                 )
@@ -182,7 +186,7 @@ def maintain(
             if DeltaTable.is_deltatable(str(manifest)):
                 before, log_table = footprint(manifest), DeltaTable(str(manifest))
                 n_compacted = _compact(log_table)
-                n = _vacuum(log_table, retention_hours=policy.retention_hours, keep_versions=set())
+                n = _vacuum(log_table, manifest, retention_hours=policy.retention_hours, keep_versions=set())
                 repoint(data_dir)
                 done(TableReport(f"views/{MANIFEST}", before, footprint(manifest), n_compacted, n))
     except BatchBusyError as exc:
