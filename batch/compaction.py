@@ -68,7 +68,7 @@ class MaintenancePolicy:
 
     interval_seconds: float = 3600.0
     keep: int = 4
-    retention_hours: int = 24
+    retention_hours: int = 1
 
     def __post_init__(self) -> None:
         if self.keep < 2:

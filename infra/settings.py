@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         4, ge=2, description="Newest batch view versions whose files retention keeps (>= 2, for rollback)."
     )
     vacuum_retention_hours: int = Field(
-        24,
+        1,
         ge=0,
         description="Master and manifest files replaced by compaction stay this long for readers outside "
         "the batch lock (ad-hoc queries, time travel); kept view versions' master snapshots stay always.",

@@ -38,26 +38,17 @@ from lambdalytics.batch.writer import (
     views_dir,
 )
 from lambdalytics.infra.settings import Settings
+from tests.batch.test_archiver import T0
+from tests.batch.test_archiver import _row as _archived_row
 
 pytestmark = pytest.mark.unit
 
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TP = ("events.behavioral", 0)
 
 
 def _row(offset: int) -> dict:
-    return {
-        "event_id": f"e{offset}",
-        "tenant_id": f"t{offset % 3}",
-        "customer_id": f"c{offset % 5}",
-        "event_type": "page_view",
-        "event_time": T0 + offset * 60_000,  # crosses event_date partitions after a day of offsets
-        "topic": TP[0],
-        "partition": TP[1],
-        "offset": offset,
-        "broker_time": T0 + offset,
-        "raw": b"{}",
-    }
+    """An archived row; event times cross event_date partitions after a day of offsets."""
+    return {**_archived_row(f"t{offset % 3}", offset, T0 + offset * 60_000), "customer_id": f"c{offset % 5}"}
 
 
 def _archiver(data_dir: Path) -> Archiver:
