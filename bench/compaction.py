@@ -1,7 +1,7 @@
 """Compaction and retention benchmark: disk used and files per table after a day at the demo rate,
 before and after ``batch.compaction.maintain``, and the cost of reading the newest manifest.
 
-    python bench/compaction.py [--batch-seconds 20] [--hours 24]
+    python bench/compaction.py [--batch-seconds 60] [--hours 24]
 
 A day of ``lambdalytics up`` at its defaults: the demo stream (``--rate 20`` stories/s, ~73 events/s),
 archiver micro-batches, and a batch view version every 5 minutes (288 a day). What is simulated, and how:
@@ -11,8 +11,9 @@ archiver micro-batches, and a batch view version every 5 minutes (288 a day). Wh
 - **Micro-batches**: committed through the archiver's commit function (``master.append_batch``), one
   commit per ``--batch-seconds`` of stream. The archiver closes a batch 2 s after its first record; one
   Delta commit costs 20-80 ms on this box, so 43,200 of them would take most of an hour: the default is
-  one commit per 20 s (4,320 a day), and the report scales the measured files per commit to 2-s batches.
-- **View versions**: published through the real ``ViewWriter`` (nine view tables + ``_manifest``), with
+  one commit per 60 s (1,440 a day beside the 288 view versions, near 10 minutes on this box), and the
+  report scales the measured files per commit to 2-s batches.
+- **View versions**: published through the real ``ViewWriter`` (the eight view tables + ``_manifest``), with
   small synthetic tables whose row counts follow the customers and hours seen so far — not Spark runs,
   so view bytes are indicative; the file counts and the versions kept are what this measures.
 - **After**: one ``maintain`` with ``retention_hours=0``, i.e. as it stands once the retention period
@@ -97,7 +98,7 @@ def _with_offsets(rows: pa.Table, next_offset: dict[tuple[str, int], int]) -> pa
 
 
 def _views(customers: int, hours: int) -> dict[str, pa.Table]:
-    """Synthetic stand-ins of the nine view tables, sized by customers and hours seen so far."""
+    """Synthetic stand-ins of the eight view tables, sized by customers and hours seen so far."""
     ids = pa.array([f"c{i:05d}" for i in range(customers)])
     tenants = pa.array([f"demo-{i % 3}" for i in range(customers)])
     per_customer = pa.table({"tenant_id": tenants, "customer_id": ids, "value": pa.array(range(customers))})
@@ -218,7 +219,7 @@ def simulate(data_dir: Path, hours: int, batch_seconds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=24)
-    parser.add_argument("--batch-seconds", type=int, default=20, help="stream seconds per micro-batch")
+    parser.add_argument("--batch-seconds", type=int, default=60, help="stream seconds per micro-batch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         r = simulate(Path(tmp), args.hours, args.batch_seconds)
