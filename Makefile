@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/speed.py $(SPEED_EVENTS)
 	$(BIN)/python bench/batch.py $(BENCH_EVENTS)
+	$(BIN)/python bench/compaction.py
 	$(BIN)/python bench/freshness.py
 	$(BIN)/python bench/serving.py $(BENCH_CUSTOMERS)
 

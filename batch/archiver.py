@@ -48,6 +48,11 @@ Operations
 - SIGTERM / ``stop_event``: the current batch is finished and committed, then the process exits 0.
 - Only one archiver per master table: a commit that loses to another archiver's commit raises
   :class:`~lambdalytics.batch.master.ConcurrentArchiverError`.
+- Maintenance: with a :class:`~lambdalytics.batch.compaction.MaintenancePolicy` (``python -m`` and
+  ``up`` pass the settings' one), every ``interval_seconds`` the archiver compacts the master between
+  two micro-batches — as the master's one writer, so compaction never races its appends — and applies
+  retention under the batch lock (see :mod:`lambdalytics.batch.compaction`). A failed maintenance is
+  logged and retried at the next interval; it never stops archiving.
 - A partition whose log went *backwards* (a broker that lost its data, e.g. the in-memory embedded
   broker after a restart) raises :class:`OffsetRegressionError` instead of writing records whose
   (topic, partition, offset) is already taken in the master dataset. Caveat: this needs the broker to
@@ -86,6 +91,7 @@ from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS
 from lambdalytics.schemas.views import Watermark
 
+from .compaction import MaintenancePolicy, describe, maintain
 from .master import (
     APP_ID,
     BATCH_SEQ_KEY,
@@ -209,11 +215,14 @@ class Archiver:
         max_event_bytes: int | None = None,
         partition_refresh_seconds: float = 30.0,
         kafka_commit_timeout_s: float = 2.0,
+        maintenance: MaintenancePolicy | None = None,
     ):
         if max_batch_records < 1 or max_batch_seconds <= 0:
             raise ValueError("max_batch_records must be >= 1 and max_batch_seconds > 0")
         self.bootstrap = bootstrap
+        self.data_dir = Path(data_dir)
         self.path = master_path(data_dir)
+        self.maintenance = maintenance
         self.max_batch_records = max_batch_records
         self.max_batch_seconds = max_batch_seconds
         self.topics = topics
@@ -233,6 +242,7 @@ class Archiver:
         self._last_refresh = float("-inf")
         self._backoff = 0.5
         self._last_probe = time.monotonic()
+        self._last_maintenance = time.monotonic()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -277,6 +287,7 @@ class Archiver:
             idle_since = time.monotonic()
             while not self._stopping(stop_event):
                 consumed = self._run_batch(stop_event)
+                self._maybe_maintain()
                 now = time.monotonic()
                 if consumed:
                     idle_since = now
@@ -480,6 +491,33 @@ class Archiver:
         )
         return consumed
 
+    def _maybe_maintain(self) -> None:
+        """Between micro-batches, when due: compaction and retention (see the module docstring)."""
+        policy = self.maintenance
+        if policy is None or self._table is None:
+            return
+        if time.monotonic() - self._last_maintenance < policy.interval_seconds:
+            return
+        try:
+            result = maintain(self.data_dir, policy, master=self._table)
+        except Exception as exc:  # noqa: BLE001 - maintenance must never stop archiving
+            log.warning("maintenance failed, retrying in %.0fs: %s", policy.interval_seconds, exc)
+            self._table = DeltaTable(str(self.path))
+        else:
+            for report in result.reports:
+                log.info("maintenance: %s", describe(report))
+            if result.skipped:
+                log.info("maintenance: retention skipped (%s)", result.skipped)
+        finally:
+            self._last_maintenance = time.monotonic()
+        # the maintenance commits moved the writer's snapshot forward over whatever else was committed;
+        # an archiver batch among those is another archiver, which the next append would no longer see
+        if (self._table.transaction_version(APP_ID) or 0) != self._batch_seq:
+            raise ConcurrentArchiverError(
+                f"another archiver committed to {self.path} (batch {self._table.transaction_version(APP_ID)}, "
+                f"this one is at {self._batch_seq}); only one may run"
+            )
+
     def _check_position(self, key: tuple[str, int], offset: int, advanced: Watermark) -> None:
         expected = advanced.get(key, self._offsets.get(key))
         if expected is not None and offset < expected:
@@ -557,8 +595,9 @@ def _archiver(
         bootstrap = find_bootstrap(settings)
         data_dir = data_dir if data_dir is not None else settings.data_dir
         max_event_bytes = settings.max_event_bytes
+        maintenance: MaintenancePolicy | None = MaintenancePolicy.from_settings(settings)
     else:
-        bootstrap, max_event_bytes = settings, None  # the environment's limit
+        bootstrap, max_event_bytes, maintenance = settings, None, None  # the environment's limit
     if data_dir is None:
         raise ValueError("data_dir is required when settings is a bootstrap string")
     return Archiver(
@@ -567,6 +606,7 @@ def _archiver(
         max_batch_records=max_batch_records,
         max_batch_seconds=max_batch_seconds,
         max_event_bytes=max_event_bytes,
+        maintenance=maintenance,
     )
 
 

@@ -10,7 +10,6 @@ speed store keeps aggregates per offset block and drops whole blocks below W, wi
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +38,7 @@ from . import master
 from .spark import spark_session
 from .tenant_views import cohort_views, rfm_thresholds
 from .views import build_views, dedup_events
-from .writer import Manifest, ViewWriter, read_manifest
+from .writer import BatchBusyError, Manifest, ViewWriter, exclusive, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +49,6 @@ class BackfillError(RuntimeError):
     pass
 
 
-class BatchBusyError(RuntimeError):
-    """Another batch run or backfill holds this data dir's lock (one writer of the views at a time)."""
-
-
-@contextmanager
-def exclusive(data_dir: Path) -> Iterator[None]:
-    """An OS file lock: two runs publishing at once could both claim the next batch version."""
-    path = Path(data_dir) / "run" / "batch.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BatchBusyError(f"another batch run is in progress ({path})") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -35,8 +35,11 @@ micro-batch into thousands of tiny files (the small-files problem; listing and o
 dominate every scan). Tenant pruning comes from Parquet/Delta per-file min/max statistics instead:
 each batch is sorted by ``(tenant_id, customer_id)`` before it is written, so a file's
 ``tenant_id`` range is narrow and readers skip files whose range excludes the tenant. Periodic
-compaction (``DeltaTable.optimize.z_order(["tenant_id", "customer_id"])``) keeps that true as files
-merge; it is a non-archiver commit and does not disturb the progress (read from the ``txn`` state).
+compaction (``batch.compaction``: ``optimize.compact``, scheduled in the archiver's loop) bin-packs the
+small files of each ``event_date``; it is a non-archiver commit (no ``txn``, no offsets) and does not
+disturb the progress (read from the ``txn`` state). Bin-packing concatenates sorted runs, so a compacted
+file's tenant range widens; ``optimize.z_order(["tenant_id", "customer_id"])`` would restore narrow
+ranges at the cost of rewriting whole partitions, which the demo volumes do not need.
 
 Timestamps are ``timestamp(ms, tz=UTC)`` in Arrow, which Delta stores as its ``timestamp`` type
 (microseconds, UTC; read back as ``timestamp[us, tz=UTC]``). Timezone-naive timestamps would become

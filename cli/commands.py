@@ -326,6 +326,35 @@ def batch_backfill(
     console.print(f"batch version [bold]{manifest.batch_version}[/] ({manifest.kind})")
 
 
+@batch_app.command("compact")
+def batch_compact(
+    keep: Annotated[
+        int | None,
+        typer.Option(min=2, help="View versions to keep (default LAMBDALYTICS_VIEW_VERSIONS_KEPT)."),
+    ] = None,
+) -> None:
+    """Compact the master now and vacuum what retention allows (the archiver also does it on a schedule)."""
+    from lambdalytics.batch.compaction import MaintenancePolicy, describe, maintain
+
+    settings = get_settings()
+    policy = MaintenancePolicy.from_settings(settings)
+    if keep is not None:
+        policy = MaintenancePolicy(
+            interval_seconds=policy.interval_seconds, keep=keep, retention_hours=policy.retention_hours
+        )
+    with console.status("compacting the master dataset…") as status:
+
+        def progress(report) -> None:
+            console.print(describe(report))
+            status.update("vacuuming old view versions…")
+
+        result = maintain(settings.data_dir, policy, on_table=progress)
+    if result.skipped:
+        console.print(f"[yellow]retention skipped:[/] {result.skipped}; compaction done, run again later")
+        raise typer.Exit(3)
+    console.print(f"done in {result.seconds:,.1f}s, newest {policy.keep} view versions kept")
+
+
 @schemas_app.command("export")
 def schemas_export(
     out: Annotated[Path, typer.Option(help="Folder for <family>.schema.json.")] = SCHEMA_DIR,

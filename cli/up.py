@@ -2,11 +2,13 @@
 
 Broker (embedded unless configured) → topics → archiver (thread) → API with the embedded speed store
 (``lambdalytics serve`` subprocess) → periodic batch runs (``lambdalytics batch run`` subprocesses, so
-each Spark JVM comes and goes cleanly) → a live demo stream. Prints the demo tenants' keys, an embed
-token and the URLs. Every part runs as a supervised worker (``infra.supervisor``: a crash is logged,
-counted in the status line and restarted with backoff). Ctrl-C, SIGTERM or ``--duration`` stops
-everything in order — demo, API, batch loop, archiver (its current batch committed), broker — within
-10 s; the children run in their own process groups so a terminal's Ctrl-C reaches only ``up``.
+each Spark JVM comes and goes cleanly) → a live demo stream. The archiver compacts the master and
+applies view retention every ``compact_interval_seconds`` (``batch.compaction``). Prints the demo
+tenants' keys, an embed token and the URLs. Every part runs as a supervised worker
+(``infra.supervisor``: a crash is logged, counted in the status line and restarted with backoff).
+Ctrl-C, SIGTERM or ``--duration`` stops everything in order — demo, API, batch loop, archiver (its
+current batch committed), broker — within 10 s; the children run in their own process groups so a
+terminal's Ctrl-C reaches only ``up``.
 
 The embedded broker keeps its log in memory, so its offsets restart at 0 with every start: a master
 dataset from an earlier run would claim offsets the new log has not reached. With the embedded broker,
@@ -32,6 +34,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lambdalytics.batch.archiver import Archiver
+from lambdalytics.batch.compaction import MaintenancePolicy
 from lambdalytics.batch.writer import read_manifest
 from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
@@ -168,7 +171,7 @@ def run_up(
         )
         creds = Credentials.open(settings)  # the same the API process opens: they live in DATA_DIR/run
         keys = {t: creds.registry.create(t, t) or creds.registry.rotate(t) for t in TENANTS} if demo else {}
-        archiver = Archiver(bootstrap, data_dir)
+        archiver = Archiver(bootstrap, data_dir, maintenance=MaintenancePolicy.from_settings(settings))  # compacts the master
         workers = {"archiver": Supervised("archiver", lambda s: archiver.run(stop_event=s))}
         workers["api"] = Supervised("api", functools.partial(_serve_api, env, run_dir / "api.log"))
         workers["batch"] = Supervised(

@@ -67,6 +67,21 @@ class Settings(BaseSettings):
         ge=1,
         description="Batch cuts fall on multiples of this offset per partition (speed drops blocks).",
     )
+    compact_interval_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="The archiver compacts the master and applies retention this often (between "
+        "micro-batches); `lambdalytics batch compact` does it now.",
+    )
+    view_versions_kept: int = Field(
+        4, ge=2, description="Newest batch view versions whose files retention keeps (>= 2, for rollback)."
+    )
+    vacuum_retention_hours: int = Field(
+        1,
+        ge=0,
+        description="Master and manifest files replaced by compaction stay this long for readers outside "
+        "the batch lock (ad-hoc queries, time travel); kept view versions' master snapshots stay always.",
+    )
     spark_master: str = Field(
         "local[*]", description="Any Spark master URL: local[*], spark://host:7077, ..."
     )

@@ -3,7 +3,10 @@
 Polls the Delta ``_manifest``; a new version is loaded fully into a fresh :class:`BatchIndex` off the
 request path, then swapped in with one reference assignment (atomic for readers), and only *then* the
 speed store is told (``SpeedStore.on_batch_published``): the embedded store drops the blocks the new W
-covers, Pinot has nothing to do. Requests that raced the swap retry once in ``serving.merge``.
+covers, Pinot has nothing to do. Requests that raced the swap retry once in ``serving.merge``. The poll
+reads the manifest pointer (O(1), ``batch.writer.read_manifest``). A version that cannot be loaded — its
+files vacuumed by retention while it loaded — leaves the loaded version serving and sets
+``last_error``; the next poll loads the newer one.
 """
 
 from __future__ import annotations
@@ -59,7 +62,12 @@ class BatchLoader:
         if manifest is None or manifest.batch_version <= self.index.version:  # never backwards
             return False
         started = time.monotonic()
-        fresh = BatchIndex.load(self.data_dir, manifest)
+        try:
+            fresh = BatchIndex.load(self.data_dir, manifest)
+        except Exception as exc:  # e.g. retention vacuumed the version mid-load: keep the loaded one
+            self.last_error = f"batch version {manifest.batch_version} unreadable: {exc}"
+            log.warning("%s; keeping version %d", self.last_error, self.index.version)
+            return False
         self.index = fresh  # the swap: one reference assignment
         self.speed.on_batch_published(manifest.watermark)  # after the swap; a read racing it retries once
         log.info(

@@ -133,3 +133,42 @@ def test_broker_address_is_found_by_other_commands(tmp_path):
         proc.wait(10)
     assert proc.returncode == 143
     assert not (tmp_path / "run" / "broker.json").exists()  # SIGTERM unwinds and cleans up
+
+
+@pytest.mark.unit
+def test_batch_compact_compacts_and_vacuums_by_hand_and_refuses_one_version(tmp_path):
+    import pyarrow as pa
+
+    from lambdalytics.batch.master import append_batch, master_path, rows_to_table
+    from lambdalytics.batch.writer import ViewWriter, read_manifest
+
+    for seq in range(1, 6):
+        row = {
+            "event_id": f"e{seq}",
+            "tenant_id": "t",
+            "customer_id": "c",
+            "event_type": "page_view",
+            "event_time": 1_767_225_600_000,
+            "topic": "events.behavioral",
+            "partition": 0,
+            "offset": seq - 1,
+            "broker_time": 1_767_225_600_000,
+            "raw": b"{}",
+        }
+        append_batch(master_path(tmp_path), rows_to_table([row]), {("events.behavioral", 0): seq}, seq)
+        view = ViewWriter(tmp_path)
+        view.write("v", pa.table({"n": [seq]}))
+        view.publish(
+            previous=read_manifest(tmp_path),
+            watermark={},
+            watermark_time=None,
+            master_version=seq - 1,
+            events=seq,
+        )
+    env = {"LAMBDALYTICS_DATA_DIR": str(tmp_path), "LAMBDALYTICS_VACUUM_RETENTION_HOURS": "0"}
+    refused = cli("batch", "compact", "--keep", "1", env=env)
+    assert refused.returncode == 2 and "greater than or equal to 2" in refused.stderr
+    done = cli("batch", "compact", "--keep", "2", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "master: 5 → " in done.stderr and "views/v: 5 → 2 files" in done.stderr
+    assert "newest 2 view versions kept" in done.stderr

@@ -93,3 +93,49 @@ def test_a_load_that_raises_is_restarted_by_the_supervisor_and_the_version_arriv
     finally:
         loader.stop()
     assert loader.worker.status().state == "stopped"
+
+
+def test_a_version_vacuumed_while_held_or_loading_never_crashes_the_api(monkeypatch, tmp_path):
+    """Retention removes a version's files: the loaded (in-memory) one keeps serving, a load that lost
+    the race fails into ``last_error`` and the next poll takes the newest version."""
+    import pyarrow as pa
+
+    from lambdalytics.batch.compaction import MaintenancePolicy, maintain
+    from lambdalytics.batch.writer import ViewWriter, read_manifest
+
+    def publish(i: int):
+        view = ViewWriter(tmp_path)
+        view.write("v", pa.table({"n": [i]}))
+        return view.publish(
+            previous=read_manifest(tmp_path),
+            watermark={("t", 0): i},
+            watermark_time=None,
+            master_version=0,
+            events=i,
+        )
+
+    def load(data_dir, manifest):  # a real Delta read of the version's files, like BatchIndex.load
+        index = BatchIndex.empty()
+        index.manifest = manifest
+        index.rows = manifest.table(data_dir, "v").to_pyarrow_table().to_pylist()
+        return index
+
+    monkeypatch.setattr(BatchIndex, "load", staticmethod(load))
+    v1 = publish(1)
+    loader = BatchLoader(tmp_path, EmbeddedSpeedStore(block_size=1))
+    assert loader.refresh() and loader.current().version == 1
+    publish(2), publish(3)
+    maintain(tmp_path, MaintenancePolicy(keep=2, retention_hours=0))
+    with pytest.raises(FileNotFoundError):
+        v1.table(tmp_path, "v").to_pyarrow_table()
+    assert loader.current().version == 1 and loader.current().rows == [{"n": 1}]  # held: still served
+
+    # a loader that read the manifest of v1 just before retention removed it
+    late = BatchLoader(tmp_path, EmbeddedSpeedStore(block_size=1))
+    monkeypatch.setattr(loader_module, "read_manifest", lambda data_dir: v1)
+    late.start()  # no exception out of start-up: the API comes up
+    late.stop()
+    assert late.current().version == 0 and "batch version 1 unreadable" in (late.last_error or "")
+    monkeypatch.setattr(loader_module, "read_manifest", read_manifest)
+    assert late.refresh() and late.current().version == 3 and late.last_error is None
+    assert late.current().rows == [{"n": 3}]
