@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     spark_master: str = Field(
         "local[*]", description="Any Spark master URL: local[*], spark://host:7077, ..."
     )
+    spark_driver_host: str = Field(
+        "127.0.0.1",
+        description="Address the driver binds and gives executors; on a multi-host cluster one the "
+        "workers can reach.",
+    )
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = Field(16, ge=1)
     spark_conf: str | None = Field(None, description="Extra Spark properties: 'key=value;key=value'.")
