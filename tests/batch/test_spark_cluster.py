@@ -187,3 +187,14 @@ def test_batch_run_on_a_standalone_cluster_equals_local(cluster, spark, tmp_path
         have = got.table(on_cluster, name).to_pyarrow_table()
         assert have.schema == want.schema, name
         assert have.num_rows > 0 and _canonical(have) == _canonical(want), name
+
+
+def test_a_live_session_on_another_master_is_refused(spark):
+    """getOrCreate would hand back the local session: a cluster run must fail instead of going local."""
+    from lambdalytics.batch.spark import build_session
+
+    # the fixture's own options, so the shared session's SQL settings stay as they are
+    other = Settings(spark_master="local[1]", spark_shuffle_partitions=4, spark_driver_memory="2g")
+    with pytest.raises(RuntimeError, match="already running"):
+        build_session(other)
+    assert spark.sparkContext.master == "local[*]"
