@@ -26,7 +26,7 @@ import typer
 from lambdalytics.cli.commands import SCHEMA_DIR, app
 from lambdalytics.infra.broker import free_port
 
-from ..speed.test_pinot_parity import Controller
+from ..speed.test_pinot import Controller
 from .sources.test_olist import write_fixture
 from .sources.test_online_retail import ROWS, write_csv
 
