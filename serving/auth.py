@@ -205,6 +205,8 @@ def resolve(
     if not header or not header.startswith("Bearer "):
         raise AuthError(401, "missing bearer token")
     token = header[7:].strip()
+    if not token:
+        raise AuthError(401, "missing bearer token")
     if hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal("admin")
     if token.startswith(KEY_PREFIX):

@@ -15,6 +15,8 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
 T0 = 1_767_225_600_000
 
@@ -43,8 +45,8 @@ def api(tmp_path):
                 offset += 1
     settings = Settings(
         data_dir=tmp_path,
-        admin_token="admin-secret",
-        token_secret="s" * 32,
+        admin_token=ADMIN_TOKEN,
+        token_secret=TOKEN_SECRET,
         rate_limit_per_s=1000,
         rate_limit_burst=1000,
     )
@@ -56,7 +58,7 @@ def api(tmp_path):
         r = client.post(
             "/v1/admin/tenants",
             json={"tenant_id": tenant, "name": tenant},
-            headers={"Authorization": "Bearer admin-secret"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
         assert r.status_code == 201
         keys[tenant] = r.json()["api_key"]
@@ -192,19 +194,19 @@ def test_admin_routes_need_the_admin_token_and_keys_rotate(api):
         == 403
     )
     assert client.post("/v1/admin/batch-runs", headers=bearer(keys["alpha"])).status_code == 403
-    r = client.post("/v1/admin/tenants/alpha/rotate-key", headers=bearer("admin-secret"))
+    r = client.post("/v1/admin/tenants/alpha/rotate-key", headers=bearer(ADMIN_TOKEN))
     assert r.status_code == 200
     assert client.get("/v1/customers/c1/profile", headers=bearer(keys["alpha"])).status_code == 401
     assert client.get("/v1/customers/c1/profile", headers=bearer(r.json()["api_key"])).status_code == 200
     assert (
         client.post(
-            "/v1/admin/tenants", json={"tenant_id": "alpha", "name": "again"}, headers=bearer("admin-secret")
+            "/v1/admin/tenants", json={"tenant_id": "alpha", "name": "again"}, headers=bearer(ADMIN_TOKEN)
         ).status_code
         == 409
     )
     assert (
         client.post(
-            "/v1/admin/tenants", json={"tenant_id": "bad id!", "name": "x"}, headers=bearer("admin-secret")
+            "/v1/admin/tenants", json={"tenant_id": "bad id!", "name": "x"}, headers=bearer(ADMIN_TOKEN)
         ).status_code
         == 422
     )

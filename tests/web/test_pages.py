@@ -17,8 +17,10 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
-ADMIN = {"Authorization": "Bearer adm"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def app(tmp_path, monkeypatch):
     (dist / "app.css").write_text("body{}")
     (dist / "widget.js").write_text("(()=>{})()")
     monkeypatch.setattr(web, "DIST", dist)
-    settings = Settings(data_dir=tmp_path / "data", admin_token="adm", token_secret="s" * 32)
+    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET)
     state = ServingState(settings, EmbeddedSpeedStore(block_size=10))
     client = TestClient(create_app(state), follow_redirects=False)
     key = state.credentials.registry.create("acme", "Acme")
