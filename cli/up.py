@@ -169,7 +169,8 @@ def _print_welcome(url: str, creds: Credentials, keys: dict[str, str | None], da
     }
     lines.update({f"{tenant} key": key or "" for tenant, key in keys.items()})
     if keys:
-        token, _ = creds.signer.issue("demo-food", "food-c00000", 86_400)
+        generation = creds.registry.generation("demo-food") or 0  # the key just made or rotated
+        token, _ = creds.signer.issue("demo-food", "food-c00000", 86_400, generation=generation)
         lines["embed token (demo-food, food-c00000)"] = token
         lines["widget"] = f"{url}/embed/customer-card?token={token}"
         lines["try"] = (

@@ -290,3 +290,76 @@ def test_speed_side_that_cannot_cover_the_watermark_fails_closed(api):
     state.speed.drop_below({("events.transaction", 0): 10})  # newer than what serving's index (W = 0) covers
     r = client.get("/v1/customers/c1/profile", headers=bearer(keys["alpha"]))
     assert r.status_code == 503 and "watermark" in r.json()["detail"] and r.headers["Retry-After"] == "1"
+
+
+def test_rotating_a_key_revokes_the_tokens_it_minted(api):
+    client, keys, state = api
+    old = bearer(keys["alpha"])
+    embed = client.post("/v1/embed-tokens", json={"customer_id": "c1"}, headers=old).json()["token"]
+    dash = client.post("/v1/dashboard-tokens", json={}, headers=old).json()["token"]
+    beta_embed = client.post("/v1/embed-tokens", json={"customer_id": "c1"}, headers=bearer(keys["beta"]))
+    for token in (embed, dash):
+        assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 200
+    new_key = client.post("/v1/admin/tenants/alpha/rotate-key", headers=bearer(ADMIN_TOKEN)).json()["api_key"]
+    for token in (embed, dash):
+        r = client.get("/v1/customers/c1/profile", headers=bearer(token))
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    # what the new key mints works, and the other tenant's tokens are untouched
+    fresh = client.post("/v1/embed-tokens", json={"customer_id": "c1"}, headers=bearer(new_key)).json()[
+        "token"
+    ]
+    assert client.get("/v1/customers/c1/profile", headers=bearer(fresh)).status_code == 200
+    token = beta_embed.json()["token"]
+    assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 200
+    # a token claiming no generation, or another one, is refused even with a valid signature
+    for claims in ({}, {"g": None}, {"g": 99}, {"g": True}):
+        forged = jwt.encode(
+            {"k": "embed", "t": "alpha", "c": "c1", "exp": int(time.time()) + 60, **claims},
+            TOKEN_SECRET,
+            "HS256",
+        )
+        assert client.get("/v1/customers/c1/profile", headers=bearer(forged)).status_code == 401, claims
+
+
+def test_other_workers_honour_a_rotation_within_the_key_cache_time(api, monkeypatch):
+    """Another worker (its own registry over the same file) trusts its cache for CACHE_SECONDS (1 s):
+    that is the bound on how long a revoked token, or the old key, still works there."""
+    _, keys, state = api
+    from lambdalytics.serving import auth
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    other = auth.TenantRegistry(state.settings.data_dir / "run" / "tenants.sqlite")
+    signer = state.credentials.signer
+    token, _ = signer.issue("alpha", "c1", 600, generation=other.lookup(keys["alpha"])[1])
+    assert auth.verify_token(token, registry=other, signer=signer).customer_id == "c1"
+    state.credentials.registry.rotate("alpha")  # in this worker
+    clock[0] += auth.TenantRegistry.CACHE_SECONDS / 2
+    assert other.tenant_of(keys["alpha"]) == "alpha"  # still cached there
+    assert auth.verify_token(token, registry=other, signer=signer).customer_id == "c1"
+    clock[0] += auth.TenantRegistry.CACHE_SECONDS
+    assert other.tenant_of(keys["alpha"]) is None
+    with pytest.raises(auth.AuthError, match="revoked"):
+        auth.verify_token(token, registry=other, signer=signer)
+    other.close()
+
+
+def test_a_registry_from_before_generations_is_migrated(tmp_path):
+    import sqlite3
+
+    from lambdalytics.serving.auth import TenantRegistry, _hash
+
+    path = tmp_path / "tenants.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "key_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO tenants VALUES ('old', 'Old', ?, 0)", (_hash("llk_old"),))
+    db.commit()
+    db.close()
+    registry = TenantRegistry(path)
+    assert registry.lookup("llk_old") == ("old", 1) and registry.generation("old") == 1
+    registry.rotate("old")
+    assert registry.generation("old") == 2
+    registry.close()

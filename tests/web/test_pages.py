@@ -101,6 +101,18 @@ def test_embed_pages_classify_tokens_and_never_echo_them(app):
     assert client.get(f"/embed/nope?token={ok}").status_code == 404
 
 
+def test_an_embed_page_with_a_token_of_a_rotated_key_says_invalid(app):
+    client, state, key, _ = app
+    minted = client.post(
+        "/v1/embed-tokens", json={"customer_id": "c1"}, headers={"Authorization": f"Bearer {key}"}
+    ).json()["token"]
+    assert config_of(client.get(f"/embed/customer-card?token={minted}").text)["token_state"] == "ok"
+    state.credentials.registry.rotate("acme")
+    assert config_of(client.get(f"/embed/customer-card?token={minted}").text)["token_state"] == "invalid"
+    expired, _ = state.credentials.signer.issue("acme", "c1", 60, now=time.time() - 3600)  # generation 1
+    assert config_of(client.get(f"/embed/customer-card?token={expired}").text)["token_state"] == "invalid"
+
+
 def test_the_theme_style_carries_the_csp_nonce_and_config_cannot_break_out(app):
     client, state, _, _ = app
     refused = client.put(

@@ -86,6 +86,7 @@ def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
         who.tenant_id,
         body.customer_id,
         body.ttl_seconds,
+        generation=who.generation,  # a rotation of this key revokes the token
         campaigns=tuple(body.campaign_ids),
         cohorts=body.cohorts,
     )
@@ -95,5 +96,7 @@ def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
 @router.post("/dashboard-tokens", status_code=201)
 def dashboard_token(body: NewDashboardToken, who: TenantDep, state: StateDep) -> dict:
     """A read-only token for the tenant dashboard (``/dashboard#token=...``): the key stays server-side."""
-    token, exp = state.credentials.signer.issue_dashboard(who.tenant_id, body.ttl_seconds)
+    token, exp = state.credentials.signer.issue_dashboard(
+        who.tenant_id, body.ttl_seconds, generation=who.generation
+    )
     return {"token": token, "expires_at": iso(exp * 1000)}

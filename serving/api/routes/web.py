@@ -20,6 +20,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -30,7 +31,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
-from ...auth import KEY_PREFIX, AuthError, Principal
+from ...auth import KEY_PREFIX, AuthError, Principal, verify_token
 from ...branding import Branding, content_security_policy, style_block
 from .branding import branding_store
 
@@ -176,13 +177,17 @@ def _embed_token(request: Request, token: str | None) -> tuple[str, Principal | 
         return "missing", None
     if token.startswith(KEY_PREFIX) or len(token) > 4096:
         return "invalid", None
-    signer = request.app.state.serving.credentials.signer
+    credentials = request.app.state.serving.credentials
+    check = partial(verify_token, token, registry=credentials.registry, signer=credentials.signer)
     try:
-        who, state = signer.verify(token), "ok"
+        who, state = check(), "ok"
     except AuthError as exc:
         if exc.message != "token expired":
+            return "invalid", None  # a revoked token included: its key was rotated
+        try:
+            who, state = check(allow_expired=True), "expired"  # only to pick the headers
+        except AuthError:
             return "invalid", None
-        who, state = signer.verify(token, allow_expired=True), "expired"  # only to pick the headers
     return (state, who) if who.kind == "embed" else ("invalid", None)
 
 
@@ -312,12 +317,11 @@ async def login(request: Request) -> Response:
     fields = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=4) if len(raw) <= 4096 else {}
     key = (fields.get("key") or [""])[0].strip()
     state = request.app.state.serving
-    tenant = (
-        state.credentials.registry.tenant_of(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
-    )
-    if tenant is None:
+    found = state.credentials.registry.lookup(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
+    if found is None:
         return RedirectResponse("/dashboard?login=failed", 303, headers=no_store)
-    token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S)
+    tenant, generation = found
+    token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S, generation=generation)
     return RedirectResponse(f"/dashboard?tenant={quote(tenant)}#token={token}", 303, headers=no_store)
 
 
