@@ -56,6 +56,7 @@ class Principal:
     campaigns: frozenset[str] = frozenset()
     cohorts: bool = False
     generation: int = 0  # of the tenant key that is, or minted, this credential
+    credential: str = ""  # which credential this is (its rate-limit bucket): a key's hash, a token's jti
 
     def can_read_customer(self, customer_id: str) -> bool:
         return self.kind in READERS or (self.kind == "embed" and self.customer_id == customer_id)
@@ -209,7 +210,8 @@ class TokenSigner:
 
     def _sign(self, claims: dict, ttl_seconds: int, now: float | None) -> tuple[str, int]:
         exp = int((now or time.time()) + ttl_seconds)
-        return jwt.encode({**claims, "exp": exp}, self._secret, "HS256"), exp
+        jti = secrets.token_urlsafe(12)  # the token's identity: re-encodings of it share one bucket
+        return jwt.encode({**claims, "jti": jti, "exp": exp}, self._secret, "HS256"), exp
 
     def verify(self, token: str, *, allow_expired: bool = False) -> Principal:
         """The token's claims, signature and expiry checked (not its generation: :func:`verify_token`).
@@ -230,26 +232,27 @@ class TokenSigner:
                 token,
                 self._secret,
                 algorithms=["HS256"],
-                options={"require": ["exp", "g"], "verify_exp": not allow_expired},
+                options={"require": ["exp", "g", "jti"], "verify_exp": not allow_expired},
             )
         except jwt.ExpiredSignatureError:
             raise AuthError(401, "token expired") from None
         except jwt.InvalidTokenError:
             raise AuthError(401, "invalid token") from None
         tenant, customer, campaigns = claims.get("t"), claims.get("c"), claims.get("cp", [])
-        generation = claims["g"]
+        generation, jti = claims["g"], claims["jti"]
         if (
             not isinstance(tenant, str)
+            or not isinstance(jti, str)
             or not (customer is None or isinstance(customer, str))
             or not (isinstance(campaigns, list) and all(isinstance(c, str) for c in campaigns))
             or type(generation) is not int
         ):
             raise AuthError(401, "invalid token")
         if claims.get("k") == "dash":
-            return Principal("dashboard", tenant, generation=generation), claims["exp"]
+            return Principal("dashboard", tenant, generation=generation, credential=jti), claims["exp"]
         if claims.get("k") == "embed":
             return Principal(
-                "embed", tenant, customer, frozenset(campaigns), claims.get("co") is True, generation
+                "embed", tenant, customer, frozenset(campaigns), claims.get("co") is True, generation, jti
             ), claims["exp"]
         raise AuthError(401, "invalid token")
 
@@ -274,10 +277,10 @@ def resolve(
     if not token:
         raise AuthError(401, "missing bearer token")
     if hmac.compare_digest(token.encode(), admin_token.encode()):
-        return Principal("admin")
+        return Principal("admin", credential="admin")
     if token.startswith(KEY_PREFIX):
         found = registry.lookup(token)
         if found is None:
             raise AuthError(401, "invalid token")
-        return Principal("tenant", found[0], generation=found[1])
+        return Principal("tenant", found[0], generation=found[1], credential="key:" + _hash(token))
     return verify_token(token, registry=registry, signer=signer)

@@ -363,3 +363,96 @@ def test_a_registry_from_before_generations_is_migrated(tmp_path):
     registry.rotate("old")
     assert registry.generation("old") == 2
     registry.close()
+
+
+def _slow_limits(client, burst: int) -> None:
+    limiter = client.app.state.limiter
+    limiter.rate, limiter.burst = 0.001, burst
+    limiter._buckets.clear()
+
+
+def test_each_credential_has_its_own_bucket(api):
+    """The tenant key, its dashboard token and a campaign token no longer drain one shared bucket."""
+    client, keys, _ = api
+    key = bearer(keys["alpha"])
+    dash = bearer(client.post("/v1/dashboard-tokens", json={}, headers=key).json()["token"])
+    campaign = bearer(
+        client.post("/v1/embed-tokens", json={"campaign_ids": ["spring"]}, headers=key).json()["token"]
+    )
+    _slow_limits(client, burst=2)
+    assert [client.get("/v1/customers/c1/profile", headers=key).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+    assert client.get("/v1/customers/c1/profile", headers=dash).status_code == 200
+    assert client.get("/v1/campaigns/spring/stats", headers=campaign).status_code == 200
+    # the same token however the header spaces it: one credential, one bucket
+    token = dash["Authorization"].removeprefix("Bearer ")
+    assert (
+        client.get("/v1/customers/c1/profile", headers={"Authorization": f"Bearer  {token} "}).status_code
+        == 200
+    )
+    assert client.get("/v1/customers/c1/profile", headers=dash).status_code == 429
+
+
+def test_tenant_wide_routes_are_limited_per_tenant_whatever_the_number_of_tokens(api):
+    """N customer embed tokens are not N times the limit on the tenant's live metrics and cohorts."""
+    client, keys, _ = api
+    key = bearer(keys["alpha"])
+    tokens = [
+        bearer(
+            client.post(
+                "/v1/embed-tokens", json={"customer_id": f"c{i}", "cohorts": True}, headers=key
+            ).json()["token"]
+        )
+        for i in range(4)
+    ]
+    _slow_limits(client, burst=3)
+    codes = [client.get("/v1/live/orders", headers=t).status_code for t in tokens]
+    assert codes == [200, 200, 200, 429]
+    assert client.get("/v1/cohorts/retention", headers=tokens[3]).status_code == 429  # the same tenant
+    assert client.get("/v1/customers/c3/profile", headers=tokens[3]).status_code != 429  # per credential
+    assert client.get("/v1/live/orders", headers=bearer(keys["beta"])).status_code == 200  # another tenant
+
+
+def test_the_bucket_table_is_bounded():
+    from lambdalytics.serving.rate_limit import RateLimiter
+
+    limiter = RateLimiter(0.001, 1, capacity=3)
+    for i in range(10):
+        assert limiter.take(f"k{i}") == 0
+    assert len(limiter) == 3
+    assert limiter.take("k9") > 0  # a recent bucket is kept (still empty)
+    assert limiter.take("k0") == 0  # the least recently used went first
+
+
+def test_a_flood_of_failed_authentications_from_one_address_gets_429(api):
+    client, keys, _ = api
+    flood = TestClient(client.app, client=("203.0.113.9", 4000), follow_redirects=False)
+    codes = [flood.get("/v1/live/orders", headers=bearer("llk_guess")).status_code for _ in range(25)]
+    assert codes[:20] == [401] * 20 and codes[20:] == [429] * 5
+    r = flood.get("/v1/customers/c1/profile", headers=bearer("garbage"))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    login = flood.post(
+        "/dashboard/login",
+        content="key=llk_guess",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert login.status_code == 429
+    # another address is not affected, and successful requests never count
+    other = TestClient(client.app, client=("198.51.100.7", 4000))
+    assert all(
+        other.get("/v1/live/orders", headers=bearer(keys["alpha"])).status_code == 200 for _ in range(30)
+    )
+    assert other.get("/v1/live/orders", headers=bearer("llk_guess")).status_code == 401
+
+
+def test_failed_dashboard_logins_count_as_failed_authentications(api):
+    client, keys, _ = api
+    guesser = TestClient(client.app, client=("203.0.113.10", 4000), follow_redirects=False)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    codes = [
+        guesser.post("/dashboard/login", content="key=llk_guess", headers=form).status_code for _ in range(21)
+    ]
+    assert codes[:20] == [303] * 20 and codes[20] == 429

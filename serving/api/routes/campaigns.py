@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=HotRoute)
 )
 async def campaign_stats(request: Request) -> Response:
     """Totals and per-bucket impressions, clicks, spend, conversions, CTR, CPC and CPA of one campaign."""
-    who = authorize(request, READERS)
+    who = authorize(request, READERS, tenant_wide=True)
     campaign_id = path_id(request.path_params, "campaign_id")
     query = request.query_params
     granularity = choice(query.get("granularity"), "granularity", ("hour", "day"), "day")

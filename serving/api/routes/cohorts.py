@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["cohorts"], route_class=HotRoute)
 )
 async def retention(request: Request) -> Response:
     """Monthly order cohorts and the share of each cohort ordering again N months later."""
-    who = authorize(request, READERS)
+    who = authorize(request, READERS, tenant_wide=True)
     cohort_scope(who)
     query = request.query_params
     start, end = month_of(query.get("start"), "start"), month_of(query.get("end"), "end")

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from lambdalytics.schemas.events import ContractViolation, validate_event
 
+from ..body import read_body
 from ..deps import StateDep, TenantDep
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -15,17 +16,9 @@ router = APIRouter(prefix="/v1", tags=["events"])
 @router.post("/events", status_code=202)
 async def post_events(request: Request, who: TenantDep, state: StateDep) -> dict:
     """One event or an array. All are validated first; if any is invalid, nothing is produced (422)."""
-    limit = state.settings.max_event_bytes * 10
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, "request body too large")
-    body = bytearray()
-    async for chunk in request.stream():  # never hold more than the limit, whatever the header said
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, "request body too large")
+    body = await read_body(request, state.settings.max_event_bytes * 10)
     try:
-        bytes(body).decode()
+        body.decode()
     except UnicodeDecodeError as exc:
         raise HTTPException(
             422, [{"index": None, "reason": "invalid_utf8", "message": str(exc)[:200]}]

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["live"], route_class=HotRoute)
 )
 async def live_orders(request: Request) -> Response:
     """Orders in progress and wait times over the window, for the tenant (every embed token may read it)."""
-    who = authorize(request, READERS)
+    who = authorize(request, READERS, tenant_wide=True)
     seconds = window_seconds(request.query_params.get("window", "30m"))
     state = request.app.state.serving
     answer = state.merger.live_orders(who.tenant_id, seconds * 1000)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from lambdalytics.schemas.catalog import CATALOG
@@ -33,6 +33,8 @@ from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
 from ...auth import KEY_PREFIX, AuthError, Principal, verify_token
 from ...branding import Branding, content_security_policy, style_block
+from ..body import read_body
+from ..deps import failed_authentication, refuse_if_failing
 from .branding import branding_store
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +48,7 @@ WIDGETS = {
     "cohort-heatmap": "Cohort retention",
 }
 DASHBOARD_TTL_S = 8 * 3600
+LOGIN_BODY_BYTES = 4096  # a key and a few form fields; more is refused (413) before it is read
 _TENANT = re.compile(TENANT_ID_PATTERN)
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 NOT_BUILT = (
@@ -310,15 +313,17 @@ async def login(request: Request) -> Response:
     no_store = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         return PlainTextResponse("cross-site sign-in refused", 403, headers=no_store)
-    client = request.client.host if request.client else "?"
-    if request.app.state.limiter.take(f"login:{client}"):
-        return PlainTextResponse("too many attempts", 429, headers={**no_store, "Retry-After": "1"})
-    raw = await request.body()
-    fields = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=4) if len(raw) <= 4096 else {}
+    try:
+        refuse_if_failing(request)
+        raw = await read_body(request, LOGIN_BODY_BYTES)
+    except HTTPException as exc:
+        return PlainTextResponse(exc.detail, exc.status_code, headers={**no_store, **(exc.headers or {})})
+    fields = parse_qs(raw.decode("utf-8", "replace"))  # any other fields a form or extension adds: ignored
     key = (fields.get("key") or [""])[0].strip()
     state = request.app.state.serving
     found = state.credentials.registry.lookup(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
     if found is None:
+        failed_authentication(request)
         return RedirectResponse("/dashboard?login=failed", 303, headers=no_store)
     tenant, generation = found
     token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S, generation=generation)
