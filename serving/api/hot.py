@@ -5,7 +5,10 @@ parameter validation, response encoding and the layers around the router, not th
 is still an ``APIRoute`` — listed in OpenAPI, its parameters documented by hand through
 ``openapi_extra`` — but its endpoint is ``async def endpoint(request) -> Response``: it parses its own few
 parameters with ``params`` helpers, authorizes with the plain ``deps.authorize`` function and answers
-orjson bytes. ``HotLane``, the app's outermost middleware, sends a GET that matches a HotRoute straight
+orjson bytes. Their answer is computed by ``off_loop``: on the loop when the speed store is in-process
+(the embedded store's reads are memory lookups), in a worker thread when it answers over the network
+(Pinot's reads are blocking HTTP calls, which would stall every request of the worker). ``HotLane``, the
+app's outermost middleware, sends a GET that matches a HotRoute straight
 to that endpoint (FastAPI's router, exit-stack and exception layers are skipped; errors get the same
 JSON bodies) and times every request for Prometheus.
 """
@@ -14,8 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import orjson
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -27,7 +31,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdalytics.speed.store import CoverageError
 
-__all__ = ["HotLane", "HotRoute", "coverage_response", "json_response", "param"]
+__all__ = ["HotLane", "HotRoute", "coverage_response", "json_response", "off_loop", "param"]
+
+T = TypeVar("T")
 
 ERROR = {
     "content": {
@@ -59,6 +65,13 @@ class HotRoute(APIRoute):
 
 def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def off_loop(request: Request, answer: Callable[[], T]) -> T:
+    """``answer()`` — merge, freshness and all — never blocking the event loop on the speed store."""
+    if request.app.state.serving.reads_block:
+        return await anyio.to_thread.run_sync(answer)
+    return answer()
 
 
 def param(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from ...merge import NotFound
 from ..deps import NOT_FOUND, READERS, authorize, campaign_scope
 from ..freshness import freshness
-from ..hot import HotRoute, json_response, param
+from ..hot import HotRoute, json_response, off_loop, param
 from ..params import GRANULARITY_MS, ID_SCHEMA, choice, iso, path_id, time_range
 
 router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=HotRoute)
@@ -33,17 +33,19 @@ async def campaign_stats(request: Request) -> Response:
     campaign_scope(who, campaign_id)
     start_ms, end_ms = time_range(query.get("start"), query.get("end"))
     state = request.app.state.serving
-    try:
-        totals, points = state.merger.campaign(
-            who.tenant_id, campaign_id, start_ms, end_ms, GRANULARITY_MS[granularity]
-        )
-    except NotFound:
-        raise NOT_FOUND from None
-    return json_response(
-        {
+
+    def answer() -> dict:
+        try:
+            totals, points = state.merger.campaign(
+                who.tenant_id, campaign_id, start_ms, end_ms, GRANULARITY_MS[granularity]
+            )
+        except NotFound:
+            raise NOT_FOUND from None
+        return {
             "campaign_id": campaign_id,
             "totals": totals,
             "points": [{"ts": iso(ts), **values} for ts, values in points],
             "freshness": freshness(state),
         }
-    )
+
+    return json_response(await off_loop(request, answer))

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from lambdalytics.schemas.events import ContractViolation, validate_event
 
+from ...ingest import NotAcknowledged, produce_acknowledged
 from ..body import read_body
 from ..deps import StateDep, TenantDep
 
@@ -15,7 +16,8 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 @router.post("/events", status_code=202)
 async def post_events(request: Request, who: TenantDep, state: StateDep) -> dict:
-    """One event or an array. All are validated first; if any is invalid, nothing is produced (422)."""
+    """One event or an array. All are validated first; if any is invalid, nothing is produced (422).
+    Otherwise 202 once Kafka acknowledged them all, or 503 with the reason when it did not in time."""
     body = await read_body(request, state.settings.max_event_bytes * 10)
     try:
         body.decode()
@@ -59,9 +61,8 @@ async def post_events(request: Request, who: TenantDep, state: StateDep) -> dict
         events.append(event)
     if errors:
         raise HTTPException(422, errors)
-    producer = state.producer
-    futures = [producer.send(e) for e in events]
-    producer.flush(10)
-    for f in futures:
-        f.get(timeout=10)  # acknowledged by the broker before we answer
+    try:
+        await produce_acknowledged(state, events)  # acknowledged by the broker before we answer
+    except NotAcknowledged as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
     return {"accepted": len(events)}
