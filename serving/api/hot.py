@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
 import anyio.to_thread
 import orjson
@@ -101,6 +102,20 @@ def coverage_response(exc: CoverageError) -> JSONResponse:
     )
 
 
+def sent_path(scope: Scope) -> str:
+    """The route path as the client sent it (still percent-encoded), so that an id holding an encoded
+    ``/`` (``a%2Fb``) stays one path segment; the parameters are decoded after matching. The server's
+    decoded ``path`` turns ``a%2Fb`` into two segments, and such a customer could never be read."""
+    raw = scope.get("raw_path")
+    if not raw or not raw.isascii():
+        return get_route_path(scope)
+    path = raw.decode("ascii")
+    root = quote(scope.get("root_path", ""))
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    return path
+
+
 class HotLane:
     """Outermost middleware: HotRoute GETs go straight to their endpoint; every request is timed."""
 
@@ -112,11 +127,11 @@ class HotLane:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         if scope["method"] == "GET":
-            path = get_route_path(scope)
+            path = sent_path(scope)
             for route in self.routes:
                 match = route.path_regex.match(path)
                 if match is not None:
-                    scope["path_params"] = match.groupdict()
+                    scope["path_params"] = {name: unquote(v) for name, v in match.groupdict().items()}
                     response = await self._answer(route, Request(scope, receive))
                     await response(scope, receive, send)
                     self._observe(route.path, "GET", response.status_code, started)

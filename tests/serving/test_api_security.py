@@ -456,3 +456,86 @@ def test_failed_dashboard_logins_count_as_failed_authentications(api):
         guesser.post("/dashboard/login", content="key=llk_guess", headers=form).status_code for _ in range(21)
     ]
     assert codes[:20] == [303] * 20 and codes[20] == 429
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=0000-01",  # year 0 does not exist
+        "start=0001-01-01T00:00:00%2B01:00",  # year 0 in UTC
+        "end=9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+        "start=9999-12-31T23:59:59-01:00&end=9999-12",
+    ],
+)
+def test_times_outside_the_calendar_are_422_not_500(api, query):
+    client, keys, _ = api
+    h = bearer(keys["alpha"])
+    for path in (
+        "/v1/cohorts/retention",
+        "/v1/customers/c1/timeseries?metric=orders",
+        "/v1/campaigns/spring/stats",
+    ):
+        r = client.get(f"{path}{'&' if '?' in path else '?'}{query}", headers=h)
+        assert r.status_code == 422, (path, query, r.text)
+        assert r.json()["detail"].startswith(("start", "end")), r.text
+
+
+def test_a_customer_id_with_a_slash_is_accepted_and_readable_percent_encoded(api):
+    """Ingest accepts ``a/b`` (the contract allows it); reads name it ``a%2Fb`` (what the widgets send)."""
+    client, keys, state = api
+    produced = []
+
+    class Acked:
+        def send(self, event):
+            produced.append(event)
+
+            class Ack:
+                def get(self, timeout):
+                    return None
+
+            return Ack()
+
+    state._producer = Acked()
+    event = {"event_id": "slash-1", "customer_id": "a/b", "event_type": "page_view", "event_time": T0}
+    r = client.post("/v1/events", json=event, headers=bearer(keys["alpha"]))
+    assert r.status_code == 202 and produced[0].customer_id == "a/b"
+    state.speed.ingest(to_row(produced[0]), produced[0].topic, 0, 0, T0)  # what the speed consumer does
+    profile = client.get("/v1/customers/a%2Fb/profile", headers=bearer(keys["alpha"]))
+    assert profile.status_code == 200 and profile.json()["customer_id"] == "a/b"
+    assert profile.json()["metrics"]["events_total"] == 1
+    series = client.get(
+        "/v1/customers/a%2fb/timeseries?metric=page_views&start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z",
+        headers=bearer(keys["alpha"]),
+    )  # a lowercase escape too
+    assert series.status_code == 200 and [p["value"] for p in series.json()["points"]] == [1]
+    token = client.post(
+        "/v1/embed-tokens", json={"customer_id": "a/b"}, headers=bearer(keys["alpha"])
+    ).json()["token"]
+    assert client.get("/v1/customers/a%2Fb/profile", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 404
+    # unencoded, it is another path: not this customer's, and no server error
+    assert client.get("/v1/customers/a/b/profile", headers=bearer(keys["alpha"])).status_code == 404
+    assert client.get("/v1/customers/a%2Fb/profile", headers=bearer(keys["beta"])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "as_admin"),
+    [
+        ("POST", "/v1/admin/tenants", b'{"tenant_id": "gamma", "name": "\\ud800"}', True),
+        ("PUT", "/v1/admin/tenants/alpha/branding", b'{"display_name": "\\udfff"}', True),
+        ("POST", "/v1/embed-tokens", b'{"customer_id": "\\ud800"}', False),
+        ("POST", "/v1/embed-tokens", b'{"campaign_ids": ["ok", "\\udc00x"]}', False),
+        ("POST", "/v1/embed-tokens", b'{"ttl_seconds": 1e400}', False),
+        ("POST", "/v1/dashboard-tokens", b'{"ttl_seconds": -1e400}', False),
+        ("POST", "/v1/admin/tenants", b'{"tenant_id": "\\ud800", "name": "x"}', True),
+    ],
+)
+def test_json_a_response_cannot_carry_is_422_not_500(api, method, path, body, as_admin):
+    """Lone surrogates and infinities parse in JSON, then broke SQLite, PyJWT or the 422 body itself."""
+    client, keys, _ = api
+    token = ADMIN_TOKEN if as_admin else keys["alpha"]
+    r = client.request(
+        method, path, content=body, headers={**bearer(token), "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"]

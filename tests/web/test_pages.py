@@ -151,3 +151,17 @@ def test_branding_admin_api(app):
     assert mine["primary_color"] == "#123456" and "frame_ancestors" not in mine
     assert mine["theme"]["--ll-brand"] == "#123456"
     assert client.get("/v1/branding").status_code == 401
+
+
+def test_login_ignores_extra_form_fields_and_refuses_huge_bodies(app):
+    """A form with more fields than ``key`` (a password manager's, an extension's) signs in, never 500s."""
+    client, state, key, _ = app
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    extra = "&".join(f"f{i}=x" for i in range(10))
+    r = client.post("/dashboard/login", content=f"{extra}&key={key}&remember=on", headers=form)
+    assert r.status_code == 303 and "#token=" in r.headers["location"]
+    repeated = client.post("/dashboard/login", content=f"key={key}&key=llk_other", headers=form)
+    assert repeated.status_code == 303 and "#token=" in repeated.headers["location"]  # the first key
+    huge = client.post("/dashboard/login", content=f"key={key}&pad=" + "x" * 5000, headers=form)
+    assert huge.status_code == 413 and huge.headers["Cache-Control"] == "no-store"
+    assert key not in huge.text

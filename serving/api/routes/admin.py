@@ -3,26 +3,25 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
+from ...request_model import RequestModel
 from ..deps import AdminDep, StateDep, TenantDep
 from ..params import iso
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
 
-class NewTenant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NewTenant(RequestModel):
     tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
 
 
-class NewEmbedToken(BaseModel):
+class NewEmbedToken(RequestModel):
     """What one embed may show. Every embed token also reads the tenant's live metrics."""
 
-    model_config = ConfigDict(extra="forbid")
     customer_id: str | None = Field(None, min_length=1, max_length=128)
     campaign_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=list, max_length=50
@@ -31,8 +30,7 @@ class NewEmbedToken(BaseModel):
     ttl_seconds: int = Field(3600, ge=1, le=86400)
 
 
-class NewDashboardToken(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NewDashboardToken(RequestModel):
     ttl_seconds: int = Field(8 * 3600, ge=60, le=86400)
 
 
