@@ -56,17 +56,19 @@ def _state(tmp_path, speed, **kwargs) -> ServingState:
     return state
 
 
-async def _in_thread(event: threading.Event) -> None:
-    await anyio.to_thread.run_sync(event.wait)
-
-
-def test_reads_answer_while_a_post_waits_for_kafka_then_the_post_is_503(tmp_path):
-    store = EmbeddedSpeedStore(block_size=10)
-    state = _state(tmp_path, store, ack_timeout_s=60)
-    producer = state._producer = Unacknowledged()
-    key = state.credentials.registry.create("acme", "Acme")
-    auth = {"Authorization": f"Bearer {key}"}
-    results: dict[str, httpx.Response] = {}
+def while_waiting(
+    state: ServingState,
+    slow: tuple[str, str, dict],
+    waiting: threading.Event,
+    release: threading.Event,
+    others: list[str],
+    headers: dict,
+) -> tuple[httpx.Response, dict[str, httpx.Response], bool]:
+    """On one event loop: send ``slow`` (method, path, request kwargs), wait until it is ``waiting``,
+    GET each of ``others``, note whether ``slow`` was still unanswered, then ``release`` it.
+    Returns (slow's response, the others' responses, slow still waiting when the others had answered)."""
+    answered: dict[str, httpx.Response] = {}
+    pending: list[bool] = []
 
     async def main():
         transport = httpx.ASGITransport(app=create_app(state))
@@ -75,22 +77,41 @@ def test_reads_answer_while_a_post_waits_for_kafka_then_the_post_is_503(tmp_path
             anyio.create_task_group() as tg,
         ):
 
-            async def post():
-                results["post"] = await client.post("/v1/events", json=EVENT, headers=auth)
+            async def send_slow():
+                method, path, kwargs = slow
+                answered["slow"] = await client.request(method, path, headers=headers, **kwargs)
 
-            tg.start_soon(post)
-            await _in_thread(producer.sending)  # the POST is waiting for Kafka now
-            results["live"] = await client.get("/v1/live/orders", headers=auth)
-            results["metrics"] = await client.get("/v1/metrics")
-            assert "post" not in results  # still waiting: the reads did not queue behind it
-            producer.time_up.set()
+            tg.start_soon(send_slow)
+            await anyio.to_thread.run_sync(waiting.wait)
+            for path in others:
+                answered[path] = await client.get(path, headers=headers)
+            pending.append("slow" not in answered)
+            release.set()
 
     try:
         anyio.run(main)
     finally:
+        release.set()
+    return answered.pop("slow"), answered, pending[0]
+
+
+def test_reads_answer_while_a_post_waits_for_kafka_then_the_post_is_503(tmp_path):
+    state = _state(tmp_path, EmbeddedSpeedStore(block_size=10), ack_timeout_s=60)
+    producer = state._producer = Unacknowledged()
+    key = state.credentials.registry.create("acme", "Acme")
+    try:
+        post, reads, post_was_waiting = while_waiting(
+            state,
+            ("POST", "/v1/events", {"json": EVENT}),
+            producer.sending,  # the POST is waiting for Kafka
+            producer.time_up,
+            ["/v1/live/orders", "/v1/metrics"],
+            {"Authorization": f"Bearer {key}"},
+        )
+    finally:
         state.close()
-    assert results["live"].status_code == 200 and results["metrics"].status_code == 200
-    post = results["post"]
+    assert post_was_waiting  # the reads did not queue behind it
+    assert [r.status_code for r in reads.values()] == [200, 200]
     assert post.status_code == 503 and "Kafka did not acknowledge" in post.json()["detail"]
     assert post.headers["Retry-After"] == "1"
 
@@ -146,31 +167,18 @@ def test_pinot_reads_leave_the_loop(tmp_path):
     state = _state(tmp_path, store)
     assert state.reads_block
     key = state.credentials.registry.create("acme", "Acme")
-    auth = {"Authorization": f"Bearer {key}"}
-    results: dict[str, httpx.Response] = {}
-
-    async def main():
-        transport = httpx.ASGITransport(app=create_app(state))
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://api") as client,
-            anyio.create_task_group() as tg,
-        ):
-
-            async def read():
-                results["profile"] = await client.get("/v1/customers/c1/profile", headers=auth)
-
-            tg.start_soon(read)
-            await _in_thread(asked)  # the profile read is waiting on Pinot
-            results["healthz"] = await client.get("/healthz")
-            results["catalog"] = await client.get("/v1/metrics")
-            assert "profile" not in results
-            answer.set()
-
     try:
-        anyio.run(main)
+        profile, reads, read_was_waiting = while_waiting(
+            state,
+            ("GET", "/v1/customers/c1/profile", {}),
+            asked,  # the profile read is waiting on Pinot
+            answer,
+            ["/healthz", "/v1/metrics"],
+            {"Authorization": f"Bearer {key}"},
+        )
     finally:
-        answer.set()
         state.close()
         store.close()
-    assert results["healthz"].status_code == 200 and results["catalog"].status_code == 200
-    assert results["profile"].status_code == 404  # Pinot answered: no such customer
+    assert read_was_waiting
+    assert [r.status_code for r in reads.values()] == [200, 200]
+    assert profile.status_code == 404  # Pinot answered: no such customer
