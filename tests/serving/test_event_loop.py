@@ -56,6 +56,18 @@ def _state(tmp_path, speed, **kwargs) -> ServingState:
     return state
 
 
+def post_event(state: ServingState) -> httpx.Response:
+    """``POST /v1/events`` with one valid event, on an event loop of its own."""
+    key = state.credentials.registry.create("acme", "Acme")
+
+    async def main():
+        transport = httpx.ASGITransport(app=create_app(state))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.post("/v1/events", json=EVENT, headers={"Authorization": f"Bearer {key}"})
+
+    return anyio.run(main)
+
+
 def while_waiting(
     state: ServingState,
     slow: tuple[str, str, dict],
@@ -120,15 +132,8 @@ def test_reads_answer_while_a_post_waits_for_kafka_then_the_post_is_503(tmp_path
 def test_the_post_answers_503_within_its_timeout_whatever_the_client_library_does(tmp_path, honour_timeout):
     state = _state(tmp_path, EmbeddedSpeedStore(block_size=10), ack_timeout_s=0.2)
     producer = state._producer = Unacknowledged(honour_timeout=honour_timeout)
-    key = state.credentials.registry.create("acme", "Acme")
-
-    async def main():
-        transport = httpx.ASGITransport(app=create_app(state))
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            return await client.post("/v1/events", json=EVENT, headers={"Authorization": f"Bearer {key}"})
-
     try:
-        r = anyio.run(main)
+        r = post_event(state)
     finally:
         producer.time_up.set()  # lets a hung send thread end
         state.close()
@@ -138,15 +143,8 @@ def test_the_post_answers_503_within_its_timeout_whatever_the_client_library_doe
 
 def test_without_kafka_the_post_is_503_with_the_reason(tmp_path):
     state = _state(tmp_path, EmbeddedSpeedStore(block_size=10))  # no bootstrap
-    key = state.credentials.registry.create("acme", "Acme")
-
-    async def main():
-        transport = httpx.ASGITransport(app=create_app(state))
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            return await client.post("/v1/events", json=EVENT, headers={"Authorization": f"Bearer {key}"})
-
     try:
-        r = anyio.run(main)
+        r = post_event(state)
     finally:
         state.close()
     assert r.status_code == 503 and r.json()["detail"] == "no Kafka configured for POST /v1/events"
