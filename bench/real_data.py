@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import secrets
 import tempfile
 import time
 from collections import Counter
@@ -49,7 +50,12 @@ def main() -> None:
         t = time.perf_counter()
         stats = Archiver(broker.bootstrap, tmp).run(idle_exit_seconds=2)
         archive_s = time.perf_counter() - t - 2
-        settings = Settings(data_dir=tmp, block_size=1, admin_token="adm", token_secret="x" * 32)
+        settings = Settings(
+            data_dir=tmp,
+            block_size=1,
+            admin_token=secrets.token_urlsafe(32),
+            token_secret=secrets.token_urlsafe(32),
+        )
         t = time.perf_counter()
         manifest = run_batch(settings, show_progress=False)
         batch_s = time.perf_counter() - t

@@ -73,7 +73,11 @@ end
 
 
 def _settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, admin_token="bench-admin", token_secret="b" * 32)
+    return Settings(
+        data_dir=data_dir,
+        admin_token="bench-admin-token-0123456789abcdefgh",
+        token_secret="bench-token-secret-0123456789abcdefgh",
+    )
 
 
 def prepare(customers: int) -> Path:
@@ -308,8 +312,8 @@ def measure(customers: int, duration_s: int) -> dict:
     lines = request_lines(data_dir)
     env = {
         "LAMBDALYTICS_DATA_DIR": str(data_dir),
-        "LAMBDALYTICS_ADMIN_TOKEN": "bench-admin",
-        "LAMBDALYTICS_TOKEN_SECRET": "b" * 32,
+        "LAMBDALYTICS_ADMIN_TOKEN": "bench-admin-token-0123456789abcdefgh",
+        "LAMBDALYTICS_TOKEN_SECRET": "bench-token-secret-0123456789abcdefgh",
         "LAMBDALYTICS_RATE_LIMIT_PER_S": "100000000",
         "LAMBDALYTICS_RATE_LIMIT_BURST": "100000000",
     }

@@ -87,7 +87,7 @@ class DemoService:
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.admin_token = "adm-" + os.urandom(12).hex()
+        self.admin_token = "adm-" + os.urandom(16).hex()
         self.token_secret = os.urandom(32).hex()
         self.rate_limit = rate_limit
         self._bootstrap = bootstrap

@@ -41,6 +41,7 @@ from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.runtime import running_broker
 from lambdalytics.infra.settings import Settings, child_env
 from lambdalytics.infra.supervisor import Supervised, stop_on_signals
+from lambdalytics.serving import private_files
 from lambdalytics.serving.credentials import Credentials
 
 from .sources.generator import TENANTS, GeneratorConfig, generate
@@ -228,15 +229,15 @@ def _print_welcome(url: str, creds: Credentials, keys: dict[str, str | None], da
     }
     lines.update({f"{tenant} key": key or "" for tenant, key in keys.items()})
     if keys:
-        token, _ = creds.signer.issue("demo-food", "food-c00000", 86_400)
+        generation = creds.registry.generation("demo-food") or 0  # the key just made or rotated
+        token, _ = creds.signer.issue("demo-food", "food-c00000", 86_400, generation=generation)
         lines["embed token (demo-food, food-c00000)"] = token
         lines["widget"] = f"{url}/embed/customer-card?token={token}"
         lines["try"] = (
             f"curl -H 'Authorization: Bearer {keys['demo-food']}' {url}/v1/customers/food-c00000/profile"
         )
     path = data_dir / "run" / "credentials.json"
-    path.write_text(json.dumps(lines, indent=2))
-    path.chmod(0o600)
+    private_files.replace(path, json.dumps(lines, indent=2))  # mode 0600 from its first byte
     console.rule("[bold green]Lambdalytics is up")
     for name, value in lines.items():
         console.print(f"[bold]{name}:[/] {value}", soft_wrap=True, highlight=False)

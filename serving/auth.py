@@ -9,6 +9,10 @@
   from ``LAMBDALYTICS_TOKEN_SECRET`` or is generated once and kept in the data dir.
 - The admin token comes from ``LAMBDALYTICS_ADMIN_TOKEN`` (generated and printed in dev when unset;
   ``prod`` refuses to start without one).
+- Every tenant has a key *generation*, bumped by each rotation. A key's lookup answers its generation,
+  every token carries the generation of the key that minted it (claim ``g``), and a token of an older
+  generation than its tenant's is refused: rotating a key revokes what it minted. Generations are read
+  through the registry's 1 s cache, so a rotation reaches every worker within ``CACHE_SECONDS``.
 
 The tenant is always taken from the verified credential, never from the request.
 """
@@ -21,15 +25,17 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import jwt
 
-__all__ = ["AuthError", "Principal", "TenantRegistry", "TokenSigner"]
+__all__ = ["AuthError", "Principal", "TenantRegistry", "TokenSigner", "verify_token"]
 
 KEY_PREFIX = "llk_"
+FIRST_GENERATION = 1
 
 
 class AuthError(Exception):
@@ -49,6 +55,8 @@ class Principal:
     customer_id: str | None = None
     campaigns: frozenset[str] = frozenset()
     cohorts: bool = False
+    generation: int = 0  # of the tenant key that is, or minted, this credential
+    credential: str = ""  # which credential this is (its rate-limit bucket): a key's hash, a token's jti
 
     def can_read_customer(self, customer_id: str) -> bool:
         return self.kind in READERS or (self.kind == "embed" and self.customer_id == customer_id)
@@ -72,15 +80,22 @@ class TenantRegistry:
     CACHE_SIZE = 100_000
 
     def __init__(self, path: Path):
-        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._keys: dict[str, tuple[tuple[str, int] | None, float]] = {}  # key hash -> (tenant, gen)
+        self._generations: dict[str, tuple[int | None, float]] = {}  # tenant -> generation
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False)
         self._lock = threading.Lock()
         with self._lock, self._db:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS tenants (tenant_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
-                "key_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL)"
+                "key_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, "
+                f"generation INTEGER NOT NULL DEFAULT {FIRST_GENERATION})"
             )
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(tenants)")}
+            if "generation" not in columns:  # a registry written before generations existed
+                self._db.execute(
+                    f"ALTER TABLE tenants ADD COLUMN generation INTEGER NOT NULL DEFAULT {FIRST_GENERATION}"
+                )
 
     def create(self, tenant_id: str, name: str) -> str | None:
         """A new tenant and its key (shown once); None if the tenant exists."""
@@ -88,36 +103,66 @@ class TenantRegistry:
         with self._lock, self._db:
             try:
                 self._db.execute(
-                    "INSERT INTO tenants VALUES (?, ?, ?, ?)", (tenant_id, name, _hash(key), time.time())
+                    "INSERT INTO tenants (tenant_id, name, key_hash, created_at, generation) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (tenant_id, name, _hash(key), time.time(), FIRST_GENERATION),
                 )
             except sqlite3.IntegrityError:
                 return None
-        self._cache.clear()
+        self._forget()
         return key
 
     def rotate(self, tenant_id: str) -> str | None:
+        """A new key; the old one and every token it minted stop working (next generation)."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         with self._lock, self._db:
             updated = self._db.execute(
-                "UPDATE tenants SET key_hash = ? WHERE tenant_id = ?", (_hash(key), tenant_id)
+                "UPDATE tenants SET key_hash = ?, generation = generation + 1 WHERE tenant_id = ?",
+                (_hash(key), tenant_id),
             ).rowcount
-        self._cache.clear()  # this process sees its own rotation at once
+        self._forget()  # this process sees its own rotation at once
         return key if updated else None
 
+    def lookup(self, key: str) -> tuple[str, int] | None:
+        """The key's (tenant, generation), from a cache that trusts an answer for ``CACHE_SECONDS``: a key
+        rotated (by this or another process) stops working within that time, and the hot routes skip a
+        SQLite read."""
+        return self._cached(
+            self._keys,
+            _hash(key),
+            "SELECT tenant_id, generation FROM tenants WHERE key_hash = ?",
+            lambda row: (row[0], row[1]),
+        )
+
     def tenant_of(self, key: str) -> str | None:
-        """The key's tenant, from a cache that trusts an answer for ``CACHE_SECONDS``: a key rotated (by
-        this or another process) stops working within that time, and the hot routes skip a SQLite read."""
-        digest = _hash(key)
+        found = self.lookup(key)
+        return found[0] if found else None
+
+    def generation(self, tenant_id: str) -> int | None:
+        """The tenant's current key generation (None: no such tenant), cached like :meth:`lookup`."""
+        return self._cached(
+            self._generations,
+            tenant_id,
+            "SELECT generation FROM tenants WHERE tenant_id = ?",
+            lambda row: row[0],
+        )
+
+    def _cached(self, cache: dict, key: str, sql: str, value: Callable[[tuple], Any]) -> Any:
         now = time.monotonic()
-        cached = self._cache.get(digest)
+        cached = cache.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
         with self._lock:
-            row = self._db.execute("SELECT tenant_id FROM tenants WHERE key_hash = ?", (digest,)).fetchone()
-        if len(self._cache) >= self.CACHE_SIZE:
-            self._cache.clear()
-        self._cache[digest] = (row[0] if row else None, now + self.CACHE_SECONDS)
-        return row[0] if row else None
+            row = self._db.execute(sql, (key,)).fetchone()
+        if len(cache) >= self.CACHE_SIZE:
+            cache.clear()
+        answer = value(row) if row else None
+        cache[key] = (answer, now + self.CACHE_SECONDS)
+        return answer
+
+    def _forget(self) -> None:
+        self._keys.clear()
+        self._generations.clear()
 
     def close(self) -> None:
         self._db.close()
@@ -137,11 +182,13 @@ class TokenSigner:
         ttl_seconds: int,
         now: float | None = None,
         *,
+        generation: int = FIRST_GENERATION,
         campaigns: tuple[str, ...] = (),
         cohorts: bool = False,
     ) -> tuple[str, int]:
-        """An embed token: one customer (optional), some campaigns, the cohort table, live metrics."""
-        claims: dict = {"k": "embed", "t": tenant_id}
+        """An embed token: one customer (optional), some campaigns, the cohort table, live metrics.
+        ``generation``: of the key that asks (``Principal.generation``); a fresh tenant's is the first."""
+        claims: dict = {"k": "embed", "t": tenant_id, "g": generation}
         if customer_id is not None:
             claims["c"] = customer_id
         if campaigns:
@@ -150,16 +197,25 @@ class TokenSigner:
             claims["co"] = True
         return self._sign(claims, ttl_seconds, now)
 
-    def issue_dashboard(self, tenant_id: str, ttl_seconds: int, now: float | None = None) -> tuple[str, int]:
+    def issue_dashboard(
+        self,
+        tenant_id: str,
+        ttl_seconds: int,
+        now: float | None = None,
+        *,
+        generation: int = FIRST_GENERATION,
+    ) -> tuple[str, int]:
         """Reads everything of one tenant, writes nothing: what a browser holds instead of the tenant key."""
-        return self._sign({"k": "dash", "t": tenant_id}, ttl_seconds, now)
+        return self._sign({"k": "dash", "t": tenant_id, "g": generation}, ttl_seconds, now)
 
     def _sign(self, claims: dict, ttl_seconds: int, now: float | None) -> tuple[str, int]:
         exp = int((now or time.time()) + ttl_seconds)
-        return jwt.encode({**claims, "exp": exp}, self._secret, "HS256"), exp
+        jti = secrets.token_urlsafe(12)  # the token's identity: re-encodings of it share one bucket
+        return jwt.encode({**claims, "jti": jti, "exp": exp}, self._secret, "HS256"), exp
 
     def verify(self, token: str, *, allow_expired: bool = False) -> Principal:
-        """``allow_expired`` only for choosing a tenant's page headers (CSP), never for data."""
+        """The token's claims, signature and expiry checked (not its generation: :func:`verify_token`).
+        ``allow_expired`` only for choosing a tenant's page headers (CSP), never for data."""
         cached = self._verified.get(token)
         if cached is not None and (allow_expired or cached[1] > time.time()):
             return cached[0]
@@ -176,26 +232,39 @@ class TokenSigner:
                 token,
                 self._secret,
                 algorithms=["HS256"],
-                options={"require": ["exp"], "verify_exp": not allow_expired},
+                options={"require": ["exp", "g", "jti"], "verify_exp": not allow_expired},
             )
         except jwt.ExpiredSignatureError:
             raise AuthError(401, "token expired") from None
         except jwt.InvalidTokenError:
             raise AuthError(401, "invalid token") from None
         tenant, customer, campaigns = claims.get("t"), claims.get("c"), claims.get("cp", [])
+        generation, jti = claims["g"], claims["jti"]
         if (
             not isinstance(tenant, str)
+            or not isinstance(jti, str)
             or not (customer is None or isinstance(customer, str))
             or not (isinstance(campaigns, list) and all(isinstance(c, str) for c in campaigns))
+            or type(generation) is not int
         ):
             raise AuthError(401, "invalid token")
         if claims.get("k") == "dash":
-            return Principal("dashboard", tenant), claims["exp"]
+            return Principal("dashboard", tenant, generation=generation, credential=jti), claims["exp"]
         if claims.get("k") == "embed":
             return Principal(
-                "embed", tenant, customer, frozenset(campaigns), claims.get("co") is True
+                "embed", tenant, customer, frozenset(campaigns), claims.get("co") is True, generation, jti
             ), claims["exp"]
         raise AuthError(401, "invalid token")
+
+
+def verify_token(
+    token: str, *, registry: TenantRegistry, signer: TokenSigner, allow_expired: bool = False
+) -> Principal:
+    """A signed token that its tenant's current key generation still honours (a rotation revokes it)."""
+    who = signer.verify(token, allow_expired=allow_expired)
+    if registry.generation(who.tenant_id) != who.generation:
+        raise AuthError(401, "token revoked (the tenant key was rotated)")
+    return who
 
 
 def resolve(
@@ -205,11 +274,13 @@ def resolve(
     if not header or not header.startswith("Bearer "):
         raise AuthError(401, "missing bearer token")
     token = header[7:].strip()
+    if not token:
+        raise AuthError(401, "missing bearer token")
     if hmac.compare_digest(token.encode(), admin_token.encode()):
-        return Principal("admin")
+        return Principal("admin", credential="admin")
     if token.startswith(KEY_PREFIX):
-        tenant = registry.tenant_of(token)
-        if tenant is None:
+        found = registry.lookup(token)
+        if found is None:
             raise AuthError(401, "invalid token")
-        return Principal("tenant", tenant)
-    return signer.verify(token)
+        return Principal("tenant", found[0], generation=found[1], credential="key:" + _hash(token))
+    return verify_token(token, registry=registry, signer=signer)

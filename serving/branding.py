@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from lambdalytics.schemas.events import iso_currency
+
+from .request_model import RequestModel
 
 __all__ = [
     "DEFAULT_COLOR",
@@ -120,10 +122,8 @@ Color = Annotated[str, Field(max_length=7, examples=["#3b5bdb"]), AfterValidator
 Origin = Annotated[str, Field(max_length=300, examples=["https://shop.example.com"]), AfterValidator(_origin)]
 
 
-class Branding(BaseModel):
+class Branding(RequestModel):
     """How a tenant's dashboard and widgets look, and which sites may frame its widgets."""
-
-    model_config = ConfigDict(extra="forbid")
 
     display_name: Annotated[str, Field(max_length=80), AfterValidator(_name)] | None = Field(
         None, description="Shown to end users, e.g. 'ask Acme for a new link'. Default: the tenant id."

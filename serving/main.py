@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from lambdalytics.speed.store import CoverageError
 
-from .api.deps import RateLimiter
+from .api.deps import AUTH_FAILURE_BURST, AUTH_FAILURES_PER_S
+from .api.errors import json_safe_errors
 from .api.hot import HotLane, HotRoute, coverage_response
 from .api.routes import admin, branding, campaigns, cohorts, customers, events, live, system, web
+from .rate_limit import RateLimiter
 from .state import ServingState
 
 __all__ = ["create_app"]
@@ -34,8 +37,13 @@ def create_app(state: ServingState) -> FastAPI:
     )
     app.state.serving = state
     app.state.limiter = RateLimiter(state.settings.rate_limit_per_s, state.settings.rate_limit_burst)
+    app.state.auth_failures = RateLimiter(AUTH_FAILURES_PER_S, AUTH_FAILURE_BURST)  # per client address
     for module in (*HOT, system, events, admin, branding, web):  # polled routes match first
         app.include_router(module.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": json_safe_errors(exc.errors())}, 422)
 
     @app.exception_handler(CoverageError)
     async def fail_closed(request: Request, exc: CoverageError) -> JSONResponse:

@@ -1,10 +1,12 @@
 """What a serving process holds, composed of small parts: credentials (who may ask), the batch loader and
 the merger (what is answered), telemetry (what is measured), batch runs (started elsewhere) and the
-producer of ``POST /v1/events``."""
+producer of ``POST /v1/events`` with the threads that wait for Kafka, off the event loop."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,15 @@ from .loader import BatchLoader
 from .merge import Merger
 from .telemetry import Telemetry
 
-__all__ = ["ServingState"]
+__all__ = ["NoKafka", "ServingState"]
+
+PRODUCE_THREADS = 8
+"""Threads that send and wait for Kafka's acknowledgement: while Kafka is away, at most this many
+requests wait on it at once; the others queue and answer 503 when their time is up."""
+
+
+class NoKafka(RuntimeError):
+    """This server has no Kafka to produce to."""
 
 
 @dataclass
@@ -28,13 +38,19 @@ class ServingState:
     speed: SpeedStore
     bootstrap: str | None = None
     dead_lettered: Callable[[], Mapping[str, int]] | None = None  # {reason: count}, from the speed consumer
+    ack_timeout_s: float = 10.0  # POST /v1/events answers 503 when Kafka has not acknowledged by then
     credentials: Credentials = field(init=False)
     loader: BatchLoader = field(init=False)
     merger: Merger = field(init=False)
     telemetry: Telemetry = field(init=False)
     runs: BatchRuns = field(init=False)
     workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
+    reads_block: bool = field(
+        init=False
+    )  # the speed store answers over the network (Pinot): reads leave the loop
+    produce_pool: ThreadPoolExecutor = field(init=False)
     _producer: EventProducer | None = None
+    _producer_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.credentials = Credentials.open(self.settings)
@@ -54,17 +70,26 @@ class ServingState:
             workers=lambda: self.workers,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
+        self.reads_block = self.speed.reads_block
+        self.produce_pool = ThreadPoolExecutor(PRODUCE_THREADS, thread_name_prefix="produce")
 
     @property
     def producer(self) -> EventProducer:
-        if self._producer is None:
-            if not self.bootstrap:
-                raise RuntimeError("no Kafka configured for POST /v1/events")
-            self._producer = EventProducer(self.bootstrap, max_event_bytes=self.settings.max_event_bytes)
-        return self._producer
+        """Made on first use (from a produce thread); a send waits for metadata at most the ack timeout."""
+        with self._producer_lock:
+            if self._producer is None:
+                if not self.bootstrap:
+                    raise NoKafka("no Kafka configured for POST /v1/events")
+                self._producer = EventProducer(
+                    self.bootstrap,
+                    max_event_bytes=self.settings.max_event_bytes,
+                    max_block_ms=int(self.ack_timeout_s * 1000),
+                )
+            return self._producer
 
     def close(self) -> None:
         self.loader.stop()
         self.credentials.close()
+        self.produce_pool.shutdown(wait=False, cancel_futures=True)
         if self._producer is not None:
             self._producer.close()

@@ -85,6 +85,8 @@ class _Plan:
 class PinotSpeedStore(SpeedStore):
     """:class:`SpeedStore` over Pinot REALTIME tables, answer for answer equal to the embedded store."""
 
+    reads_block = True  # every read is an HTTP query to the broker
+
     def __init__(self, config: PinotConfig | None = None, *, session: httpx.Client | None = None):
         self.config = config or PinotConfig()
         self.sql = PinotSql()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from lambdalytics.schemas.views import Watermark
 
@@ -43,6 +43,9 @@ class SpeedStatus:
 
 class SpeedStore(ABC):
     """What both speed stores answer. ``tenant`` is a required argument of every read."""
+
+    reads_block: ClassVar[bool] = False
+    """True when a read waits on the network (Pinot): serving then runs reads off the event loop."""
 
     @abstractmethod
     def customer(self, tenant: str, customer: str, watermark: Watermark) -> Partial:

@@ -101,7 +101,10 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
             {"infra/kafka_io.py": "def f():\n    from lambdalytics.cli.up import run_up\n"},
             ["infra/kafka_io.py:2: infra imports cli"],
         ),
-        ({"schemas/events.py": "import lambdalytics.batch.job\n"}, ["schemas/events.py:1: schemas imports batch"]),
+        (
+            {"schemas/events.py": "import lambdalytics.batch.job\n"},
+            ["schemas/events.py:1: schemas imports batch"],
+        ),
         (
             {"speed/embedded.py": "from lambdalytics.batch import writer\n"},
             ["speed/embedded.py:1: speed imports batch"],

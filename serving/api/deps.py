@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -21,32 +19,43 @@ def get_state(request: Request) -> ServingState:
 StateDep = Annotated[ServingState, Depends(get_state)]
 
 
-class RateLimiter:
-    """A token bucket per credential: ``rate`` requests/s with bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: int):
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, who: str) -> float:
-        """0 if allowed, else seconds until a token is free."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, at = self._buckets.get(who, (float(self.burst), now))
-            tokens = min(self.burst, tokens + (now - at) * self.rate)
-            if tokens >= 1:
-                self._buckets[who] = (tokens - 1, now)
-                return 0.0
-            self._buckets[who] = (tokens, now)
-            return (1 - tokens) / self.rate
+AUTH_FAILURES_PER_S = 1.0
+AUTH_FAILURE_BURST = 20
+"""Failed authentications a client address may make: a burst of 20, then one a second. Past that it gets
+429 before its credential is even checked (guessing and 401 floods cost a bucket lookup, no more)."""
 
 
-def authorize(request: Request, kinds: tuple[str, ...]) -> Principal:
+def client_address(request: Request) -> str:
+    """The peer's address (behind a proxy: what the server's forwarded-headers setting makes it)."""
+    return request.client.host if request.client else "?"
+
+
+def refuse_if_failing(request: Request) -> None:
+    """429 for an address that has used up its failed authentications."""
+    wait = request.app.state.auth_failures.wait(client_address(request))
+    if wait:
+        raise too_many(wait, "too many failed authentications from this address")
+
+
+def failed_authentication(request: Request) -> None:
+    """Count one failed authentication against the client's address."""
+    request.app.state.auth_failures.take(client_address(request))
+
+
+def too_many(wait: float, message: str = "rate limit exceeded") -> HTTPException:
+    return HTTPException(429, message, headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+
+
+def authorize(request: Request, kinds: tuple[str, ...], *, tenant_wide: bool = False) -> Principal:
     """Who is asking, rate-limited, and allowed to use this endpoint — a plain function, so the hot
-    routes (``api.hot``) pay for no dependency machinery; the FastAPI dependencies below wrap it."""
+    routes (``api.hot``) pay for no dependency machinery; the FastAPI dependencies below wrap it.
+
+    Rate limits: one bucket per credential (``Principal.credential``: the tenant key, each dashboard
+    and each embed token apart), and on ``tenant_wide`` routes (answers about the whole tenant, which
+    every embed token may read) also one bucket per tenant, so N tokens are not N times the limit."""
     app = request.app
     credentials = app.state.serving.credentials
+    refuse_if_failing(request)
     try:
         who = resolve(
             request.headers.get("authorization"),
@@ -55,13 +64,14 @@ def authorize(request: Request, kinds: tuple[str, ...]) -> Principal:
             admin_token=credentials.admin_token,
         )
     except AuthError as exc:
+        failed_authentication(request)
         raise HTTPException(exc.status, exc.message, headers={"WWW-Authenticate": "Bearer"}) from None
-    key = who.kind if who.kind == "admin" else f"{who.tenant_id}:{who.customer_id or ''}"
-    wait = app.state.limiter.take(key)
+    buckets = [who.credential]
+    if tenant_wide and who.tenant_id is not None:
+        buckets.append(f"tenant:{who.tenant_id}")
+    wait = app.state.limiter.take(*buckets)
     if wait:
-        raise HTTPException(
-            429, "rate limit exceeded", headers={"Retry-After": str(max(1, round(wait + 0.5)))}
-        )
+        raise too_many(wait)
     if who.kind not in kinds:
         raise HTTPException(403, "this token cannot use this endpoint")
     return who

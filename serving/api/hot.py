@@ -5,7 +5,10 @@ parameter validation, response encoding and the layers around the router, not th
 is still an ``APIRoute`` — listed in OpenAPI, its parameters documented by hand through
 ``openapi_extra`` — but its endpoint is ``async def endpoint(request) -> Response``: it parses its own few
 parameters with ``params`` helpers, authorizes with the plain ``deps.authorize`` function and answers
-orjson bytes. ``HotLane``, the app's outermost middleware, sends a GET that matches a HotRoute straight
+orjson bytes. Their answer is computed by ``off_loop``: on the loop when the speed store is in-process
+(the embedded store's reads are memory lookups), in a worker thread when it answers over the network
+(Pinot's reads are blocking HTTP calls, which would stall every request of the worker). ``HotLane``, the
+app's outermost middleware, sends a GET that matches a HotRoute straight
 to that endpoint (FastAPI's router, exit-stack and exception layers are skipped; errors get the same
 JSON bodies) and times every request for Prometheus.
 """
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
+import anyio.to_thread
 import orjson
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -27,7 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdalytics.speed.store import CoverageError
 
-__all__ = ["HotLane", "HotRoute", "coverage_response", "json_response", "param"]
+__all__ = ["HotLane", "HotRoute", "coverage_response", "json_response", "off_loop", "param"]
+
+T = TypeVar("T")
 
 ERROR = {
     "content": {
@@ -61,6 +68,13 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+async def off_loop(request: Request, answer: Callable[[], T]) -> T:
+    """``answer()`` — merge, freshness and all — never blocking the event loop on the speed store."""
+    if request.app.state.serving.reads_block:
+        return await anyio.to_thread.run_sync(answer)
+    return answer()
+
+
 def param(
     name: str,
     where: str,
@@ -88,6 +102,20 @@ def coverage_response(exc: CoverageError) -> JSONResponse:
     )
 
 
+def sent_path(scope: Scope) -> str:
+    """The route path as the client sent it (still percent-encoded), so that an id holding an encoded
+    ``/`` (``a%2Fb``) stays one path segment; the parameters are decoded after matching. The server's
+    decoded ``path`` turns ``a%2Fb`` into two segments, and such a customer could never be read."""
+    raw = scope.get("raw_path")
+    if not raw or not raw.isascii():
+        return get_route_path(scope)
+    path = raw.decode("ascii")
+    root = quote(scope.get("root_path", ""))
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    return path
+
+
 class HotLane:
     """Outermost middleware: HotRoute GETs go straight to their endpoint; every request is timed."""
 
@@ -99,11 +127,11 @@ class HotLane:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         if scope["method"] == "GET":
-            path = get_route_path(scope)
+            path = sent_path(scope)
             for route in self.routes:
                 match = route.path_regex.match(path)
                 if match is not None:
-                    scope["path_params"] = match.groupdict()
+                    scope["path_params"] = {name: unquote(v) for name, v in match.groupdict().items()}
                     response = await self._answer(route, Request(scope, receive))
                     await response(scope, receive, send)
                     self._observe(route.path, "GET", response.status_code, started)

@@ -17,6 +17,8 @@ _WINDOW = re.compile(r"^(\d{1,6})([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MIN_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
+MAX_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
 ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128}
 
 
@@ -56,7 +58,13 @@ def parse_time(value: str | None, name: str, default: int) -> int:
         raise HTTPException(422, f"{name}: not an ISO 8601 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
+    try:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:59-01:00 in year 10000
+        utc = parsed.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_TIME <= utc <= MAX_TIME:
+        raise HTTPException(422, f"{name}: outside years 1 to 9999 in UTC: {value[:40]!r}")
+    return int(utc.timestamp() * 1000)
 
 
 def time_range(start: str | None, end: str | None, default_days: int = 30) -> tuple[int, int]:

@@ -23,6 +23,8 @@ from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.consumer import SpeedConsumer
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 FILE = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "online_retail" / "online_retail.parquet"
 pytestmark = [
     pytest.mark.e2e,
@@ -140,8 +142,8 @@ def test_online_retail_through_the_whole_pipeline(kafka_bootstrap, tmp_path, spa
     settings = Settings(
         data_dir=tmp_path,
         block_size=100,
-        admin_token="adm",
-        token_secret="t" * 32,
+        admin_token=ADMIN_TOKEN,
+        token_secret=TOKEN_SECRET,
         rate_limit_per_s=1e6,
         rate_limit_burst=10**6,
     )
@@ -151,7 +153,7 @@ def test_online_retail_through_the_whole_pipeline(kafka_bootstrap, tmp_path, spa
     key = client.post(
         "/v1/admin/tenants",
         json={"tenant_id": "online-retail", "name": "UCI"},
-        headers={"Authorization": "Bearer adm"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     ).json()["api_key"]
     headers = {"Authorization": f"Bearer {key}"}
     half = len(events) // 2

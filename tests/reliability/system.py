@@ -26,7 +26,7 @@ from lambdalytics.infra.settings import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
-ADMIN_TOKEN = "reliability-admin-token"
+ADMIN_TOKEN = "reliability-admin-token-0123456789abc"
 PARTITIONS = 3
 BLOCK_SIZE = 20  # small, so the batch watermark moves with a few hundred events
 

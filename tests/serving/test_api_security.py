@@ -15,6 +15,8 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
 T0 = 1_767_225_600_000
 
@@ -43,8 +45,8 @@ def api(tmp_path):
                 offset += 1
     settings = Settings(
         data_dir=tmp_path,
-        admin_token="admin-secret",
-        token_secret="s" * 32,
+        admin_token=ADMIN_TOKEN,
+        token_secret=TOKEN_SECRET,
         rate_limit_per_s=1000,
         rate_limit_burst=1000,
     )
@@ -56,7 +58,7 @@ def api(tmp_path):
         r = client.post(
             "/v1/admin/tenants",
             json={"tenant_id": tenant, "name": tenant},
-            headers={"Authorization": "Bearer admin-secret"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
         assert r.status_code == 201
         keys[tenant] = r.json()["api_key"]
@@ -192,19 +194,19 @@ def test_admin_routes_need_the_admin_token_and_keys_rotate(api):
         == 403
     )
     assert client.post("/v1/admin/batch-runs", headers=bearer(keys["alpha"])).status_code == 403
-    r = client.post("/v1/admin/tenants/alpha/rotate-key", headers=bearer("admin-secret"))
+    r = client.post("/v1/admin/tenants/alpha/rotate-key", headers=bearer(ADMIN_TOKEN))
     assert r.status_code == 200
     assert client.get("/v1/customers/c1/profile", headers=bearer(keys["alpha"])).status_code == 401
     assert client.get("/v1/customers/c1/profile", headers=bearer(r.json()["api_key"])).status_code == 200
     assert (
         client.post(
-            "/v1/admin/tenants", json={"tenant_id": "alpha", "name": "again"}, headers=bearer("admin-secret")
+            "/v1/admin/tenants", json={"tenant_id": "alpha", "name": "again"}, headers=bearer(ADMIN_TOKEN)
         ).status_code
         == 409
     )
     assert (
         client.post(
-            "/v1/admin/tenants", json={"tenant_id": "bad id!", "name": "x"}, headers=bearer("admin-secret")
+            "/v1/admin/tenants", json={"tenant_id": "bad id!", "name": "x"}, headers=bearer(ADMIN_TOKEN)
         ).status_code
         == 422
     )
@@ -288,3 +290,252 @@ def test_speed_side_that_cannot_cover_the_watermark_fails_closed(api):
     state.speed.drop_below({("events.transaction", 0): 10})  # newer than what serving's index (W = 0) covers
     r = client.get("/v1/customers/c1/profile", headers=bearer(keys["alpha"]))
     assert r.status_code == 503 and "watermark" in r.json()["detail"] and r.headers["Retry-After"] == "1"
+
+
+def test_rotating_a_key_revokes_the_tokens_it_minted(api):
+    client, keys, state = api
+    old = bearer(keys["alpha"])
+    embed = client.post("/v1/embed-tokens", json={"customer_id": "c1"}, headers=old).json()["token"]
+    dash = client.post("/v1/dashboard-tokens", json={}, headers=old).json()["token"]
+    beta_embed = client.post("/v1/embed-tokens", json={"customer_id": "c1"}, headers=bearer(keys["beta"]))
+    for token in (embed, dash):
+        assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 200
+    new_key = client.post("/v1/admin/tenants/alpha/rotate-key", headers=bearer(ADMIN_TOKEN)).json()["api_key"]
+    for token in (embed, dash):
+        r = client.get("/v1/customers/c1/profile", headers=bearer(token))
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    # what the new key mints works, and the other tenant's tokens are untouched
+    fresh = client.post("/v1/embed-tokens", json={"customer_id": "c1"}, headers=bearer(new_key)).json()[
+        "token"
+    ]
+    assert client.get("/v1/customers/c1/profile", headers=bearer(fresh)).status_code == 200
+    token = beta_embed.json()["token"]
+    assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 200
+    # a token claiming no generation, or another one, is refused even with a valid signature
+    for claims in ({}, {"g": None}, {"g": 99}, {"g": True}):
+        forged = jwt.encode(
+            {"k": "embed", "t": "alpha", "c": "c1", "exp": int(time.time()) + 60, **claims},
+            TOKEN_SECRET,
+            "HS256",
+        )
+        assert client.get("/v1/customers/c1/profile", headers=bearer(forged)).status_code == 401, claims
+
+
+def test_other_workers_honour_a_rotation_within_the_key_cache_time(api, monkeypatch):
+    """Another worker (its own registry over the same file) trusts its cache for CACHE_SECONDS (1 s):
+    that is the bound on how long a revoked token, or the old key, still works there."""
+    _, keys, state = api
+    from lambdalytics.serving import auth
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    other = auth.TenantRegistry(state.settings.data_dir / "run" / "tenants.sqlite")
+    signer = state.credentials.signer
+    token, _ = signer.issue("alpha", "c1", 600, generation=other.lookup(keys["alpha"])[1])
+    assert auth.verify_token(token, registry=other, signer=signer).customer_id == "c1"
+    state.credentials.registry.rotate("alpha")  # in this worker
+    clock[0] += auth.TenantRegistry.CACHE_SECONDS / 2
+    assert other.tenant_of(keys["alpha"]) == "alpha"  # still cached there
+    assert auth.verify_token(token, registry=other, signer=signer).customer_id == "c1"
+    clock[0] += auth.TenantRegistry.CACHE_SECONDS
+    assert other.tenant_of(keys["alpha"]) is None
+    with pytest.raises(auth.AuthError, match="revoked"):
+        auth.verify_token(token, registry=other, signer=signer)
+    other.close()
+
+
+def test_a_registry_from_before_generations_is_migrated(tmp_path):
+    import sqlite3
+
+    from lambdalytics.serving.auth import TenantRegistry, _hash
+
+    path = tmp_path / "tenants.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "key_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO tenants VALUES ('old', 'Old', ?, 0)", (_hash("llk_old"),))
+    db.commit()
+    db.close()
+    registry = TenantRegistry(path)
+    assert registry.lookup("llk_old") == ("old", 1) and registry.generation("old") == 1
+    registry.rotate("old")
+    assert registry.generation("old") == 2
+    registry.close()
+
+
+def _slow_limits(client, burst: int) -> None:
+    limiter = client.app.state.limiter
+    limiter.rate, limiter.burst = 0.001, burst
+    limiter._buckets.clear()
+
+
+def test_each_credential_has_its_own_bucket(api):
+    """The tenant key, its dashboard token and a campaign token no longer drain one shared bucket."""
+    client, keys, _ = api
+    key = bearer(keys["alpha"])
+    dash = bearer(client.post("/v1/dashboard-tokens", json={}, headers=key).json()["token"])
+    campaign = bearer(
+        client.post("/v1/embed-tokens", json={"campaign_ids": ["spring"]}, headers=key).json()["token"]
+    )
+    _slow_limits(client, burst=2)
+    assert [client.get("/v1/customers/c1/profile", headers=key).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+    assert client.get("/v1/customers/c1/profile", headers=dash).status_code == 200
+    assert client.get("/v1/campaigns/spring/stats", headers=campaign).status_code == 200
+    # the same token however the header spaces it: one credential, one bucket
+    token = dash["Authorization"].removeprefix("Bearer ")
+    assert (
+        client.get("/v1/customers/c1/profile", headers={"Authorization": f"Bearer  {token} "}).status_code
+        == 200
+    )
+    assert client.get("/v1/customers/c1/profile", headers=dash).status_code == 429
+
+
+def test_tenant_wide_routes_are_limited_per_tenant_whatever_the_number_of_tokens(api):
+    """N customer embed tokens are not N times the limit on the tenant's live metrics and cohorts."""
+    client, keys, _ = api
+    key = bearer(keys["alpha"])
+    tokens = [
+        bearer(
+            client.post(
+                "/v1/embed-tokens", json={"customer_id": f"c{i}", "cohorts": True}, headers=key
+            ).json()["token"]
+        )
+        for i in range(4)
+    ]
+    _slow_limits(client, burst=3)
+    codes = [client.get("/v1/live/orders", headers=t).status_code for t in tokens]
+    assert codes == [200, 200, 200, 429]
+    assert client.get("/v1/cohorts/retention", headers=tokens[3]).status_code == 429  # the same tenant
+    assert client.get("/v1/customers/c3/profile", headers=tokens[3]).status_code != 429  # per credential
+    assert client.get("/v1/live/orders", headers=bearer(keys["beta"])).status_code == 200  # another tenant
+
+
+def test_the_bucket_table_is_bounded():
+    from lambdalytics.serving.rate_limit import RateLimiter
+
+    limiter = RateLimiter(0.001, 1, capacity=3)
+    for i in range(10):
+        assert limiter.take(f"k{i}") == 0
+    assert len(limiter) == 3
+    assert limiter.take("k9") > 0  # a recent bucket is kept (still empty)
+    assert limiter.take("k0") == 0  # the least recently used went first
+
+
+def test_a_flood_of_failed_authentications_from_one_address_gets_429(api):
+    client, keys, _ = api
+    flood = TestClient(client.app, client=("203.0.113.9", 4000), follow_redirects=False)
+    codes = [flood.get("/v1/live/orders", headers=bearer("llk_guess")).status_code for _ in range(25)]
+    assert codes[:20] == [401] * 20 and codes[20:] == [429] * 5
+    r = flood.get("/v1/customers/c1/profile", headers=bearer("garbage"))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    login = flood.post(
+        "/dashboard/login",
+        content="key=llk_guess",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert login.status_code == 429
+    # another address is not affected, and successful requests never count
+    other = TestClient(client.app, client=("198.51.100.7", 4000))
+    assert all(
+        other.get("/v1/live/orders", headers=bearer(keys["alpha"])).status_code == 200 for _ in range(30)
+    )
+    assert other.get("/v1/live/orders", headers=bearer("llk_guess")).status_code == 401
+
+
+def test_failed_dashboard_logins_count_as_failed_authentications(api):
+    client, keys, _ = api
+    guesser = TestClient(client.app, client=("203.0.113.10", 4000), follow_redirects=False)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    codes = [
+        guesser.post("/dashboard/login", content="key=llk_guess", headers=form).status_code for _ in range(21)
+    ]
+    assert codes[:20] == [303] * 20 and codes[20] == 429
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=0000-01",  # year 0 does not exist
+        "start=0001-01-01T00:00:00%2B01:00",  # year 0 in UTC
+        "end=9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+        "start=9999-12-31T23:59:59-01:00&end=9999-12",
+    ],
+)
+def test_times_outside_the_calendar_are_422_not_500(api, query):
+    client, keys, _ = api
+    h = bearer(keys["alpha"])
+    for path in (
+        "/v1/cohorts/retention",
+        "/v1/customers/c1/timeseries?metric=orders",
+        "/v1/campaigns/spring/stats",
+    ):
+        r = client.get(f"{path}{'&' if '?' in path else '?'}{query}", headers=h)
+        assert r.status_code == 422, (path, query, r.text)
+        assert r.json()["detail"].startswith(("start", "end")), r.text
+
+
+def test_a_customer_id_with_a_slash_is_accepted_and_readable_percent_encoded(api):
+    """Ingest accepts ``a/b`` (the contract allows it); reads name it ``a%2Fb`` (what the widgets send)."""
+    client, keys, state = api
+    produced = []
+
+    class Acked:
+        def send(self, event):
+            produced.append(event)
+
+            class Ack:
+                def get(self, timeout):
+                    return None
+
+            return Ack()
+
+    state._producer = Acked()
+    event = {"event_id": "slash-1", "customer_id": "a/b", "event_type": "page_view", "event_time": T0}
+    r = client.post("/v1/events", json=event, headers=bearer(keys["alpha"]))
+    assert r.status_code == 202 and produced[0].customer_id == "a/b"
+    state.speed.ingest(to_row(produced[0]), produced[0].topic, 0, 0, T0)  # what the speed consumer does
+    profile = client.get("/v1/customers/a%2Fb/profile", headers=bearer(keys["alpha"]))
+    assert profile.status_code == 200 and profile.json()["customer_id"] == "a/b"
+    assert profile.json()["metrics"]["events_total"] == 1
+    series = client.get(
+        "/v1/customers/a%2fb/timeseries?metric=page_views&start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z",
+        headers=bearer(keys["alpha"]),
+    )  # a lowercase escape too
+    assert series.status_code == 200 and [p["value"] for p in series.json()["points"]] == [1]
+    token = client.post(
+        "/v1/embed-tokens", json={"customer_id": "a/b"}, headers=bearer(keys["alpha"])
+    ).json()["token"]
+    assert client.get("/v1/customers/a%2Fb/profile", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/customers/c1/profile", headers=bearer(token)).status_code == 404
+    # unencoded, it is another path: not this customer's, and no server error
+    assert client.get("/v1/customers/a/b/profile", headers=bearer(keys["alpha"])).status_code == 404
+    assert client.get("/v1/customers/a%2Fb/profile", headers=bearer(keys["beta"])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "as_admin"),
+    [
+        ("POST", "/v1/admin/tenants", b'{"tenant_id": "gamma", "name": "\\ud800"}', True),
+        ("PUT", "/v1/admin/tenants/alpha/branding", b'{"display_name": "\\udfff"}', True),
+        ("POST", "/v1/embed-tokens", b'{"customer_id": "\\ud800"}', False),
+        ("POST", "/v1/embed-tokens", b'{"campaign_ids": ["ok", "\\udc00x"]}', False),
+        ("POST", "/v1/embed-tokens", b'{"ttl_seconds": 1e400}', False),
+        ("POST", "/v1/dashboard-tokens", b'{"ttl_seconds": -1e400}', False),
+        ("POST", "/v1/admin/tenants", b'{"tenant_id": "\\ud800", "name": "x"}', True),
+    ],
+)
+def test_json_a_response_cannot_carry_is_422_not_500(api, method, path, body, as_admin):
+    """Lone surrogates and infinities parse in JSON, then broke SQLite, PyJWT or the 422 body itself."""
+    client, keys, _ = api
+    token = ADMIN_TOKEN if as_admin else keys["alpha"]
+    r = client.request(
+        method, path, content=body, headers={**bearer(token), "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"]

@@ -18,8 +18,10 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.integration
-ADMIN = {"Authorization": "Bearer adm"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # The real entry point, started once the test opens the gate (a FIFO): until then the run is alive.
 GATE = "import os, sys; open(sys.argv[1]).read(); os.execv(sys.argv[2], sys.argv[2:])"
 
@@ -27,8 +29,8 @@ GATE = "import os, sys; open(sys.argv[1]).read(); os.execv(sys.argv[2], sys.argv
 def _settings(data_dir: Path) -> Settings:
     return Settings(
         data_dir=data_dir,
-        admin_token="adm",
-        token_secret="s" * 32,
+        admin_token=ADMIN_TOKEN,
+        token_secret=TOKEN_SECRET,
         block_size=10,
         spark_driver_memory="1g",
         spark_shuffle_partitions=4,

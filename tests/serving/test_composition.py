@@ -14,6 +14,8 @@ from lambdalytics.serving.main import HOT, create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
 
 
@@ -34,16 +36,16 @@ def test_credentials_open_without_a_speed_store_and_every_opener_shares_them(tmp
 
 def test_credentials_refuse_generated_secrets_in_prod(tmp_path):
     with pytest.raises(RuntimeError, match="LAMBDALYTICS_ADMIN_TOKEN must be set"):
-        Credentials.open(Settings(data_dir=tmp_path, env="prod", token_secret="s" * 32))
+        Credentials.open(Settings(data_dir=tmp_path, env="prod", token_secret=TOKEN_SECRET))
     with pytest.raises(RuntimeError, match="LAMBDALYTICS_TOKEN_SECRET must be set"):
-        Credentials.open(Settings(data_dir=tmp_path, env="prod", admin_token="adm"))
+        Credentials.open(Settings(data_dir=tmp_path, env="prod", admin_token=ADMIN_TOKEN))
 
 
 def test_metrics_are_read_from_their_sources_at_scrape_time(tmp_path):
     store = EmbeddedSpeedStore(block_size=10)
     dead = {"not_json": 2}
     state = ServingState(
-        Settings(data_dir=tmp_path, admin_token="adm", token_secret="s" * 32),
+        Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET),
         store,
         dead_lettered=lambda: dead,
     )
@@ -72,7 +74,7 @@ def test_metrics_are_read_from_their_sources_at_scrape_time(tmp_path):
 
 def test_the_polled_routes_are_the_hot_lane_and_their_operation_ids_name_their_resource(tmp_path):
     state = ServingState(
-        Settings(data_dir=tmp_path, admin_token="adm", token_secret="s" * 32),
+        Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET),
         EmbeddedSpeedStore(block_size=10),
     )
     try:

@@ -20,6 +20,8 @@ from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.consumer import SpeedConsumer
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.e2e
 
 
@@ -67,8 +69,8 @@ def test_pipeline_end_to_end(kafka_bootstrap, tmp_path, unique, spark):
     settings = Settings(
         data_dir=tmp_path,
         block_size=5,
-        admin_token="adm",
-        token_secret="x" * 32,
+        admin_token=ADMIN_TOKEN,
+        token_secret=TOKEN_SECRET,
         rate_limit_per_s=10_000,
         rate_limit_burst=10_000,
     )
@@ -80,7 +82,7 @@ def test_pipeline_end_to_end(kafka_bootstrap, tmp_path, unique, spark):
     key = client.post(
         "/v1/admin/tenants",
         json={"tenant_id": tenant, "name": "e2e"},
-        headers={"Authorization": "Bearer adm"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     ).json()["api_key"]
     h = {"Authorization": f"Bearer {key}"}
 

@@ -14,6 +14,8 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
 
 
@@ -35,8 +37,8 @@ def _app():
     state = ServingState(
         Settings(
             data_dir=tempfile.mkdtemp(),
-            admin_token="adm",
-            token_secret="z" * 32,
+            admin_token=ADMIN_TOKEN,
+            token_secret=TOKEN_SECRET,
             rate_limit_per_s=1e6,
             rate_limit_burst=10**6,
         ),
@@ -68,6 +70,6 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case):
-    for token in (KEY, "adm"):
+    for token in (KEY, ADMIN_TOKEN):
         response = case.call(headers={"Authorization": f"Bearer {token}"})
         assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])

@@ -17,8 +17,10 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
-ADMIN = {"Authorization": "Bearer adm"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def app(tmp_path, monkeypatch):
     (dist / "app.css").write_text("body{}")
     (dist / "widget.js").write_text("(()=>{})()")
     monkeypatch.setattr(web, "DIST", dist)
-    settings = Settings(data_dir=tmp_path / "data", admin_token="adm", token_secret="s" * 32)
+    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET)
     state = ServingState(settings, EmbeddedSpeedStore(block_size=10))
     client = TestClient(create_app(state), follow_redirects=False)
     key = state.credentials.registry.create("acme", "Acme")
@@ -99,6 +101,18 @@ def test_embed_pages_classify_tokens_and_never_echo_them(app):
     assert client.get(f"/embed/nope?token={ok}").status_code == 404
 
 
+def test_an_embed_page_with_a_token_of_a_rotated_key_says_invalid(app):
+    client, state, key, _ = app
+    minted = client.post(
+        "/v1/embed-tokens", json={"customer_id": "c1"}, headers={"Authorization": f"Bearer {key}"}
+    ).json()["token"]
+    assert config_of(client.get(f"/embed/customer-card?token={minted}").text)["token_state"] == "ok"
+    state.credentials.registry.rotate("acme")
+    assert config_of(client.get(f"/embed/customer-card?token={minted}").text)["token_state"] == "invalid"
+    expired, _ = state.credentials.signer.issue("acme", "c1", 60, now=time.time() - 3600)  # generation 1
+    assert config_of(client.get(f"/embed/customer-card?token={expired}").text)["token_state"] == "invalid"
+
+
 def test_the_theme_style_carries_the_csp_nonce_and_config_cannot_break_out(app):
     client, state, _, _ = app
     refused = client.put(
@@ -137,3 +151,17 @@ def test_branding_admin_api(app):
     assert mine["primary_color"] == "#123456" and "frame_ancestors" not in mine
     assert mine["theme"]["--ll-brand"] == "#123456"
     assert client.get("/v1/branding").status_code == 401
+
+
+def test_login_ignores_extra_form_fields_and_refuses_huge_bodies(app):
+    """A form with more fields than ``key`` (a password manager's, an extension's) signs in, never 500s."""
+    client, state, key, _ = app
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    extra = "&".join(f"f{i}=x" for i in range(10))
+    r = client.post("/dashboard/login", content=f"{extra}&key={key}&remember=on", headers=form)
+    assert r.status_code == 303 and "#token=" in r.headers["location"]
+    repeated = client.post("/dashboard/login", content=f"key={key}&key=llk_other", headers=form)
+    assert repeated.status_code == 303 and "#token=" in repeated.headers["location"]  # the first key
+    huge = client.post("/dashboard/login", content=f"key={key}&pad=" + "x" * 5000, headers=form)
+    assert huge.status_code == 413 and huge.headers["Cache-Control"] == "no-store"
+    assert key not in huge.text

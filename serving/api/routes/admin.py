@@ -3,26 +3,25 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
+from ...request_model import RequestModel
 from ..deps import AdminDep, StateDep, TenantDep
 from ..params import iso
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
 
-class NewTenant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NewTenant(RequestModel):
     tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
 
 
-class NewEmbedToken(BaseModel):
+class NewEmbedToken(RequestModel):
     """What one embed may show. Every embed token also reads the tenant's live metrics."""
 
-    model_config = ConfigDict(extra="forbid")
     customer_id: str | None = Field(None, min_length=1, max_length=128)
     campaign_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=list, max_length=50
@@ -31,8 +30,7 @@ class NewEmbedToken(BaseModel):
     ttl_seconds: int = Field(3600, ge=1, le=86400)
 
 
-class NewDashboardToken(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NewDashboardToken(RequestModel):
     ttl_seconds: int = Field(8 * 3600, ge=60, le=86400)
 
 
@@ -86,6 +84,7 @@ def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
         who.tenant_id,
         body.customer_id,
         body.ttl_seconds,
+        generation=who.generation,  # a rotation of this key revokes the token
         campaigns=tuple(body.campaign_ids),
         cohorts=body.cohorts,
     )
@@ -95,5 +94,7 @@ def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
 @router.post("/dashboard-tokens", status_code=201)
 def dashboard_token(body: NewDashboardToken, who: TenantDep, state: StateDep) -> dict:
     """A read-only token for the tenant dashboard (``/dashboard#token=...``): the key stays server-side."""
-    token, exp = state.credentials.signer.issue_dashboard(who.tenant_id, body.ttl_seconds)
+    token, exp = state.credentials.signer.issue_dashboard(
+        who.tenant_id, body.ttl_seconds, generation=who.generation
+    )
     return {"token": token, "expires_at": iso(exp * 1000)}

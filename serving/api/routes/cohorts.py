@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from ..deps import READERS, authorize, cohort_scope
 from ..freshness import freshness
-from ..hot import HotRoute, json_response, param
+from ..hot import HotRoute, json_response, off_loop, param
 from ..params import month_of
 
 router = APIRouter(prefix="/v1", tags=["cohorts"], route_class=HotRoute)
@@ -23,10 +23,13 @@ router = APIRouter(prefix="/v1", tags=["cohorts"], route_class=HotRoute)
 )
 async def retention(request: Request) -> Response:
     """Monthly order cohorts and the share of each cohort ordering again N months later."""
-    who = authorize(request, READERS)
+    who = authorize(request, READERS, tenant_wide=True)
     cohort_scope(who)
     query = request.query_params
     start, end = month_of(query.get("start"), "start"), month_of(query.get("end"), "end")
     state = request.app.state.serving
-    rows = state.merger.cohorts(who.tenant_id, start, end)
-    return json_response({"cohorts": rows, "freshness": freshness(state)})
+
+    def answer() -> dict:
+        return {"cohorts": state.merger.cohorts(who.tenant_id, start, end), "freshness": freshness(state)}
+
+    return json_response(await off_loop(request, answer))

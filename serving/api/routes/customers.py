@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from ...merge import NotFound, UnknownMetric
 from ..deps import NOT_FOUND, READERS, authorize, customer_scope
 from ..freshness import freshness
-from ..hot import HotRoute, json_response, param
+from ..hot import HotRoute, json_response, off_loop, param
 from ..params import GRANULARITY_MS, ID_SCHEMA, choice, iso, path_id, time_range
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=HotRoute)
@@ -24,13 +24,20 @@ async def profile(request: Request) -> Response:
     customer_id = path_id(request.path_params, "customer_id")
     customer_scope(who, customer_id)
     state = request.app.state.serving
-    try:
-        answer = state.merger.profile(who.tenant_id, customer_id)
-    except NotFound:
-        raise NOT_FOUND from None
-    return json_response(
-        {"tenant_id": who.tenant_id, "customer_id": customer_id, **answer, "freshness": freshness(state)}
-    )
+
+    def answer() -> dict:
+        try:
+            merged = state.merger.profile(who.tenant_id, customer_id)
+        except NotFound:
+            raise NOT_FOUND from None
+        return {
+            "tenant_id": who.tenant_id,
+            "customer_id": customer_id,
+            **merged,
+            "freshness": freshness(state),
+        }
+
+    return json_response(await off_loop(request, answer))
 
 
 @router.get(
@@ -62,19 +69,21 @@ async def timeseries(request: Request) -> Response:
     customer_scope(who, customer_id)
     start_ms, end_ms = time_range(query.get("start"), query.get("end"))
     state = request.app.state.serving
-    try:
-        points = state.merger.timeseries(
-            who.tenant_id, customer_id, metric, start_ms, end_ms, GRANULARITY_MS[granularity]
-        )
-    except UnknownMetric:
-        raise HTTPException(422, f"metric {metric!r} has no time series (see GET /v1/metrics)") from None
-    except NotFound:
-        raise NOT_FOUND from None
-    return json_response(
-        {
+
+    def answer() -> dict:
+        try:
+            points = state.merger.timeseries(
+                who.tenant_id, customer_id, metric, start_ms, end_ms, GRANULARITY_MS[granularity]
+            )
+        except UnknownMetric:
+            raise HTTPException(422, f"metric {metric!r} has no time series (see GET /v1/metrics)") from None
+        except NotFound:
+            raise NOT_FOUND from None
+        return {
             "metric": metric,
             "granularity": granularity,
             "points": [{"ts": iso(ts), "value": value} for ts, value in points],
             "freshness": freshness(state),
         }
-    )
+
+    return json_response(await off_loop(request, answer))

@@ -6,6 +6,8 @@ from fastapi import APIRouter, HTTPException, Request
 
 from lambdalytics.schemas.events import ContractViolation, parse_json, validate_event
 
+from ...ingest import NotAcknowledged, produce_acknowledged
+from ..body import read_body
 from ..deps import StateDep, TenantDep
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -20,19 +22,12 @@ async def post_events(request: Request, who: TenantDep, state: StateDep) -> dict
     """One event or an array. All are validated first; if any is invalid, nothing is produced (422).
 
     Each event is held to ``Settings.max_event_bytes`` in the canonical form it is produced in — the
-    bytes the archiver and the speed consumer measure against the same setting."""
+    bytes the archiver and the speed consumer measure against the same setting. Otherwise 202 once
+    Kafka acknowledged them all, or 503 with the reason when it did not in time."""
     max_event_bytes = state.settings.max_event_bytes
-    limit = max_event_bytes * BODY_EVENTS
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, "request body too large")
-    body = bytearray()
-    async for chunk in request.stream():  # never hold more than the limit, whatever the header said
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, "request body too large")
+    body = await read_body(request, max_event_bytes * BODY_EVENTS)
     try:
-        payload: Any = parse_json(bytes(body))
+        payload: Any = parse_json(body)
     except ContractViolation as exc:
         raise HTTPException(422, [{"index": None, **exc.as_dict()}]) from None
     items = payload if isinstance(payload, list) else [payload]
@@ -71,9 +66,8 @@ async def post_events(request: Request, who: TenantDep, state: StateDep) -> dict
         events.append(event)
     if errors:
         raise HTTPException(422, errors)
-    producer = state.producer
-    futures = [producer.send(e) for e in events]
-    producer.flush(10)
-    for f in futures:
-        f.get(timeout=10)  # acknowledged by the broker before we answer
+    try:
+        await produce_acknowledged(state, events)  # acknowledged by the broker before we answer
+    except NotAcknowledged as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
     return {"accepted": len(events)}

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from ..deps import READERS, authorize
 from ..freshness import freshness
-from ..hot import HotRoute, json_response, param
+from ..hot import HotRoute, json_response, off_loop, param
 from ..params import window_seconds
 
 router = APIRouter(prefix="/v1", tags=["live"], route_class=HotRoute)
@@ -22,8 +22,12 @@ router = APIRouter(prefix="/v1", tags=["live"], route_class=HotRoute)
 )
 async def live_orders(request: Request) -> Response:
     """Orders in progress and wait times over the window, for the tenant (every embed token may read it)."""
-    who = authorize(request, READERS)
+    who = authorize(request, READERS, tenant_wide=True)
     seconds = window_seconds(request.query_params.get("window", "30m"))
     state = request.app.state.serving
-    answer = state.merger.live_orders(who.tenant_id, seconds * 1000)
-    return json_response({**answer, "window_seconds": seconds, "freshness": freshness(state)})
+
+    def answer() -> dict:
+        merged = state.merger.live_orders(who.tenant_id, seconds * 1000)
+        return {**merged, "window_seconds": seconds, "freshness": freshness(state)}
+
+    return json_response(await off_loop(request, answer))

@@ -20,18 +20,21 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
-from ...auth import KEY_PREFIX, AuthError, Principal
+from ...auth import KEY_PREFIX, AuthError, Principal, verify_token
 from ...branding import Branding, content_security_policy, style_block
+from ..body import read_body
+from ..deps import failed_authentication, refuse_if_failing
 from .branding import branding_store
 
 router = APIRouter(include_in_schema=False)
@@ -45,6 +48,7 @@ WIDGETS = {
     "cohort-heatmap": "Cohort retention",
 }
 DASHBOARD_TTL_S = 8 * 3600
+LOGIN_BODY_BYTES = 4096  # a key and a few form fields; more is refused (413) before it is read
 _TENANT = re.compile(TENANT_ID_PATTERN)
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 NOT_BUILT = (
@@ -176,13 +180,17 @@ def _embed_token(request: Request, token: str | None) -> tuple[str, Principal | 
         return "missing", None
     if token.startswith(KEY_PREFIX) or len(token) > 4096:
         return "invalid", None
-    signer = request.app.state.serving.credentials.signer
+    credentials = request.app.state.serving.credentials
+    check = partial(verify_token, token, registry=credentials.registry, signer=credentials.signer)
     try:
-        who, state = signer.verify(token), "ok"
+        who, state = check(), "ok"
     except AuthError as exc:
         if exc.message != "token expired":
+            return "invalid", None  # a revoked token included: its key was rotated
+        try:
+            who, state = check(allow_expired=True), "expired"  # only to pick the headers
+        except AuthError:
             return "invalid", None
-        who, state = signer.verify(token, allow_expired=True), "expired"  # only to pick the headers
     return (state, who) if who.kind == "embed" else ("invalid", None)
 
 
@@ -305,19 +313,20 @@ async def login(request: Request) -> Response:
     no_store = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         return PlainTextResponse("cross-site sign-in refused", 403, headers=no_store)
-    client = request.client.host if request.client else "?"
-    if request.app.state.limiter.take(f"login:{client}"):
-        return PlainTextResponse("too many attempts", 429, headers={**no_store, "Retry-After": "1"})
-    raw = await request.body()
-    fields = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=4) if len(raw) <= 4096 else {}
+    try:
+        refuse_if_failing(request)
+        raw = await read_body(request, LOGIN_BODY_BYTES)
+    except HTTPException as exc:
+        return PlainTextResponse(exc.detail, exc.status_code, headers={**no_store, **(exc.headers or {})})
+    fields = parse_qs(raw.decode("utf-8", "replace"))  # any other fields a form or extension adds: ignored
     key = (fields.get("key") or [""])[0].strip()
     state = request.app.state.serving
-    tenant = (
-        state.credentials.registry.tenant_of(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
-    )
-    if tenant is None:
+    found = state.credentials.registry.lookup(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
+    if found is None:
+        failed_authentication(request)
         return RedirectResponse("/dashboard?login=failed", 303, headers=no_store)
-    token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S)
+    tenant, generation = found
+    token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S, generation=generation)
     return RedirectResponse(f"/dashboard?tenant={quote(tenant)}#token={token}", 303, headers=no_store)
 
 
