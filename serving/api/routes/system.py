@@ -17,16 +17,20 @@ def healthz() -> dict:
 
 @router.get("/readyz")
 def readyz(state: StateDep, response: Response) -> dict:
-    """Ready when the batch manifest has been read (a version loaded, or none exists yet) and the
-    speed store has caught up with Kafka at least once."""
+    """Ready when the batch manifest has been read (a version loaded, or none exists yet), the speed
+    store's position in every partition has reached the broker's high-water mark (from its last fetch
+    responses), and no lost range of offsets is open (reads below one fail closed until a batch covers it)."""
     speed = state.speed.status()
     checks = {
         "batch_loaded": state.loader.loaded_once and state.loader.last_error is None,
         "batch_version": state.loader.current().version,
         "speed_caught_up": speed.caught_up,
         "speed_lag_ms": speed.lag_ms,
+        "speed_unassigned": [f"{t}:{p}" for t, p in speed.unassigned],
+        "speed_gaps": [g.to_json() for g in speed.gaps],
+        "speed_lost_offsets": speed.lost_offsets,
     }
-    ready = checks["batch_loaded"] and checks["speed_caught_up"]
+    ready = checks["batch_loaded"] and checks["speed_caught_up"] and not speed.gaps
     response.status_code = 200 if ready else 503
     return {"ready": ready, **checks, "error": state.loader.last_error}
 
