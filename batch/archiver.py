@@ -36,6 +36,18 @@ crash between that flush and the Delta commit re-reads the batch and dead-letter
 again: dead letters are at-least-once; deduplicate them by ``(dlq.source.topic, dlq.source.partition,
 dlq.source.offset)``.
 
+Lost positions
+--------------
+The consumer resets a position the broker no longer has to the *earliest* offset that exists, and a
+forward jump is never accepted silently: a record beyond the next expected offset of its partition
+(the archived offset, or 0 for a partition never archived) means the offsets in between were lost
+(retention deleted them before they landed, or the position was reset or seeked past them). Each such
+range is a :class:`~lambdalytics.schemas.views.Gap`: logged as an error, counted in
+:attr:`ArchiverStats.lost_offsets`, kept in :attr:`Archiver.gaps`, and recorded in the Delta commit that
+moves the offsets past it (``commitInfo["lambdalytics.gaps"]``, beside ``lambdalytics.offsets``), so
+:func:`lost_ranges` can list every range the master dataset is missing. Offsets are contiguous on the
+event topics (no transactions, no compaction), so a hole is always a loss.
+
 Operations
 ----------
 - Micro-batches end at ``max_batch_records`` records or ``max_batch_seconds`` after their first
@@ -74,6 +86,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from kafka import KafkaConsumer, TopicPartition
@@ -89,7 +102,7 @@ from lambdalytics.infra.kafka_io import (
 )
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS
-from lambdalytics.schemas.views import Watermark
+from lambdalytics.schemas.views import Gap, Watermark
 
 from .compaction import MaintenancePolicy, describe, maintain
 from .master import (
@@ -105,13 +118,23 @@ from .master import (
     snapshot,
 )
 
-__all__ = ["Archiver", "ArchiverStats", "OffsetRegressionError", "main", "run_archiver"]
+__all__ = [
+    "GAPS_KEY",
+    "Archiver",
+    "ArchiverStats",
+    "OffsetRegressionError",
+    "lost_ranges",
+    "main",
+    "run_archiver",
+]
 
 log = logging.getLogger(__name__)
 
 GROUP_ID = APP_ID
 _MAX_BACKOFF_S = 10.0
 _PROBE_INTERVAL_S = 5.0  # while idle, check the broker answers this often
+GAPS_KEY = "lambdalytics.gaps"
+"""Commit-info key of the lost ranges a master commit moved its offsets past (JSON list of Gap objects)."""
 
 
 class OffsetRegressionError(RuntimeError):
@@ -124,6 +147,7 @@ class ArchiverStats:
     records: int = 0  # records consumed (valid + dead-lettered)
     rows: int = 0  # rows written to the master dataset
     dead_lettered: int = 0
+    lost_offsets: int = 0  # offsets jumped over (lost positions), see "Lost positions"
     seconds: float = 0.0
 
     @property
@@ -237,6 +261,7 @@ class Archiver:
         self._decoder: EventDecoder | None = None
         self._table: DeltaTable | None = None
         self._offsets: Watermark = {}
+        self.gaps: list[Gap] = []  # lost ranges committed past by this run
         self._batch_seq = 0
         self._assigned: set[TopicPartition] = set()
         self._last_refresh = float("-inf")
@@ -422,6 +447,7 @@ class Archiver:
             return 0
         rows: list[dict[str, Any]] = []
         advanced: Watermark = {}
+        gaps: list[Gap] = []
         consumed = 0
         dead_before = sum(self._decoder.dead_lettered.values())
         while consumed < self.max_batch_records and not self._stopping(stop_event):
@@ -451,7 +477,8 @@ class Archiver:
             for tp, records in polled.items():
                 key = (tp.topic, tp.partition)
                 for record in records:
-                    self._check_position(key, record.offset, advanced)
+                    if gap := self._check_position(key, record.offset, advanced):
+                        gaps.append(gap)
                     row = self._decoder.row(record)  # None: dead-lettered (no record raises here)
                     if row is not None:
                         row["topic"] = record.topic
@@ -469,9 +496,11 @@ class Archiver:
             return consumed  # stopping during an outage: nothing committed, re-read on restart
         offsets = {**self._offsets, **advanced}
         commit_started = time.monotonic()
-        version = self._commit(rows, offsets)
+        version = self._commit(rows, offsets, gaps)
         commit_s = time.monotonic() - commit_started
         self._offsets = offsets
+        self.gaps += gaps
+        self.stats.lost_offsets += sum(g.size for g in gaps)
         self._commit_to_kafka(advanced)
         elapsed = time.monotonic() - started
         self.stats.batches += 1
@@ -518,14 +547,20 @@ class Archiver:
                 f"this one is at {self._batch_seq}); only one may run"
             )
 
-    def _check_position(self, key: tuple[str, int], offset: int, advanced: Watermark) -> None:
-        expected = advanced.get(key, self._offsets.get(key))
-        if expected is not None and offset < expected:
+    def _check_position(self, key: tuple[str, int], offset: int, advanced: Watermark) -> Gap | None:
+        """Refuse a record below the next expected offset; return the lost range when it is above."""
+        expected = advanced.get(key, self._offsets.get(key, 0))
+        if offset < expected:
             raise OffsetRegressionError(
                 f"{key[0]}:{key[1]} returned offset {offset} but {self.path} already covers offsets "
                 f"< {expected}: the broker lost this partition's log. Archive to a new data dir (or reset "
                 f"the master dataset) for the new log."
             )
+        if offset == expected:
+            return None
+        gap = Gap(key[0], key[1], expected, offset)
+        log.error("archiver: %s (%d offsets never landed in %s)", gap, gap.size, self.path)
+        return gap
 
     def _confirm_dead_letters(self, stop_event: threading.Event | None) -> bool:
         assert self._dead_letters is not None
@@ -539,14 +574,18 @@ class Archiver:
                     return False
                 self._sleep_backoff("dead-letter flush", exc, stop_event)
 
-    def _commit(self, rows: list[dict[str, Any]], offsets: Watermark) -> int:
-        """One Delta commit of rows + offsets, as batch ``batch_seq + 1``. Returns the table version."""
+    def _commit(self, rows: list[dict[str, Any]], offsets: Watermark, gaps: list[Gap]) -> int:
+        """One Delta commit of rows + offsets (+ the lost ranges they move past), as batch
+        ``batch_seq + 1``. Returns the table version."""
         seq = self._batch_seq + 1
         table = rows_to_table(rows)
+        extra = {GAPS_KEY: orjson.dumps([g.to_json() for g in gaps]).decode()} if gaps else None
         for attempt in range(5):
             target: str | Path | DeltaTable = self._table if self._table is not None else self.path
             try:
-                version = append_batch(target, table, offsets, seq, writer_id=self.writer_id)
+                version = append_batch(
+                    target, table, offsets, seq, writer_id=self.writer_id, extra_metadata=extra
+                )
                 break
             except (CommitFailedError, OSError) as exc:
                 # Did it land anyway (e.g. a post-commit hook failed), or did someone else commit?
@@ -581,6 +620,12 @@ class Archiver:
             self._consumer.commit(offsets, timeout_ms=int(self.kafka_commit_timeout_s * 1000))
         except Exception as exc:  # noqa: BLE001 - informational only
             log.warning("Kafka offset commit failed (informational, Delta holds the progress): %s", exc)
+
+
+def lost_ranges(data_dir: str | Path) -> list[Gap]:
+    """Every lost range the archiver recorded in the master dataset's commits, oldest first."""
+    history = DeltaTable(str(master_path(data_dir))).history()
+    return [Gap(**g) for commit in reversed(history) for g in orjson.loads(commit.get(GAPS_KEY) or "[]")]
 
 
 def _archiver(

@@ -147,6 +147,7 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
         manifest = writer.publish(
             previous=previous,
             watermark=watermark,
+            block_size=settings.block_size,
             watermark_time=watermark_time,
             master_version=version,
             events=n_events,
@@ -250,6 +251,7 @@ def _backfill(
         manifest = writer.publish(
             previous=previous,
             watermark=previous.watermark,
+            block_size=previous.block_size,
             watermark_time=previous.watermark_time,
             master_version=previous.master_version,
             events=previous.events,

@@ -62,6 +62,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("kind", pa.string()),  # run | backfill
         ("created_at", pa.timestamp("ms", tz="UTC")),
         ("watermark", pa.string()),  # JSON {"topic:partition": offset}: the batch covers offset < W
+        ("block_size", pa.int64()),  # B the watermark was cut with (null in manifests written before B was)
         ("watermark_time", pa.timestamp("ms", tz="UTC")),  # newest broker time of an event covered
         ("master_version", pa.int64()),
         ("events", pa.int64()),  # deduplicated events covered
@@ -85,6 +86,8 @@ class Manifest:
     master_version: int
     events: int
     views: dict[str, int]
+    block_size: int | None = None
+    """The block size B that W was cut with; the speed side refuses to merge with another B."""
 
     def table(self, data_dir: Path, name: str) -> DeltaTable:
         """The view table at exactly the version this manifest published."""
@@ -123,6 +126,7 @@ def _manifest_of(row: dict[str, Any]) -> Manifest:
         master_version=row["master_version"],
         events=row["events"],
         views=orjson.loads(row["views"]),
+        block_size=row.get("block_size"),
     )
 
 
@@ -248,11 +252,17 @@ class ViewWriter:
         *,
         previous: Manifest | None,
         watermark: Watermark,
+        block_size: int | None,
         watermark_time: dt.datetime | None,
         master_version: int,
         events: int,
     ) -> Manifest:
-        """One append to ``_manifest``: from this commit on, readers see the new version."""
+        """One append to ``_manifest``: from this commit on, readers see the new version.
+
+        ``block_size`` is the B that ``watermark`` was cut with; it is published beside W because the
+        speed side can only merge at a W cut with its own B (None only when re-publishing the W of a
+        manifest written before B was recorded).
+        """
         batch_version = (previous.batch_version if previous else 0) + 1
         row = {
             "batch_version": batch_version,
@@ -260,6 +270,7 @@ class ViewWriter:
             "kind": self.kind,
             "created_at": dt.datetime.now(dt.UTC),
             "watermark": encode_offsets(watermark),
+            "block_size": block_size,
             "watermark_time": watermark_time,
             "master_version": master_version,
             "events": events,
@@ -272,6 +283,7 @@ class ViewWriter:
             str(path),
             stored,
             mode="append",
+            schema_mode="merge",  # a manifest table from before the block_size column gains it
             commit_properties=CommitProperties(
                 custom_metadata={"lambdalytics.batch_version": str(batch_version)}
             ),

@@ -9,7 +9,9 @@ so the contract lives here, in the layer all three import (ARCHITECTURE §2, §9
 - **The cut rule.** Batch cuts only at multiples of the block size B per partition (:func:`cut`); the
   speed side keeps aggregates per offset block (:func:`block_of`) and a block is the speed side's
   exactly when it starts at or above W (:func:`at_or_above`). Whole blocks, never split: no
-  coordination needed.
+  coordination needed — as long as both sides use the same B, which :func:`cut_mismatch` checks.
+- :class:`Gap`, offsets a consumer skipped when its position was lost: the archiver records them with
+  its offsets, the speed side refuses to answer below their end until a batch W passes it.
 - **The views**: name → key columns and value columns, derived from the metric catalog, plus the
   columns whose rows a backfill recomputes together. :data:`EVENT_VIEWS` are aggregated from events;
   :data:`DERIVED_VIEWS` are computed from them (order months, cohort counts, RFM cut points).
@@ -35,6 +37,7 @@ __all__ = [
     "DERIVED_VIEWS",
     "ENTITY_STATES",
     "EVENT_VIEWS",
+    "Gap",
     "HOUR",
     "ORDER_MONTHS",
     "RFM_CUTS",
@@ -46,6 +49,7 @@ __all__ = [
     "at_or_above",
     "block_of",
     "cut",
+    "cut_mismatch",
     "decode_offsets",
     "encode_offsets",
     "entity_state",
@@ -80,6 +84,41 @@ def cut(archived: Watermark, block_size: int) -> Watermark:
 def at_or_above(block: int, offset: int, block_size: int) -> bool:
     """Does the whole block lie at or above ``offset`` (so the speed side, not batch, answers for it)?"""
     return block * block_size >= offset
+
+
+def cut_mismatch(watermark: Watermark, block_size: int, *, cut_with: int | None = None) -> str | None:
+    """Why blocks of ``block_size`` cannot be split at ``watermark`` (cut with ``cut_with``), or None.
+
+    Blocks fall wholly on one side only when every W[tp] is a block start: a W cut with another B splits
+    a block and its part above W is lost (B=1000 served with B=300 answers 800 at W=1000, not 1000).
+    """
+    if cut_with is not None and cut_with != block_size:
+        return f"the batch version was cut with block size {cut_with}, the speed side keeps blocks of {block_size}"
+    for tp, offset in sorted(watermark.items()):
+        if offset % block_size:
+            return f"{tp}: W={offset} is not a multiple of the block size {block_size}"
+    return None
+
+
+@dataclass(frozen=True, order=True)
+class Gap:
+    """Offsets ``[start, end)`` of one partition that a consumer jumped over (its position was lost, or
+    reset past them): never consumed, so an answer counting them would silently undercount."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def __str__(self) -> str:
+        return f"{self.topic}:{self.partition} offsets [{self.start}, {self.end}) lost"
+
+    def to_json(self) -> dict[str, str | int]:
+        return {"topic": self.topic, "partition": self.partition, "start": self.start, "end": self.end}
 
 
 @dataclass(frozen=True)

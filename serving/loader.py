@@ -69,7 +69,8 @@ class BatchLoader:
             log.warning("%s; keeping version %d", self.last_error, self.index.version)
             return False
         self.index = fresh  # the swap: one reference assignment
-        self.speed.on_batch_published(manifest.watermark)  # after the swap; a read racing it retries once
+        # after the swap; a read racing it retries once
+        self.speed.on_batch_published(manifest.watermark, block_size=manifest.block_size)
         log.info(
             "serving batch version %d (loaded in %.1fs)", manifest.batch_version, time.monotonic() - started
         )

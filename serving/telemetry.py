@@ -47,6 +47,16 @@ class _ServingCollector(Collector):
             "Duplicate events skipped by the speed store",
             value=status.duplicates,
         )
+        yield CounterMetricFamily(
+            "lambdalytics_speed_lost_offsets",
+            "Offsets the speed consumer jumped over (lost positions), all time",
+            value=status.lost_offsets,
+        )
+        yield GaugeMetricFamily(
+            "lambdalytics_speed_open_gaps",
+            "Lost offset ranges no batch version covers yet (reads below them answer 503)",
+            value=len(status.gaps),
+        )
         dead = GaugeMetricFamily(
             "lambdalytics_invalid_records",
             "Records that broke the contract (dead-lettered by the archiver)",

@@ -9,6 +9,21 @@ thread or is retried at its offset: a record the store fails to apply is skipped
 (logged with its position), and the event size limit is the archiver's (``Settings.max_event_bytes``),
 so both sides accept the same records.
 
+Stream faults, none silent (docs/reliability.md, "Stream faults"):
+
+- **Coverage.** The store is told every partition the topics' metadata names (``track``) and the
+  position consumption begins at in each (``move_to``), so a partition not assigned or not reached is
+  uncovered (a read at W fails closed) rather than empty.
+- **New partitions** are rediscovered every ``partition_refresh_s`` (the client's metadata refresh) and
+  assigned from their beginning, without a restart.
+- **Lost positions.** ``auto_offset_reset="earliest"``: a position the broker no longer has resumes where
+  data exists, never at the log end. Any forward jump — a fetched record beyond the next expected
+  offset, or a position beyond it after a poll — is handed to the store as a lost range
+  (:class:`~lambdalytics.schemas.views.Gap`: logged, counted, refused until a batch W passes it).
+- **Caught up** means the position in every partition reached the high-water mark of the broker's last
+  fetch response for it (``KafkaConsumer.highwater``), not "a short poll" and not ListOffsets (the
+  embedded broker's ListOffsets(latest) is unreliable).
+
 The loop is a supervised worker (``infra.supervisor``): an unexpected exception is logged, counted and
 the loop restarted with backoff, continuing from the store's positions. :meth:`SpeedConsumer.staleness`
 says when it has made no progress for longer than its bound; serving then fails closed.
@@ -20,6 +35,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -34,7 +50,7 @@ from .store import Watermark
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SpeedConsumer"]
+__all__ = ["Metadata", "SpeedConsumer", "topic_partitions"]
 
 
 # A broker may hold a fetch this long before answering even when data is there (Tansu does): it bounds
@@ -43,6 +59,15 @@ FETCH_MAX_WAIT_MS = 100
 # kafka-python's poll() returns empty, not an error, while the broker is down: an idle consumer asks the
 # broker something cheap this often, and only an answer (or records) counts as progress.
 PROBE_INTERVAL_S = 1.0
+POSITION_TIMEOUT_MS = 5_000  # a position lookup (ListOffsets earliest) longer than this: reconnect
+
+Metadata = Callable[[KafkaConsumer], dict[str, set[int] | None]]
+"""Where partitions are discovered: topic → its partitions (None: not known yet)."""
+
+
+def topic_partitions(consumer: KafkaConsumer) -> dict[str, set[int] | None]:
+    """The event topics' partitions from the client's cached metadata (refreshed every metadata max age)."""
+    return {topic: consumer.partitions_for_topic(topic) for topic in EVENT_TOPICS}
 
 
 class SpeedConsumer:
@@ -55,6 +80,8 @@ class SpeedConsumer:
         from_time_ms: int | None = None,
         max_poll_records: int = 2000,
         max_event_bytes: int | None = None,
+        partition_refresh_s: float = 30.0,
+        metadata: Metadata = topic_partitions,
         stale_after_s: float = 5.0,
     ):
         self.store = store
@@ -62,11 +89,17 @@ class SpeedConsumer:
         self.watermark = watermark or {}
         self.from_time_ms = from_time_ms
         self.max_poll_records = max_poll_records
-        self.stale_after_s = stale_after_s
+        self.partition_refresh_s = partition_refresh_s
+        self.metadata = metadata
         self.decoder = EventDecoder(None, max_event_bytes=max_event_bytes)
+        self._assigned: set[TopicPartition] = set()
+        self._expected: dict[TopicPartition, int] = {}  # next offset per partition, as the store has it
+        self._refreshed = float("-inf")
+        self.stale_after_s = stale_after_s
         self.worker = Supervised("speed-consumer", self._run)
         self._progress_at = time.monotonic()  # the last poll that brought records or a broker answer
         self._last_probe = float("-inf")
+        store.track(None)  # fed by this consumer: nothing is covered until it has read the metadata
 
     def start(self) -> SpeedConsumer:
         # the bound runs from the start: a consumer that never connects goes stale like one that stopped
@@ -103,54 +136,103 @@ class SpeedConsumer:
                 consumer.beginning_offsets(assigned[:1], timeout_ms=2000)
         self._progress_at = time.monotonic()
 
-    def _assign(self, consumer: KafkaConsumer) -> None:
-        partitions = []
-        for topic in EVENT_TOPICS:
-            found = consumer.partitions_for_topic(topic)
-            if not found:  # no metadata yet: assigning without it would never read this topic
-                raise KafkaError(f"no partitions known for {topic}")
-            partitions += [TopicPartition(topic, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
+    def connect(self) -> KafkaConsumer:
+        """A client assigned every partition of the event topics, each at its starting position."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a lost position resumes where data exists; the jump is reported
+            metadata_max_age_ms=max(int(self.partition_refresh_s * 1000), 1),
+            max_poll_records=self.max_poll_records,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            client_id="lambdalytics-speed",
+            max_partition_fetch_bytes=client_bytes(self.decoder.max_event_bytes),
+        )
+        self._assigned, self._expected = set(), {}
+        try:
+            self._refresh(consumer)
+        except Exception:
+            consumer.close()
+            raise
+        return consumer
+
+    def _refresh(self, consumer: KafkaConsumer) -> None:
+        """Assign partitions the metadata names that are not assigned yet, from their start."""
+        self._refreshed = time.monotonic()
+        found = self.metadata(consumer)
+        if not self._assigned and not all(found.get(t) for t in EVENT_TOPICS):
+            # no metadata yet: assigning without it would never read this topic
+            missing = [t for t in EVENT_TOPICS if not found.get(t)]
+            raise KafkaError(f"no partitions known for {', '.join(missing)}")
+        known = {TopicPartition(t, p) for t, parts in found.items() for p in parts or ()}
+        wanted = self._assigned | known  # partitions never shrink; keep ones a metadata hiccup missed
+        self.store.track((tp.topic, tp.partition) for tp in wanted)
+        new = sorted(wanted - self._assigned)
+        if not new:
+            return
+        consumer.assign(sorted(wanted))
+        self._seek(consumer, new)
+        for tp in new:
+            position = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
+            if position is None:
+                raise KafkaError(f"no position for {tp.topic}:{tp.partition} in time")
+            self._expected[tp] = position
+            self.store.move_to(tp.topic, tp.partition, position)
+        self._assigned = wanted
+        if len(new) < len(wanted):
+            log.info("speed consumer: %d new partitions assigned from their beginning", len(new))
+
+    def _seek(self, consumer: KafkaConsumer, new: list[TopicPartition]) -> None:
+        consumer.seek_to_beginning(*new)
         if self.from_time_ms is not None:
-            found = consumer.offsets_for_times({tp: self.from_time_ms for tp in partitions})
-            for tp in partitions:
+            found = consumer.offsets_for_times({tp: self.from_time_ms for tp in new})
+            for tp in new:
                 by_time = found.get(tp)
                 start = min(self.watermark.get((tp.topic, tp.partition), 0), by_time.offset if by_time else 0)
                 consumer.seek(tp, start)
-        for (topic, partition), position in self.store.status().positions.items():
-            consumer.seek(TopicPartition(topic, partition), position)  # reconnect: continue where we were
+        positions = self.store.status().positions
+        for tp in new:
+            if (tp.topic, tp.partition) in positions:  # reconnect: continue where we were
+                consumer.seek(tp, positions[(tp.topic, tp.partition)])
+
+    def poll_once(self, consumer: KafkaConsumer, timeout_ms: int = 200) -> int:
+        """One poll: apply its records, report jumps and the high-water marks. Returns records applied."""
+        if time.monotonic() - self._refreshed >= self.partition_refresh_s:
+            self._refresh(consumer)
+        started = time.time()
+        batches = consumer.poll(timeout_ms=timeout_ms)
+        n = 0
+        for tp, records in batches.items():
+            for record in records:
+                if record.offset != self._expected.get(tp):  # a hole in what the broker returned
+                    self.store.move_to(tp.topic, tp.partition, record.offset)
+                self._apply(record)
+                self._expected[tp] = record.offset + 1
+                n += 1
+        marks = {}
+        for tp in self._assigned:
+            position = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
+            if position is not None and position != self._expected.get(tp):  # reset past data, a seek
+                self.store.move_to(tp.topic, tp.partition, position)
+                self._expected[tp] = position
+            if (high_water := consumer.highwater(tp)) is not None:
+                marks[(tp.topic, tp.partition)] = high_water
+        self.store.mark_caught_up(started, high_water=marks)
+        return n
 
     def _run(self, stop: threading.Event) -> None:
         """The loop the supervisor runs, and runs again after an unexpected exception: the client is
-        closed on the way out, and the next one's ``_assign`` continues from the store's positions."""
+        closed on the way out, and the next ``connect`` continues from the store's positions."""
         consumer = None
         try:
             while not stop.is_set():
                 try:
                     if consumer is None:
-                        consumer = KafkaConsumer(
-                            bootstrap_servers=self.bootstrap,
-                            enable_auto_commit=False,
-                            max_poll_records=self.max_poll_records,
-                            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                            client_id="lambdalytics-speed",
-                            max_partition_fetch_bytes=client_bytes(self.decoder.max_event_bytes),
-                        )
-                        self._assign(consumer)
-                    started = time.time()
-                    batches = consumer.poll(timeout_ms=200)
-                    n = 0
-                    for records in batches.values():
-                        for record in records:
-                            self._apply(record)
-                            n += 1
-                    if n < self.max_poll_records:
-                        self.store.mark_caught_up(started)
-                    self._progressed(consumer, n)
+                        consumer = self.connect()
+                    self._progressed(consumer, self.poll_once(consumer))
                 except KafkaError as exc:
                     log.warning("speed consumer: broker unavailable (%s), retrying in 1s", exc)
-                    if consumer is not None:  # start over: _assign seeks to the store's positions
+                    if consumer is not None:  # start over: connect() seeks to the store's positions
                         with contextlib.suppress(Exception):
                             consumer.close()
                         consumer = None

@@ -12,27 +12,40 @@ broker time. Events below the current W are consumed too, only to fill that wind
 first copy is already in the batch view is not counted again. Limit: a duplicate arriving more than the
 window after its first copy, across the boundary, counts twice until the next batch run covers both.
 
+Coverage (fail closed, never zero): a read at W is answered only if, for every partition W names and
+every partition the feeding consumer found in the topics' metadata (:meth:`track`), consumption began at
+or below W[tp] (:meth:`move_to` reports the consumer's position even before a record arrives), no block
+at or above W was dropped, no lost range (:class:`~lambdalytics.schemas.views.Gap`) reaches above W, and
+W splits this store's blocks the way the batch cut did (``schemas.views.cut_mismatch``). Anything else
+raises :class:`~lambdalytics.speed.store.CoverageError` with the reason (a 503 in serving). A store fed
+by ``ingest`` alone (tests, benchmarks) knows the partitions it has seen a record on.
+
 Thread-safety: one writer (the consumer thread) and many readers; a lock guards every access.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import python_predicate
-from lambdalytics.schemas.views import at_or_above, block_of
+from lambdalytics.schemas.views import Gap, at_or_above, block_of, cut_mismatch
 
 from .config import DEDUP_WINDOW_MS
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 
 __all__ = ["EmbeddedSpeedStore"]
 
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
 Block = tuple[str, int, int]  # topic, partition, block number
 
 
@@ -88,6 +101,13 @@ class EmbeddedSpeedStore(SpeedStore):
         self._floor: dict[tuple[str, int], int] = {}  # blocks below this offset are not held
         self._start: dict[tuple[str, int], int] = {}  # first offset consumed per partition
         self._positions: dict[tuple[str, int], int] = {}
+        # partitions of the topics known from the consumer's metadata; None: a consumer feeds this store
+        # and has not read the metadata yet (every read is refused until it has)
+        self._partitions: set[TP] | None = set()
+        self._gaps: list[Gap] = []  # lost ranges a batch W has not passed yet
+        self._lost = 0
+        self._high_water: dict[TP, int] = {}
+        self._cut_with: int | None = None  # B of the batch version served (its manifest's)
         self._covered: Watermark | None = None  # the last W that passed _check, until floor/start change
         # customer_version(): the epoch moves whenever coverage may change (start, floor), the
         # per-customer generation whenever one of the customer's events is applied
@@ -97,6 +117,7 @@ class EmbeddedSpeedStore(SpeedStore):
         self._duplicates = 0
         self._last_broker_ms = 0
         self._caught_up_at: float | None = None
+        self._fetched = False  # a consumer reported high-water marks (mark_caught_up) at least once
 
     # ------------------------------------------------------------------ writes
 
@@ -129,10 +150,57 @@ class EmbeddedSpeedStore(SpeedStore):
 
     def _consumed(self, tp: tuple[str, int], offset: int) -> None:
         if tp not in self._start:
-            self._start[tp] = offset
-            self._covered = None
-            self._epoch += 1
+            self._began(tp, offset)
         self._positions[tp] = offset + 1
+
+    def _began(self, tp: TP, offset: int) -> None:
+        self._start[tp] = offset
+        self._coverage_changed()
+
+    def _coverage_changed(self) -> None:
+        self._covered = None
+        self._epoch += 1
+
+    def track(self, partitions: Iterable[TP] | None) -> None:
+        """The partitions the feeding consumer found in the topics' metadata (None: not read yet).
+
+        Partitions never shrink in Kafka, so the set only grows; each must be consumed from at most W
+        before a read at W is answered.
+        """
+        with self._lock:
+            if partitions is None:
+                self._partitions = None
+            else:
+                self._partitions = (self._partitions or set()) | set(partitions)
+            self._coverage_changed()
+
+    def move_to(self, topic: str, partition: int, offset: int) -> Gap | None:
+        """The consumer's next offset for a partition: where consumption begins on first report, and
+        otherwise where the next record comes from. Beyond the store's position it is a jump (a lost
+        position reset, a seek past data): the range in between is recorded as a :class:`Gap` — logged,
+        counted, refused below its end until a batch W passes it — and returned.
+        """
+        tp = (topic, partition)
+        with self._lock:
+            if tp not in self._start:
+                self._began(tp, offset)
+                self._positions[tp] = offset
+                return None
+            expected = self._positions.get(tp, self._start[tp])
+            if offset <= expected:
+                return None
+            gap = Gap(topic, partition, expected, offset)
+            self._gaps.append(gap)
+            self._lost += gap.size
+            self._positions[tp] = offset
+            self._coverage_changed()
+        log.error(
+            "speed store: %s (%d offsets); reads below %d fail until a batch covers them",
+            gap,
+            gap.size,
+            offset,
+        )
+        return gap
 
     def _aggregate(self, row: dict[str, Any], block: Block) -> None:
         tenant, customer = row["tenant_id"], row["customer_id"]
@@ -168,12 +236,12 @@ class EmbeddedSpeedStore(SpeedStore):
             self._seen.popitem(last=False)
 
     def drop_below(self, watermark: Watermark) -> None:
-        """Forget every block the batch view at ``watermark`` now covers."""
+        """Forget every block (and every lost range) the batch view at ``watermark`` now covers."""
         with self._lock:
             for tp, offset in watermark.items():
                 self._floor[tp] = max(self._floor.get(tp, 0), offset)
-            self._covered = None
-            self._epoch += 1  # every customer's version changes: their generations can start over
+            self._gaps = [g for g in self._gaps if g.end > self._floor.get((g.topic, g.partition), 0)]
+            self._coverage_changed()  # every customer's version changes: their generations can start over
             self._customer_gen = {}
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
             self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
@@ -193,28 +261,61 @@ class EmbeddedSpeedStore(SpeedStore):
                     self._tenant_entities[(t, name)].add((c, i))
                     self._customer_entities[(name, t, c)].add(i)
 
-    def on_batch_published(self, watermark: Watermark) -> None:
-        """The blocks below the published W are the batch view's now: free them."""
-        self.drop_below(watermark)
-
-    def mark_caught_up(self, at: float | None = None) -> None:
-        """A poll started at ``at`` drained the partitions: what was acknowledged before it is applied."""
+    def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
+        """The blocks below the published W are the batch view's now: free them. A version cut with
+        another B is remembered, and reads refuse to merge with it (``cut_mismatch``)."""
         with self._lock:
-            self._caught_up_at = at if at is not None else time.time()
+            self._cut_with = block_size
+            self.drop_below(watermark)
+
+    def mark_caught_up(self, at: float | None = None, *, high_water: Mapping[TP, int] | None = None) -> None:
+        """A poll started at ``at`` ended with these high-water marks from the broker's fetch responses.
+
+        The store is caught up while its position in every partition it consumes is at or above the
+        mark (what was acknowledged before the poll is applied); a partition without a mark yet is not.
+        Without marks (a store fed by ``ingest`` alone) its current positions are taken as the ends.
+        """
+        with self._lock:
+            self._fetched = True
+            self._high_water.update(self._positions if high_water is None else high_water)
+            if self._reached_high_water():
+                self._caught_up_at = at if at is not None else time.time()
+
+    def _reached_high_water(self) -> bool:
+        if not self._fetched or self._partitions is None:
+            return False
+        consumed = self._partitions | self._start.keys()
+        return all(
+            tp in self._high_water and self._positions.get(tp, -1) >= self._high_water[tp] for tp in consumed
+        )
 
     # ------------------------------------------------------------------ reads
 
     def _check(self, watermark: Watermark) -> None:
         if watermark is self._covered:  # a batch version's W is one dict object: checked once
             return
+        if self._partitions is None:
+            raise CoverageError("the speed consumer has not read the topics' partitions yet")
+        if reason := cut_mismatch(watermark, self.block_size, cut_with=self._cut_with):
+            raise CoverageError(reason)
         for tp, floor in self._floor.items():
             if watermark.get(tp, 0) < floor:
                 raise CoverageError(
                     f"{tp}: blocks below {floor} were dropped; asked for W={watermark.get(tp, 0)}"
                 )
+        for tp in sorted(watermark.keys() | self._partitions):
+            if tp not in self._start:
+                raise CoverageError(
+                    f"{tp}: not consumed by the speed store (not assigned or not reached yet); "
+                    f"W={watermark.get(tp, 0)}"
+                )
         for tp, start in self._start.items():
             if start > watermark.get(tp, 0):
                 raise CoverageError(f"{tp}: consumption started at {start}, above W={watermark.get(tp, 0)}")
+        for gap in self._gaps:
+            w = watermark.get((gap.topic, gap.partition), 0)
+            if w < gap.end:
+                raise CoverageError(f"{gap}, above W={w}: refused until a batch version covers it")
         self._covered = watermark
 
     def _wanted(self, watermark: Watermark):
@@ -307,12 +408,17 @@ class EmbeddedSpeedStore(SpeedStore):
                 lag = int((now - self._caught_up_at) * 1000)
             else:
                 lag = int(now * 1000) - self._last_broker_ms if self._last_broker_ms else 0
+            known = self._partitions or set()
             return SpeedStatus(
                 lag_ms=max(lag, 0),
                 positions=dict(self._positions),
                 events=self._events,
                 duplicates=self._duplicates,
-                caught_up=self._caught_up_at is not None,
+                caught_up=self._reached_high_water(),
+                high_water=dict(self._high_water),
+                unassigned=tuple(sorted(known - self._start.keys())),
+                gaps=tuple(self._gaps),
+                lost_offsets=self._lost,
             )
 
     def memory_keys(self) -> int:

@@ -15,7 +15,12 @@ broker error, raises :class:`~lambdalytics.speed.store.CoverageError` — fail c
 
 Coverage: every read also asks each table for its first held offset per partition; if it lies above
 ``W[tp]`` (retention deleted segments, or consumption started later), the rows between are gone and the
-read raises CoverageError, as the embedded store does for dropped blocks.
+read raises CoverageError, as the embedded store does for dropped blocks. A partition W names that the
+table holds no row of (Pinot has not consumed it: a partition added to the topic, not reached yet) is
+refused too, never answered as empty. SQL sees rows, not consumer positions, so a partition whose every
+record below W broke the contract (no row) is refused as well — fail closed; the controller's
+``consumingSegmentsInfo`` would tell positions. The block size plays no part here: every statement
+filters ``offset >= W[tp]`` exactly.
 
 Types: Pinot returns SUM/MIN/MAX as DOUBLE. Raw states are converted back to exact ints (a value that is
 not an integer below 2**53 raises, since a DOUBLE sum beyond that may have lost precision), and a
@@ -187,8 +192,9 @@ class PinotSpeedStore(SpeedStore):
         self._status = (time.monotonic(), status)
         return status
 
-    def on_batch_published(self, watermark: Watermark) -> None:
-        """Nothing to free: every read filters ``offset >= W`` itself, and Pinot's retention bounds the tables."""
+    def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
+        """Nothing to free: every read filters ``offset >= W`` itself (exact at any W, whatever B), and
+        Pinot's retention bounds the tables."""
 
     def explain(self, method: str, *args: Any) -> list[str]:
         """The statements a read sends, without running them: ``explain("customer", tenant, customer, W)``.
@@ -474,15 +480,22 @@ class PinotSpeedStore(SpeedStore):
     def _answer(self, plan: _Plan, watermark: Watermark) -> Any:
         coverage = self._plan_coverage().queries
         results = self._run(coverage + plan.queries)
+        held: set[tuple[str, int]] = set()
         for topic, rows in zip(self._topics, results[: len(coverage)], strict=True):
             for row in rows:
                 tp = (topic, _exact_int(row["partition"], "partition"))
+                held.add(tp)
                 first = _exact_int(row["first_offset"], "offset")
                 if first > watermark.get(tp, 0):
                     raise CoverageError(
                         f"{tp}: Pinot table {self.config.tables[topic]} holds offsets from {first} only, "
                         f"above W={watermark.get(tp, 0)} (segments past retention, or consumption started later)"
                     )
+        for tp in sorted(tp for tp in watermark if tp[0] in self.config.tables and tp not in held):
+            raise CoverageError(
+                f"{tp}: Pinot table {self.config.tables[tp[0]]} holds no row of this partition, which W names "
+                f"(W={watermark[tp]}): not consumed (not assigned, or not reached yet)"
+            )
         return plan.reduce(results[len(coverage) :])
 
     def _run(self, queries: list[_Query]) -> list[list[dict[str, Any]]]:

@@ -20,12 +20,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lambdalytics.schemas.views import Watermark
+from lambdalytics.schemas.views import Gap, Watermark
 
 Partial = dict[str, Any]  # base metric name -> raw state
 Milestones = dict[str, int | None]  # milestone name -> first time (epoch ms)
 
-__all__ = ["CoverageError", "Milestones", "Partial", "SpeedStatus", "SpeedStore", "Watermark"]
+__all__ = ["CoverageError", "Gap", "Milestones", "Partial", "SpeedStatus", "SpeedStore", "Watermark"]
 
 
 class CoverageError(RuntimeError):
@@ -38,7 +38,11 @@ class SpeedStatus:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
     events: int = 0  # events aggregated (after dedup), all time
     duplicates: int = 0  # copies skipped by the dedup window
-    caught_up: bool = False
+    caught_up: bool = False  # every partition's position reached the broker's high-water mark
+    high_water: dict[tuple[str, int], int] = field(default_factory=dict)  # from the last fetch responses
+    unassigned: tuple[tuple[str, int], ...] = ()  # partitions known from metadata, not consumed yet
+    gaps: tuple[Gap, ...] = ()  # lost ranges no batch version covers yet: reads below their end fail
+    lost_offsets: int = 0  # offsets ever jumped over by a lost position, all time (a counter)
 
 
 class SpeedStore(ABC):
@@ -83,12 +87,14 @@ class SpeedStore(ABC):
     def status(self) -> SpeedStatus: ...
 
     @abstractmethod
-    def on_batch_published(self, watermark: Watermark) -> None:
-        """Serving now answers from a batch version cut at ``watermark``.
+    def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
+        """Serving now answers from a batch version cut at ``watermark`` with block size ``block_size``
+        (the manifest's B; None for a manifest written before B was recorded).
 
         Called by the loader only *after* the new version is swapped in, so no read still needs what the
         store may now forget. A store with nothing to free does nothing; afterwards a read for an older W
-        may raise :class:`CoverageError`, never answer less.
+        may raise :class:`CoverageError`, never answer less — nor may a read at a W whose blocks the store
+        cannot split the way the batch did.
         """
 
     def customer_version(self, tenant: str, customer: str) -> object | None:

@@ -25,9 +25,10 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from kafka import KafkaConsumer, TopicPartition
 
-from lambdalytics.batch.archiver import run_archiver
+from lambdalytics.batch.archiver import GAPS_KEY, Archiver, lost_ranges, run_archiver
 from lambdalytics.batch.master import (
     MASTER_SCHEMA,
+    OFFSETS_KEY,
     NoMasterDataset,
     Progress,
     append_batch,
@@ -39,6 +40,7 @@ from lambdalytics.batch.master import (
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics, read_dead_letter
 from lambdalytics.schemas.events import validate_event
 from lambdalytics.schemas.topics import DEADLETTER_TOPIC
+from lambdalytics.schemas.views import Gap, decode_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -453,3 +455,39 @@ def test_kill_9_after_compactions_loses_and_duplicates_nothing(kafka_bootstrap, 
     progress = read_progress(master_path(tmp_path))
     for m in acked:
         assert progress.offsets[(m.topic, m.partition)] > m.offset
+
+
+def test_a_forward_jump_is_recorded_beside_the_offsets_and_reported_never_silent(tmp_path):
+    """A private broker (one partition per topic, offsets ours): the second run's position is lost and
+    reset 3 records past the archived offset, as a reset or a seek past data would do."""
+    from lambdalytics.infra.broker import EmbeddedBroker
+
+    tenant, tp = "jump", ("events.behavioral", 0)
+
+    class Jumping(Archiver):
+        def _refresh_partitions(self, force: bool = False) -> None:
+            first = not self._assigned
+            super()._refresh_partitions(force)
+            if first and self._assigned:
+                self._consumer.seek(TopicPartition(*tp), self._offsets[tp] + 3)
+
+    page_views = [e for e in _events(tenant, 60) if e["event_type"] == "page_view"]
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        with EventProducer(broker.bootstrap) as producer:
+            first = [producer.send_obj(e) for e in page_views[:10]]
+        assert [f.get(10).offset for f in first] == list(range(10))
+        run_archiver(broker.bootstrap, tmp_path, max_batch_seconds=0.5, idle_exit_seconds=2.0)
+        with EventProducer(broker.bootstrap) as producer:
+            for e in page_views[10:20]:
+                producer.send_obj(e).get(10)
+        archiver = Jumping(broker.bootstrap, tmp_path, max_batch_seconds=0.5)
+        stats = archiver.run(idle_exit_seconds=2.0)
+
+    lost = Gap(*tp, 10, 13)
+    assert archiver.gaps == [lost] and stats.lost_offsets == 3
+    assert lost_ranges(tmp_path) == [lost]
+    commit = next(c for c in DeltaTable(str(master_path(tmp_path))).history() if GAPS_KEY in c)
+    assert decode_offsets(commit[OFFSETS_KEY])[tp] == 20  # recorded beside the offsets that move past it
+    offsets = sorted(r["offset"] for r in _master_rows(tmp_path, tenant))
+    assert offsets == [*range(10), *range(13, 20)]  # what was lost is missing, and said so

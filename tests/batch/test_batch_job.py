@@ -227,6 +227,7 @@ def test_backfill_repairs_affected_keys_and_is_idempotent(tmp_path, spark):
     broken = bad.publish(
         previous=good,
         watermark=good.watermark,
+        block_size=good.block_size,
         watermark_time=good.watermark_time,
         master_version=good.master_version,
         events=good.events,

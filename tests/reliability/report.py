@@ -68,6 +68,30 @@ compared exactly: counts as integers, money in integer micro-units, times to the
   reason (the check is in `serving/merge.py`, which every read passes) and `/readyz` says why
   (`speed_stale`); the next progress ends it. Ctrl-C or SIGTERM stops `lambdalytics up` in order —
   demo, API, batch loop, archiver (its batch committed), broker — within 10 s, without a traceback.
+- **Stream faults** (`tests/speed/test_consumer.py`, `test_embedded.py`, `test_store_contract.py`,
+  `tests/batch/test_archiver.py`, `tests/serving/test_loader.py`; not in this suite's figures). Each
+  fault used to give a silent undercount; each now answers 503 with the reason, and is reported.
+  *A partition the speed store has not consumed from W up* (one that W names but the store was never
+  assigned, one the metadata lists but the consumer has not reached, one added to the topic later) is
+  uncovered, never empty. The consumer tells the store every partition in the metadata and its
+  position in each, even before a record arrives. It rediscovers partitions every
+  `partition_refresh_s` (30 s) and assigns new ones from their beginning, without a restart. Pinot
+  refuses a W naming a partition its table holds no row of. *A lost position* resumes at the earliest
+  offset that still exists (`auto_offset_reset="earliest"`), never at the log end. Any forward jump
+  (a fetched record beyond the next expected offset, or a position beyond it after a poll) is a lost
+  range. The speed store logs it, counts it (`lambdalytics_speed_lost_offsets_total`) and shows it in
+  `/readyz` (`speed_gaps`, not ready), and refuses reads at a W inside or below it until a batch
+  version's W passes it. The archiver logs it, counts it (`ArchiverStats.lost_offsets`) and records it
+  in the Delta commit beside the offsets that move past it (`lambdalytics.gaps`, listed by
+  `batch.archiver.lost_ranges`). *A block size mismatch*: the manifest records the B that W was cut
+  with, and the embedded store refuses a W that is not a multiple of its own B, or a version cut with
+  another B (`schemas.views.cut_mismatch`). Reproduced before the fix: cut with B=1000 and served with
+  B=300, W=1000 answered 800 of 1000. *"Caught up"* in `/readyz` means every partition's position has
+  reached the high-water mark of the broker's last fetch response for it. It no longer means "a short
+  poll", and it does not use ListOffsets, which the embedded broker answers wrongly after batched
+  produces. Injected: seeks past the next offset and past the log end, a partition hidden from the
+  metadata and then shown, a W naming an unconsumed partition, a batch cut with another B, and a
+  forward jump in the archiver. Wrong answers: 0.
 """
 
 

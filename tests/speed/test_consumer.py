@@ -1,17 +1,27 @@
-"""The speed consumer on the real broker: it sees what was acknowledged, and a restart rebuilds it."""
+"""The speed consumer on the real broker: it sees what was acknowledged, and a restart rebuilds it; stream
+faults (partitions it has not reached or found yet, lost positions) fail closed and are reported, and
+"caught up" means its positions reached the broker's high-water marks."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+import orjson
 import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaProducer, TopicPartition
 
 from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.broker import EmbeddedBroker
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
+from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS
-from lambdalytics.speed.consumer import SpeedConsumer
+from lambdalytics.serving.main import create_app
+from lambdalytics.serving.state import ServingState
+from lambdalytics.speed.consumer import SpeedConsumer, topic_partitions
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
+from lambdalytics.speed.store import CoverageError
 
 pytestmark = pytest.mark.integration
 
@@ -22,9 +32,10 @@ def _wait_for(
     deadline = time.monotonic() + timeout_s
     total = -1
     while time.monotonic() < deadline:
-        total = sum(store.customer(tenant, c, {})["events_total"] for c in customers)
-        if total >= expected:
-            break
+        with contextlib.suppress(CoverageError):  # until the consumer has read the topics' partitions
+            total = sum(store.customer(tenant, c, {})["events_total"] for c in customers)
+            if total >= expected:
+                break
         time.sleep(0.1)
     return total
 
@@ -97,9 +108,6 @@ def test_a_malformed_first_record_does_not_make_the_store_refuse_reads():
 def test_no_record_stops_the_consumer_or_is_retried(kafka_bootstrap, unique):
     """1e22 and year 1 with an offset (each killed the thread on main), and a 3 MiB record: skipped
     with their reasons, the consumer moves past them and applies every valid neighbour."""
-    import orjson
-    from kafka import KafkaProducer
-
     ensure_topics(kafka_bootstrap, 6)
     tenant = f"speed-bad-{unique}"
     events = [
@@ -180,3 +188,139 @@ def test_an_unexpected_exception_restarts_the_consumer_which_ends_caught_up(kafk
         consumer.stop()
     assert consumer.worker.status().state == "stopped"
     assert sum(store.customer(tenant, c, {})["events_total"] for c in customers) == len(events)
+
+
+# ------------------------------------------------------------------------------ stream faults
+
+BEHAVIORAL = "events.behavioral"
+T0 = 1_767_225_600_000
+
+
+def _produce(bootstrap: str, partition: int, n: int, tenant: str = "faults", start: int = 0) -> None:
+    """``n`` page views of customer ``one`` on one partition of events.behavioral, acknowledged."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for i in range(start, start + n):
+        event = {
+            "event_id": f"{tenant}-{partition}-{i}",
+            "tenant_id": tenant,
+            "customer_id": "one",
+            "event_type": "page_view",
+            "event_time": T0 + i,
+        }
+        producer.send(BEHAVIORAL, orjson.dumps(event), key=f"{tenant}:one".encode(), partition=partition).get(
+            30
+        )
+    producer.close()
+
+
+def _poll_until(consumer: SpeedConsumer, kafka, done, polls: int = 300) -> None:
+    """Drive the consumer by hand (no thread) until ``done()``; a bounded number of polls, no clock."""
+    for _ in range(polls):
+        if done():
+            return
+        consumer.poll_once(kafka, timeout_ms=100)
+    raise AssertionError(f"not reached after {polls} polls: {consumer.store.status()}")
+
+
+def _serving(tmp_path, store: EmbeddedSpeedStore):
+    state = ServingState(Settings(data_dir=tmp_path, admin_token="adm", token_secret="s" * 32), store)
+    state.loader.refresh()  # no batch version yet: W = {}
+    key = state.credentials.registry.create("faults", "Faults")
+    return state, TestClient(create_app(state)), {"Authorization": f"Bearer {key}"}
+
+
+def test_a_partition_added_later_is_covered_only_once_assigned_and_picked_up_without_restart():
+    """The broker refuses CreatePartitions, so the metadata source hides partition 1 at first, as a
+    consumer's metadata does before a partition is added."""
+    hidden = {(BEHAVIORAL, 1)}
+
+    def metadata(kafka):
+        found = topic_partitions(kafka)
+        return {t: {p for p in parts or () if (t, p) not in hidden} for t, parts in found.items()}
+
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 2)
+        _produce(broker.bootstrap, 0, 4)
+        _produce(broker.bootstrap, 1, 6)
+        store = EmbeddedSpeedStore(block_size=2)
+        consumer = SpeedConsumer(store, broker.bootstrap, partition_refresh_s=0, metadata=metadata)
+        kafka = consumer.connect()
+        try:
+            _poll_until(consumer, kafka, lambda: store.status().positions.get((BEHAVIORAL, 0)) == 4)
+            assert (BEHAVIORAL, 1) not in store.status().positions
+            with pytest.raises(CoverageError, match=r"'events.behavioral', 1\): not consumed"):
+                store.customer("faults", "one", {(BEHAVIORAL, 0): 0, (BEHAVIORAL, 1): 0})
+            hidden.clear()  # the partition appears in the metadata: assigned from its beginning
+            _poll_until(consumer, kafka, lambda: store.status().positions.get((BEHAVIORAL, 1)) == 6)
+            assert (
+                store.customer("faults", "one", {(BEHAVIORAL, 0): 0, (BEHAVIORAL, 1): 0})["events_total"]
+                == 10
+            )
+        finally:
+            kafka.close()
+
+
+def test_a_lost_position_is_reported_and_reads_fail_closed_until_a_batch_covers_it(tmp_path):
+    tp = (BEHAVIORAL, 0)
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        _produce(broker.bootstrap, 0, 30)
+        store = EmbeddedSpeedStore(block_size=5)
+        consumer = SpeedConsumer(store, broker.bootstrap, max_poll_records=5)
+        kafka = consumer.connect()
+        state, client, auth = _serving(tmp_path, store)
+        try:
+            _poll_until(consumer, kafka, lambda: store.status().positions[tp] > 0)
+            at = store.status().positions[tp]
+            assert at <= 5
+            kafka.seek(TopicPartition(*tp), at + 7)  # the position is lost: 7 records skipped
+            _poll_until(consumer, kafka, lambda: store.status().positions[tp] == 30)
+            kafka.seek(TopicPartition(*tp), 1000)  # past the data: the broker returns nothing
+            _poll_until(consumer, kafka, lambda: store.status().positions[tp] == 1000)
+            status = store.status()
+            assert [(g.start, g.end) for g in status.gaps] == [(at, at + 7), (30, 1000)]
+            assert status.lost_offsets == 7 + 970
+            profile = client.get("/v1/customers/one/profile", headers=auth)
+            assert profile.status_code == 503 and f"[{at}, {at + 7}) lost" in profile.json()["detail"]
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["speed_lost_offsets"] == 977
+            assert ready.json()["speed_gaps"][0] == {
+                "topic": BEHAVIORAL,
+                "partition": 0,
+                "start": at,
+                "end": at + 7,
+            }
+            assert "lambdalytics_speed_lost_offsets_total 977.0" in client.get("/metrics").text
+            store.on_batch_published({tp: 1000}, block_size=5)  # a batch version passes both gaps
+            assert store.customer("faults", "one", {tp: 1000})["events_total"] == 0
+            assert store.status().gaps == ()
+        finally:
+            state.close()
+            kafka.close()
+
+
+def test_readyz_is_caught_up_only_once_positions_reach_the_high_water_marks(tmp_path):
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        _produce(broker.bootstrap, 0, 30)
+        store = EmbeddedSpeedStore(block_size=5)
+        consumer = SpeedConsumer(store, broker.bootstrap, max_poll_records=5)
+        kafka = consumer.connect()
+        state, client, _ = _serving(tmp_path, store)
+        tp = (BEHAVIORAL, 0)
+        try:
+            assert client.get("/readyz").json()["speed_caught_up"] is False  # connected, nothing fetched
+            _poll_until(consumer, kafka, lambda: store.status().positions[tp] > 0)
+            status = store.status()
+            assert status.positions[tp] < status.high_water[tp] == 30  # records produced, not consumed
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["speed_caught_up"] is False
+            _poll_until(consumer, kafka, lambda: store.status().caught_up)
+            status = store.status()
+            assert all(status.positions[p] >= status.high_water[p] for p in status.positions)
+            assert status.positions[tp] == 30 and len(status.high_water) == len(EVENT_TOPICS)
+            ready = client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["speed_caught_up"] is True
+        finally:
+            state.close()
+            kafka.close()

@@ -114,3 +114,101 @@ def test_entities_straddle_the_boundary():
         "k": {"opened": None, "first_reply": 61_000, "resolved": None}
     }
     assert store.customer_entities("t", "c", "ticket", {("events.support", 0): 0})["k"]["opened"] == 1_000
+
+
+# ------------------------------------------------------------------------------ stream faults
+
+
+def _events_of_one_customer(n: int) -> list[dict]:
+    row = STREAMS[1][0][0]
+    return [{**row, "event_id": f"e{i}", "customer_id": "one"} for i in range(n)]
+
+
+def test_a_store_fed_by_a_consumer_refuses_reads_until_the_metadata_is_read():
+    store = EmbeddedSpeedStore(block_size=10)
+    store.track(None)  # what SpeedConsumer does when it is created
+    with pytest.raises(CoverageError, match="has not read the topics' partitions"):
+        store.customer("t", "c", {})
+
+
+def test_a_partition_known_from_metadata_but_not_reached_is_uncovered_not_empty():
+    store = EmbeddedSpeedStore(block_size=10)
+    first, second = ("events.behavioral", 0), ("events.behavioral", 1)
+    store.track([first, second])
+    store.move_to(*first, 0)  # assigned, at its beginning, no record yet
+    row = _events_of_one_customer(1)[0]
+    with pytest.raises(CoverageError, match=r"'events.behavioral', 1\).*not consumed"):
+        store.customer(row["tenant_id"], "one", {})
+    assert store.status().unassigned == (second,)
+    store.move_to(*second, 0)  # the consumer reaches it: covered, though no record arrived
+    store.ingest(row, *first, 0, 1)
+    assert store.customer(row["tenant_id"], "one", {})["events_total"] == 1
+    assert store.status().positions == {first: 1, second: 0}
+
+
+def test_a_lost_position_is_a_gap_refused_until_a_batch_version_passes_it():
+    tp = ("events.transaction", 0)
+    store = EmbeddedSpeedStore(block_size=10)
+    rows = _events_of_one_customer(30)
+    tenant = rows[0]["tenant_id"]
+    for offset in range(12):
+        store.ingest(rows[offset], *tp, offset, offset)
+    gap = store.move_to(*tp, 17)  # the position jumped: offsets 12..16 were never consumed
+    assert (gap.start, gap.end, gap.size) == (12, 17, 5)
+    for offset in range(17, 30):
+        store.ingest(rows[offset], *tp, offset, offset)
+    status = store.status()
+    assert status.gaps == (gap,) and status.lost_offsets == 5
+    for w in (0, 10):  # inside or below the lost range: an answer would silently miss it
+        with pytest.raises(CoverageError, match=r"\[12, 17\) lost"):
+            store.customer(tenant, "one", {tp: w})
+    store.on_batch_published({tp: 20}, block_size=10)  # a batch version whose W passes the gap
+    assert store.customer(tenant, "one", {tp: 20})["events_total"] == 10
+    assert store.status().gaps == () and store.status().lost_offsets == 5
+
+
+def test_a_batch_cut_with_another_block_size_is_refused_not_undercounted():
+    """The reproduction: 2000 events, a batch cut with B=1000 at W=1000, served by a store with B=300,
+    answered 800 (blocks 900–1199 lie below W for the store) instead of the 1000 above W."""
+    tp = ("events.behavioral", 0)
+    rows = _events_of_one_customer(2000)
+    tenant = rows[0]["tenant_id"]
+    w = {tp: 1000}
+    answers = {}
+    for block in (300, 500, 1000):
+        store = EmbeddedSpeedStore(block_size=block)
+        for offset, row in enumerate(rows):
+            store.ingest(row, *tp, offset, offset)
+        store.on_batch_published(w, block_size=1000)
+        try:
+            answers[block] = store.customer(tenant, "one", w)["events_total"]
+        except CoverageError as exc:
+            answers[block] = str(exc)
+    assert answers[1000] == 1000
+    assert (
+        answers[300] == "the batch version was cut with block size 1000, the speed side keeps blocks of 300"
+    )
+    assert answers[500].startswith("the batch version was cut with block size 1000")
+    unrecorded = EmbeddedSpeedStore(block_size=300)  # a manifest from before B was recorded
+    unrecorded.ingest(rows[0], *tp, 0, 0)
+    unrecorded.on_batch_published({tp: 0}, block_size=None)
+    with pytest.raises(CoverageError, match="W=1000 is not a multiple of the block size 300"):
+        unrecorded.customer(tenant, "one", w)
+
+
+def test_caught_up_means_every_position_reached_its_high_water_mark():
+    first, second = ("events.behavioral", 0), ("events.behavioral", 1)
+    store = EmbeddedSpeedStore(block_size=10)
+    store.track([first, second])
+    store.move_to(*first, 0)
+    store.move_to(*second, 0)
+    assert not store.status().caught_up  # no fetch response yet
+    store.mark_caught_up(high_water={first: 0})
+    assert not store.status().caught_up  # the second partition has no mark yet
+    store.mark_caught_up(high_water={first: 2, second: 0})
+    assert not store.status().caught_up  # two records on the first partition not applied
+    row = _events_of_one_customer(1)[0]
+    store.ingest(row, *first, 0, 1)
+    store.skip(*first, 1)
+    assert store.status().caught_up
+    assert store.status().high_water == {first: 2, second: 0}

@@ -19,7 +19,7 @@ from lambdalytics.speed.store import CoverageError, SpeedStore
 
 from .contract import BLOCK, OPENERS, READS, assert_answers, loaded, oracle_of, reads, typed
 from .oracle import CAMPAIGN, CUSTOMER, SERIES, SpeedOracle, after
-from .streams import CUTS, end_offsets, stream, watermark
+from .streams import CUTS, PARTITIONS, end_offsets, stream, watermark
 
 pytestmark = pytest.mark.unit
 
@@ -141,6 +141,18 @@ def test_a_watermark_at_the_first_consumed_offset_is_answered(started_late):
         for tp, o in watermark(records, "half", BLOCK).items()
     }
     assert_answers(store, oracle, reads(records, w, every=4))
+
+
+@pytest.mark.parametrize("read", READS)
+def test_a_watermark_naming_a_partition_never_consumed_fails_closed(store, read):
+    """A partition the store never consumed (not assigned, not reached, added to the topic) is not empty:
+    every read at a W that names it is refused with the reason, never answered as zero."""
+    records = stream(1)
+    unknown = ("events.transaction", PARTITIONS)  # one more partition than the stream was consumed from
+    w = {**watermark(records, "half", BLOCK), unknown: 0}
+    (method, args), *_ = (r for r in reads(records, w) if r[0] == read)
+    with pytest.raises(CoverageError, match=r"'events.transaction', 3\).*not (consumed|assigned)"):
+        getattr(store, method)(*args)
 
 
 def test_after_a_publish_the_new_w_is_exact_and_an_older_w_is_refused_or_exact(open_speed):

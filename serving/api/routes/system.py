@@ -18,8 +18,10 @@ def healthz() -> dict:
 @router.get("/readyz")
 def readyz(state: StateDep, response: Response) -> dict:
     """Ready when the batch manifest has been read (a version loaded, or none exists yet), the speed
-    store has caught up with Kafka at least once and is not stale, and no supervised worker is down.
-    ``error`` says why not; ``workers`` has each worker's state, restarts and last crash."""
+    store's position in every partition has reached the broker's high-water mark (from its last fetch
+    responses), it is not stale, no lost range of offsets is open (reads below one fail closed until a
+    batch covers it) and no supervised worker is down. ``error`` says why not; ``workers`` has each
+    worker's state, restarts and last crash."""
     speed = state.speed.status()
     workers = [w.status() for w in state.workers]
     stale = state.merger.stale() if state.merger.stale else None
@@ -29,6 +31,9 @@ def readyz(state: StateDep, response: Response) -> dict:
         "speed_caught_up": speed.caught_up,
         "speed_lag_ms": speed.lag_ms,
         "speed_stale": stale,
+        "speed_unassigned": [f"{t}:{p}" for t, p in speed.unassigned],
+        "speed_gaps": [g.to_json() for g in speed.gaps],
+        "speed_lost_offsets": speed.lost_offsets,
         "workers": {
             w.name: {"state": w.state, "restarts": w.restarts, "last_error": w.last_error} for w in workers
         },
@@ -37,7 +42,9 @@ def readyz(state: StateDep, response: Response) -> dict:
     reasons = [state.loader.last_error, stale] + [
         f"worker {w.name} {w.state} (last error: {w.last_error})" for w in down
     ]
-    ready = checks["batch_loaded"] and speed.caught_up and not stale and not down
+    if speed.gaps:
+        reasons.append(f"lost offset ranges open: {len(speed.gaps)}")
+    ready = checks["batch_loaded"] and speed.caught_up and not stale and not down and not speed.gaps
     response.status_code = 200 if ready else 503
     return {"ready": ready, **checks, "error": "; ".join(r for r in reasons if r) or None}
 
