@@ -252,7 +252,7 @@ class ViewWriter:
         *,
         previous: Manifest | None,
         watermark: Watermark,
-        block_size: int | None,
+        block_size: int | None = None,
         watermark_time: dt.datetime | None,
         master_version: int,
         events: int,

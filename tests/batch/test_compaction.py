@@ -63,7 +63,7 @@ def _archiver(data_dir: Path) -> Archiver:
 def _archive(archiver: Archiver, first: int, n: int, per_batch: int = 3) -> None:
     for start in range(first, first + n, per_batch):
         end = min(start + per_batch, first + n)
-        archiver._commit([_row(o) for o in range(start, end)], {TP: end})
+        archiver._commit([_row(o) for o in range(start, end)], {TP: end}, [])
 
 
 def _publish(data_dir: Path, i: int, master_version: int = 0):

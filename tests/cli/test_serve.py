@@ -13,6 +13,8 @@ from kafka import KafkaConsumer
 from lambdalytics.cli import serve
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 
+from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.integration
 
 
@@ -33,8 +35,8 @@ def test_reads_turn_503_with_the_reason_while_the_consumer_stalls_and_recover_af
     for name, value in {
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
         "DATA_DIR": str(tmp_path),
-        "ADMIN_TOKEN": "admin-" + "x" * 32,
-        "TOKEN_SECRET": "s" * 32,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "TOKEN_SECRET": TOKEN_SECRET,
         "SPEED_STALE_SECONDS": "3",
     }.items():
         monkeypatch.setenv(f"LAMBDALYTICS_{name}", value)
@@ -50,7 +52,7 @@ def test_reads_turn_503_with_the_reason_while_the_consumer_stalls_and_recover_af
     monkeypatch.setattr(KafkaConsumer, "poll", poll)
     tenant = f"stale-{uuid.uuid4().hex[:8]}"
     app = serve.create_embedded_app()
-    key = app.state.serving.registry.create(tenant, tenant)
+    key = app.state.serving.credentials.registry.create(tenant, tenant)
     headers = {"Authorization": f"Bearer {key}"}
     with EventProducer(kafka_bootstrap) as producer:
         producer.send_obj(

@@ -30,6 +30,8 @@ from lambdalytics.schemas.events import (
 )
 from lambdalytics.schemas.topics import EVENT_TOPICS, TOPIC_BY_FAMILY
 
+from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
 
 TRIED: Counter[str] = Counter()
@@ -254,8 +256,8 @@ def http(tmp_path_factory):
 
     config = Settings(
         data_dir=tmp_path_factory.mktemp("api"),
-        admin_token="admin-secret",
-        token_secret="s" * 32,
+        admin_token=ADMIN_TOKEN,
+        token_secret=TOKEN_SECRET,
         rate_limit_per_s=1e6,
         rate_limit_burst=10**6,
     )
@@ -266,7 +268,7 @@ def http(tmp_path_factory):
     r = client.post(
         "/v1/admin/tenants",
         json={"tenant_id": TENANT, "name": TENANT},
-        headers={"Authorization": "Bearer admin-secret"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert r.status_code == 201
     return (

@@ -21,6 +21,8 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.unit
 
 
@@ -75,21 +77,28 @@ def test_the_speed_store_hears_of_a_version_once_and_only_after_it_serves_it(mon
     assert heard == [(v1.watermark, 10, 1)]
 
 
-def test_a_load_that_raises_is_restarted_by_the_supervisor_and_the_version_arrives(monkeypatch, tmp_path):
-    v1 = SimpleNamespace(batch_version=1, watermark={("events.behavioral", 0): 10})
-    manifests = iter([None])  # at start: nothing published yet; then v1, whose first load fails
-    loads = []
+def test_a_poll_that_raises_is_restarted_by_the_supervisor_and_the_version_arrives(monkeypatch, tmp_path):
+    """Load failures are handled in the poll itself (``last_error``, the loaded version keeps serving);
+    anything that still escapes a poll is the supervisor's: logged, counted, the loop restarted."""
+    v1 = SimpleNamespace(batch_version=1, watermark={("events.behavioral", 0): 10}, block_size=10)
+    manifests = iter([None])  # at start: nothing published yet; then v1
 
     def load(data_dir, manifest):
-        loads.append(manifest)
-        if len(loads) == 1:
-            raise OSError("injected: a view file vanished mid-read")
         index = BatchIndex.empty()
         index.manifest = manifest
         return index
 
     monkeypatch.setattr(loader_module, "read_manifest", lambda data_dir: next(manifests, v1))
     monkeypatch.setattr(BatchIndex, "load", staticmethod(load))
+    real_refresh, polls = BatchLoader.refresh, []
+
+    def refresh_failing_once(self):
+        polls.append(1)
+        if len(polls) == 2:  # the first poll of the thread (the first call is start()'s own)
+            raise OSError("injected: a view file vanished mid-read")
+        return real_refresh(self)
+
+    monkeypatch.setattr(BatchLoader, "refresh", refresh_failing_once)
     loader = BatchLoader(tmp_path, EmbeddedSpeedStore(block_size=10), poll_seconds=0.01).start()
     try:
         deadline = time.monotonic() + 60
@@ -185,7 +194,7 @@ def _serving(tmp_path, monkeypatch, *, batch_block: int, watermark: dict, speed_
             }
         )
         store.ingest(to_row(event), *TP, offset, offset)
-    state = ServingState(Settings(data_dir=tmp_path, admin_token="adm", token_secret="s" * 32), store)
+    state = ServingState(Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store)
     assert state.loader.refresh()
     key = state.credentials.registry.create("t", "T")
     return state, TestClient(create_app(state)), {"Authorization": f"Bearer {key}"}

@@ -23,6 +23,8 @@ from lambdalytics.speed.consumer import SpeedConsumer, topic_partitions
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 from lambdalytics.speed.store import CoverageError
 
+from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+
 pytestmark = pytest.mark.integration
 
 
@@ -181,6 +183,9 @@ def test_an_unexpected_exception_restarts_the_consumer_which_ends_caught_up(kafk
     try:
         # the restarted loop continues from the store's positions: every event counted exactly once
         assert _wait_for(store, tenant, customers, len(events)) == len(events)
+        deadline = time.monotonic() + 60  # the crash may come after the last record: await the restart
+        while not (consumer.worker.status().up and consumer.worker.status().restarts) and time.monotonic() < deadline:
+            time.sleep(0.05)
         status = consumer.worker.status()
         assert status.restarts == 1 and status.last_error == "ZeroDivisionError: injected store fault"
         assert status.up and store.status().caught_up and consumer.staleness() is None
@@ -223,7 +228,7 @@ def _poll_until(consumer: SpeedConsumer, kafka, done, polls: int = 300) -> None:
 
 
 def _serving(tmp_path, store: EmbeddedSpeedStore):
-    state = ServingState(Settings(data_dir=tmp_path, admin_token="adm", token_secret="s" * 32), store)
+    state = ServingState(Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store)
     state.loader.refresh()  # no batch version yet: W = {}
     key = state.credentials.registry.create("faults", "Faults")
     return state, TestClient(create_app(state)), {"Authorization": f"Bearer {key}"}
