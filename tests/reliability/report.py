@@ -55,6 +55,19 @@ compared exactly: counts as integers, money in integer micro-units, times to the
   machine-readable reason (413 for the huge body) and produce nothing, both consumers must stay
   alive, and every valid neighbour must be counted by the API and present in the master dataset.
   Why: one poison record must never stop the pipeline or hide its neighbours.
+- **Bad input, in general** (`tests/schemas/test_no_input_escapes.py`, `tests/schemas/test_events.py`,
+  `tests/batch/test_archiver.py`, `tests/speed/test_consumer.py`; not in this suite's figures). Property
+  tests (hypothesis) feed the decoder and `POST /v1/events` arbitrary bytes, arbitrary recursive JSON
+  values, Python values, and event-shaped objects with boundary numbers (huge and tiny exponents such as
+  `1e22` and `1e-400`, negative zero, integers beyond 64 bits, numbers as strings) and boundary times
+  (years 1 and 9999 with offsets, 30 February, floats, booleans, epoch numbers): each input must give a
+  valid event or a `ContractViolation` with a named reason (over HTTP a 4xx, never a 5xx). 7 tests × 300
+  inputs = 2,100 inputs per run; exceptions escaped: 0; `internal_error` (the decoder's last-resort
+  guard, itself tested): 0. Money the system cannot hold exactly is refused (`amount_out_of_range`,
+  `amount_not_exact`), never rounded. A record too large to forward verbatim, or refused by the broker,
+  is dead-lettered by reference (reason, source position, size, SHA-256, a 1 KiB prefix). On a real
+  broker, `1e22`, year 1 and year 9999 with offsets and a 3 MiB record sit between valid neighbours: the
+  archiver and the speed consumer move past each one and count every neighbour.
 - **Supervision** (`infra/supervisor.py`; tests in `tests/infra/test_supervisor.py`,
   `tests/speed/test_consumer.py`, `tests/serving/test_loader.py`, `tests/cli/`). Every long-running
   worker — the archiver, batch loop, demo stream and API process of `lambdalytics up`, and the speed
