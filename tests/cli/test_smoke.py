@@ -168,6 +168,15 @@ def case_batch_backfill(request, tmp_path):
     assert "(backfill)" in done.stderr or "batch version 1 stays" in done.stderr
 
 
+def case_batch_compact(request, tmp_path):
+    request.getfixturevalue("batch_ran")
+    env = request.getfixturevalue("kafka_env")
+    done = ok(cli("batch", "compact", "--keep", "2", env=env))
+    assert "master:" in done.stderr and "view versions kept" in done.stderr
+    refused = cli("batch", "compact", "--keep", "1", env=env)  # N >= 2: always a version to roll back to
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
 def case_broker(request, tmp_path):
     proc = start("broker", env=_env(data_dir=str(tmp_path), kafka_bootstrap=""))
     bootstrap = proc.stdout.readline().strip()
@@ -268,6 +277,7 @@ CASES: dict[str, Callable] = {
     "archive": case_archive,
     "batch run": case_batch_run,
     "batch backfill": case_batch_backfill,
+    "batch compact": case_batch_compact,
     "broker": case_broker,
     "topics": case_topics,
     "generate": case_generate,

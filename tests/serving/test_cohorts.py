@@ -56,6 +56,7 @@ def batch_index(batch: dict[tuple[str, str], set[int]], idle: set[tuple[str, str
 
 def speed_store(speed: dict[tuple[str, str], set[int]]) -> EmbeddedSpeedStore:
     store = EmbeddedSpeedStore(block_size=10)
+    store.move_to(TOPIC, 0, W)  # the consumer begins at W, as the real one reports before any record
     offset = 0
     for (tenant, customer), months in sorted(speed.items()):
         for m in sorted(months):
