@@ -65,13 +65,24 @@ Operations
   two micro-batches — as the master's one writer, so compaction never races its appends — and applies
   retention under the batch lock (see :mod:`lambdalytics.batch.compaction`). A failed maintenance is
   logged and retried at the next interval; it never stops archiving.
-- A partition whose log went *backwards* (a broker that lost its data, e.g. the in-memory embedded
-  broker after a restart) raises :class:`OffsetRegressionError` instead of writing records whose
+- A partition whose log went *backwards* under the same cluster id (a broker that lost its data
+  without a new identity) raises :class:`OffsetRegressionError` instead of writing records whose
   (topic, partition, offset) is already taken in the master dataset. Caveat: this needs the broker to
   return those records; real Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE (→ reset
-  to earliest → detected), whereas the embedded Tansu broker, restarted empty, was observed to just
-  return nothing, so the archiver waits until the new log passes the old offsets. Start a fresh data
-  dir whenever the embedded (in-memory) broker restarts.
+  to earliest → detected).
+
+Restart epochs
+--------------
+Offsets in the master are *logical* (:mod:`lambdalytics.infra.epochs`): a record at Kafka offset k of
+epoch e lands as ``base_e[tp] + k``. When :meth:`Archiver.run` starts it asks the broker for its cluster
+id and enters that cluster's epoch — beginning a new one when the id is new (the embedded broker gets a
+fresh id at every start), with its base at the archived offsets rounded up to the block size. If the base
+lies above the archived offsets, the archiver first commits a zero-row batch that moves its progress
+there (``commitInfo["lambdalytics.epoch"]``): nothing exists in between, so the next batch run's W covers
+the whole previous epoch even before the new one brings a record. Seeks and the informational Kafka
+commits translate back to the epoch's own offsets; dead letters keep the Kafka position plus
+``dlq.source.epoch``. The cluster id is read at every (re)start of the archiver: restart it after
+pointing it at another cluster.
 """
 
 from __future__ import annotations
@@ -93,6 +104,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
 from lambdalytics.infra.kafka_io import (
     EventDecoder,
     EventProducer,
@@ -119,6 +131,7 @@ from .master import (
 )
 
 __all__ = [
+    "EPOCH_KEY",
     "GAPS_KEY",
     "Archiver",
     "ArchiverStats",
@@ -135,6 +148,8 @@ _MAX_BACKOFF_S = 10.0
 _PROBE_INTERVAL_S = 5.0  # while idle, check the broker answers this often
 GAPS_KEY = "lambdalytics.gaps"
 """Commit-info key of the lost ranges a master commit moved its offsets past (JSON list of Gap objects)."""
+EPOCH_KEY = "lambdalytics.epoch"
+"""Commit-info key of the zero-row commit that moves the progress to a new restart epoch's base."""
 
 
 class OffsetRegressionError(RuntimeError):
@@ -240,6 +255,7 @@ class Archiver:
         partition_refresh_seconds: float = 30.0,
         kafka_commit_timeout_s: float = 2.0,
         maintenance: MaintenancePolicy | None = None,
+        block_size: int = Settings.model_fields["block_size"].default,
     ):
         if max_batch_records < 1 or max_batch_seconds <= 0:
             raise ValueError("max_batch_records must be >= 1 and max_batch_seconds > 0")
@@ -253,6 +269,10 @@ class Archiver:
         self.max_event_bytes = event_limit(max_event_bytes)
         self.partition_refresh_seconds = partition_refresh_seconds
         self.kafka_commit_timeout_s = kafka_commit_timeout_s
+        self.block_size = block_size  # a new restart epoch's base is rounded up to it
+        self.epochs = EpochTable(self.data_dir)
+        self.epoch: Epoch = IDENTITY  # the epoch of the connected cluster, entered by run()
+        self.entered_epoch = threading.Event()  # set once the progress stands in the broker's epoch
         self.writer_id = uuid.uuid4().hex
         self.stats = ArchiverStats()
         self._stop = threading.Event()
@@ -309,6 +329,7 @@ class Archiver:
         )
         try:
             self._connect(stop_event)
+            self._enter_epoch(stop_event)
             idle_since = time.monotonic()
             while not self._stopping(stop_event):
                 consumed = self._run_batch(stop_event)
@@ -368,6 +389,35 @@ class Archiver:
                     self._consumer = None
                 self._sleep_backoff("connect", exc, stop_event)
 
+    def _enter_epoch(self, stop_event: threading.Event | None) -> None:
+        """Place the connected cluster on the logical offset line (see "Restart epochs")."""
+        while not self._stopping(stop_event):
+            try:
+                cluster = cluster_id(self.bootstrap)
+                break
+            except KafkaError as exc:
+                self._sleep_backoff("cluster id", exc, stop_event)
+        else:
+            return
+        self.epoch = self.epochs.enter(cluster, self._offsets, self.block_size)
+        assert self._decoder is not None
+        self._decoder.epoch = self.epoch.number
+        jumps = {tp: base for tp, base in self.epoch.base.items() if self._offsets.get(tp, 0) < base}
+        if jumps:
+            offsets = {**self._offsets, **jumps}
+            version = self._commit([], offsets, [], extra={EPOCH_KEY: self.epoch.number})
+            self._offsets = offsets
+            log.info(
+                "archiver: restart epoch %d (cluster %s) begins at %s; progress moved there in v%d",
+                self.epoch.number,
+                cluster,
+                {f"{t}:{p}": o for (t, p), o in jumps.items()},
+                version,
+            )
+        else:
+            log.info("archiver: in restart epoch %d (cluster %s)", self.epoch.number, cluster)
+        self.entered_epoch.set()
+
     def _probe_broker(self, stop_event: threading.Event | None) -> None:
         """An idle consumer's poll() cannot tell "no new events" from "broker down" (kafka-python
         reconnects silently), so ask the broker something cheap with a deadline."""
@@ -425,7 +475,7 @@ class Archiver:
             if offset is None:
                 self._consumer.seek_to_beginning(tp)
             else:
-                self._consumer.seek(tp, offset)
+                self._consumer.seek(tp, self.epoch.kafka(tp.topic, tp.partition, offset))
         self._assigned = wanted
         log.info("archiver assigned %d partitions (%d new)", len(wanted), len(new))
 
@@ -477,17 +527,19 @@ class Archiver:
             for tp, records in polled.items():
                 key = (tp.topic, tp.partition)
                 for record in records:
-                    if gap := self._check_position(key, record.offset, advanced):
+                    # the master holds logical offsets: base of this epoch + Kafka offset
+                    offset = self.epoch.logical(tp.topic, tp.partition, record.offset)
+                    if gap := self._check_position(key, offset, advanced):
                         gaps.append(gap)
                     row = self._decoder.row(record)  # None: dead-lettered (no record raises here)
                     if row is not None:
                         row["topic"] = record.topic
                         row["partition"] = record.partition
-                        row["offset"] = record.offset
+                        row["offset"] = offset
                         row["broker_time"] = record.timestamp if record.timestamp >= 0 else None
                         row["raw"] = record.value
                         rows.append(row)
-                    advanced[key] = record.offset + 1
+                    advanced[key] = offset + 1
                 consumed += len(records)
         if not consumed:
             return 0
@@ -552,9 +604,10 @@ class Archiver:
         expected = advanced.get(key, self._offsets.get(key, 0))
         if offset < expected:
             raise OffsetRegressionError(
-                f"{key[0]}:{key[1]} returned offset {offset} but {self.path} already covers offsets "
-                f"< {expected}: the broker lost this partition's log. Archive to a new data dir (or reset "
-                f"the master dataset) for the new log."
+                f"{key[0]}:{key[1]} returned (logical) offset {offset} but {self.path} already covers "
+                f"offsets < {expected}: the broker lost this partition's log without a new cluster id "
+                f"(epoch {self.epoch.number}). Archive to a new data dir (or reset the master dataset) for "
+                f"the new log."
             )
         if offset == expected:
             return None
@@ -574,17 +627,21 @@ class Archiver:
                     return False
                 self._sleep_backoff("dead-letter flush", exc, stop_event)
 
-    def _commit(self, rows: list[dict[str, Any]], offsets: Watermark, gaps: list[Gap]) -> int:
+    def _commit(
+        self, rows: list[dict[str, Any]], offsets: Watermark, gaps: list[Gap], *, extra: dict | None = None
+    ) -> int:
         """One Delta commit of rows + offsets (+ the lost ranges they move past), as batch
         ``batch_seq + 1``. Returns the table version."""
         seq = self._batch_seq + 1
         table = rows_to_table(rows)
-        extra = {GAPS_KEY: orjson.dumps([g.to_json() for g in gaps]).decode()} if gaps else None
+        extra = dict(extra or {})
+        if gaps:
+            extra[GAPS_KEY] = orjson.dumps([g.to_json() for g in gaps]).decode()
         for attempt in range(5):
             target: str | Path | DeltaTable = self._table if self._table is not None else self.path
             try:
                 version = append_batch(
-                    target, table, offsets, seq, writer_id=self.writer_id, extra_metadata=extra
+                    target, table, offsets, seq, writer_id=self.writer_id, extra_metadata=extra or None
                 )
                 break
             except (CommitFailedError, OSError) as exc:
@@ -613,7 +670,9 @@ class Archiver:
         """Mirror the committed offsets to the consumer group, for lag tools only."""
         assert self._consumer is not None
         offsets = {
-            TopicPartition(t, p): OffsetAndMetadata(o, f"delta batch {self._batch_seq}", -1)
+            TopicPartition(t, p): OffsetAndMetadata(
+                self.epoch.kafka(t, p, o), f"delta batch {self._batch_seq}", -1
+            )
             for (t, p), o in advanced.items()
         }
         try:
@@ -641,13 +700,16 @@ def _archiver(
         data_dir = data_dir if data_dir is not None else settings.data_dir
         max_event_bytes = settings.max_event_bytes
         maintenance: MaintenancePolicy | None = MaintenancePolicy.from_settings(settings)
+        block_size: int | None = settings.block_size
     else:
         bootstrap, max_event_bytes, maintenance = settings, None, None  # the environment's limit
+        block_size = None
     if data_dir is None:
         raise ValueError("data_dir is required when settings is a bootstrap string")
     return Archiver(
         bootstrap,
         data_dir,
+        block_size=Settings().block_size if block_size is None else block_size,
         max_batch_records=max_batch_records,
         max_batch_seconds=max_batch_seconds,
         max_event_bytes=max_event_bytes,

@@ -140,8 +140,10 @@ def pinot_apply() -> None:
 @app.command()
 def broker() -> None:
     """Run the embedded Kafka-protocol broker (Tansu) in the foreground, topics created."""
+    from lambdalytics.batch.master import master_path
+
     settings = get_settings()
-    with running_broker(settings) as bootstrap:
+    with running_broker(settings, master_exists=master_path(settings.data_dir).exists()) as bootstrap:
         counts = ensure_topics(bootstrap, settings.kafka_partitions)
         console.print(
             f"[bold green]Kafka broker[/] at [bold]{bootstrap}[/] topics {counts}. Ctrl-C stops it."

@@ -12,6 +12,7 @@ import logging
 from fastapi import FastAPI
 
 from lambdalytics.infra.broker import die_with_parent
+from lambdalytics.infra.epochs import EpochTable
 from lambdalytics.infra.runtime import find_bootstrap
 from lambdalytics.infra.settings import Settings
 from lambdalytics.serving.main import create_app
@@ -29,6 +30,9 @@ def create_pinot_app() -> FastAPI:
     settings = Settings(speed_store="pinot")
     store = open_store(store_config(settings))
     state = ServingState(settings, store, bootstrap=settings.kafka_bootstrap)
+    if reason := _pinot_epoch_gap(EpochTable(settings.data_dir)):
+        log.error("%s", reason)
+        state.merger.stale = lambda: reason  # fail closed, never mix offsets of two lines
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,17 +47,37 @@ def create_pinot_app() -> FastAPI:
     return app
 
 
+def _pinot_epoch_gap(epochs: EpochTable) -> str | None:
+    """Pinot keys its rows by the Kafka offsets it consumed itself, not by logical offsets: it can serve
+    only a data folder whose current restart epoch starts at base 0 (one Kafka cluster, never restarted)."""
+    latest = epochs.epochs()[-1:]
+    if latest and latest[0].base:
+        return (
+            f"restart epoch {latest[0].number} of {epochs.path} begins above offset 0; Pinot compares its own "
+            "Kafka offsets with W, so it cannot serve this data folder (use the embedded speed store)"
+        )
+    return None
+
+
 def create_embedded_app() -> FastAPI:
     die_with_parent()  # a worker must not outlive a killed server process and keep the port
     settings = Settings(speed_store="embedded")
     bootstrap = find_bootstrap(settings)
     store = open_store(store_config(settings))
-    consumer = SpeedConsumer(store, bootstrap, stale_after_s=settings.speed_stale_seconds)
+    consumer = SpeedConsumer(
+        store, bootstrap, stale_after_s=settings.speed_stale_seconds, epochs=EpochTable(settings.data_dir)
+    )
     state = ServingState(
         settings, store, bootstrap=bootstrap, dead_lettered=lambda: dict(consumer.decoder.dead_lettered)
     )
     state.workers.append(consumer.worker)  # supervised: /readyz and /metrics report it
-    state.merger.stale = consumer.staleness  # reads fail closed once the consumer stops progressing
+
+    def why_not() -> str | None:
+        """Reads fail closed once the consumer stops progressing, and after a broker restart until a batch
+        run covers the previous epochs (the served W below the new epoch's base); /readyz says why."""
+        return consumer.coverage_reason(state.loader.current().watermark) or consumer.staleness()
+
+    state.merger.stale = why_not
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

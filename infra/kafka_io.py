@@ -10,6 +10,8 @@ in headers (the convention of Kafka Connect's DLQ), so a fixed consumer can repl
 ``dlq.source.topic``   topic the record was read from (or meant for)
 ``dlq.source.partition`` / ``dlq.source.offset``  its position, ``-1`` if it never reached a topic
 ``dlq.source.timestamp``  broker timestamp of the source record (ms), ``-1`` if none
+``dlq.source.epoch``   the restart epoch of that position (``infra.epochs``), when the decoder knows it:
+                       the offset is the record's own Kafka offset in that epoch's log, not a logical one
 =====================  ==========================================================
 
 A record that cannot be forwarded verbatim (larger than the dead-letter producer's request limit, or
@@ -247,11 +249,15 @@ class EventProducer:
         offset: int = -1,
         timestamp: int = -1,
         key: bytes | None = None,
+        epoch: int | None = None,
     ) -> FutureRecordMetadata:
         """Send ``value`` to the dead-letter topic with the reason — verbatim, or by reference when it
         is larger than this producer's request limit."""
         self.summary.rejected[(topic or "?", violation.reason)] += 1
-        return self._send_dead_letter(value, key, _headers(violation, topic, partition, offset, timestamp))
+        headers = _headers(violation, topic, partition, offset, timestamp)
+        if epoch is not None:
+            headers.append(("dlq.source.epoch", str(epoch).encode()))
+        return self._send_dead_letter(value, key, headers)
 
     def _send_dead_letter(
         self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], *, by_reference: bool = False
@@ -287,10 +293,12 @@ class EventDecoder:
 
     Shared by the archiver and the speed consumers, so both sides accept exactly the same events.
     Only one consumer of a record should dead-letter it (the archiver); others pass
-    ``dead_letters=None`` and just count what they skip. No record makes it raise.
+    ``dead_letters=None`` and just count what they skip. No record makes it raise. ``epoch``, when
+    set, is the restart epoch of the records decoded; dead letters carry it beside their Kafka position.
     """
 
     def __init__(self, dead_letters: EventProducer | None, *, max_event_bytes: int | None = None):
+        self.epoch: int | None = None
         self._dead_letters = dead_letters
         self.max_event_bytes = event_limit(max_event_bytes)
         self.decoded = 0
@@ -336,6 +344,7 @@ class EventDecoder:
             offset=record.offset,
             timestamp=record.timestamp,
             key=record.key,
+            epoch=self.epoch,
         )
 
 
@@ -353,6 +362,7 @@ class DeadLetter:
     by_reference: bool = False
     original_size: int | None = None  # of the original value (known when by reference)
     original_sha256: str | None = None
+    source_epoch: int | None = None  # the restart epoch of the source position, when recorded
 
 
 def read_dead_letter(record: Any) -> DeadLetter:
@@ -371,4 +381,5 @@ def read_dead_letter(record: Any) -> DeadLetter:
         by_reference="dlq.reference" in h,
         original_size=int(h["dlq.original.size"]) if "dlq.original.size" in h else None,
         original_sha256=h["dlq.original.sha256"].decode() if "dlq.original.sha256" in h else None,
+        source_epoch=int(h["dlq.source.epoch"]) if "dlq.source.epoch" in h else None,
     )

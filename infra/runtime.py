@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from .broker import EmbeddedBroker
+from .epochs import EpochTable
 from .settings import Settings
 
 
@@ -54,11 +55,15 @@ def find_bootstrap(settings: Settings) -> str:
 
 
 @contextlib.contextmanager
-def running_broker(settings: Settings) -> Iterator[str]:
-    """Configured Kafka, or an embedded broker for the block's lifetime (address published for others)."""
+def running_broker(settings: Settings, *, master_exists: bool = False) -> Iterator[str]:
+    """Configured Kafka, or an embedded broker for the block's lifetime (address published for others).
+
+    The embedded broker is a new log, a new restart epoch (``infra.epochs``); ``master_exists`` says the
+    data folder already holds a master, whose log is sealed as epoch 0 first if no table recorded it."""
     if settings.kafka_bootstrap:
         yield settings.kafka_bootstrap
         return
+    EpochTable(settings.data_dir).seal_unrecorded(master_exists)
     path = _address_file(settings)
     with EmbeddedBroker(log_path=settings.data_dir / "run" / "broker.log") as broker:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,15 @@ Stream faults, none silent (docs/reliability.md, "Stream faults"):
   fetch response for it (``KafkaConsumer.highwater``), not "a short poll" and not ListOffsets (the
   embedded broker's ListOffsets(latest) is unreliable).
 
+Restart epochs (``infra.epochs``): the store holds *logical* offsets, the master's. Given the data
+folder's :class:`~lambdalytics.infra.epochs.EpochTable`, ``connect`` looks up the epoch of the broker's
+cluster id (the archiver begins it; until then the consumer waits and says why) and feeds the store
+``base + Kafka offset``, seeks to ``logical - base`` and reports high-water marks on the same line. After a
+broker restart the served W stops below the new epoch's base, which only the master holds: the store,
+consuming from the base, cannot cover it, and :meth:`SpeedConsumer.coverage_reason` says so (serving
+fails closed with that reason, ``/readyz`` shows it) until a batch run over the master publishes a W at
+or above the base. Without a table (tests, benchmarks) logical offsets are Kafka offsets.
+
 The loop is a supervised worker (``infra.supervisor``): an unexpected exception is logged, counted and
 the loop restarted with backoff, continuing from the store's positions. :meth:`SpeedConsumer.staleness`
 says when it has made no progress for longer than its bound; serving then fails closed.
@@ -40,6 +49,7 @@ from collections.abc import Callable
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
 from lambdalytics.infra.kafka_io import EventDecoder, client_bytes
 from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.schemas.events import ContractViolation
@@ -83,6 +93,7 @@ class SpeedConsumer:
         partition_refresh_s: float = 30.0,
         metadata: Metadata = topic_partitions,
         stale_after_s: float = 5.0,
+        epochs: EpochTable | None = None,
     ):
         self.store = store
         self.bootstrap = bootstrap
@@ -92,6 +103,9 @@ class SpeedConsumer:
         self.partition_refresh_s = partition_refresh_s
         self.metadata = metadata
         self.decoder = EventDecoder(None, max_event_bytes=max_event_bytes)
+        self.epochs = epochs
+        self.epoch: Epoch | None = None if epochs is not None else IDENTITY  # None: not looked up yet
+        self._epoch_wait: str | None = None  # why the epoch is not known yet
         self._assigned: set[TopicPartition] = set()
         self._expected: dict[TopicPartition, int] = {}  # next offset per partition, as the store has it
         self._refreshed = float("-inf")
@@ -124,6 +138,42 @@ class SpeedConsumer:
             reason += f"; {status.restarts} restarts, last error {status.last_error}"
         return reason
 
+    def coverage_reason(self, watermark: Watermark) -> str | None:
+        """Why this consumer's store cannot cover ``watermark`` because of a restart epoch, or None:
+        the epoch of the broker is not recorded yet, or W stops below the epoch's base (the offsets
+        in between are the previous epochs', which only the master and a batch run over it hold)."""
+        if self.epoch is None:
+            return self._epoch_wait or "the speed consumer has not looked up the broker's restart epoch yet"
+        if below := self.epoch.below_base(watermark):
+            tp, base = next(iter(below.items()))
+            return (
+                f"the broker restarted: epoch {self.epoch.number} begins {tp[0]}:{tp[1]} at offset {base}, "
+                f"the batch version covers only up to W={watermark.get(tp, 0)} there ({len(below)} partitions "
+                "behind); waiting for a batch run over the previous epochs"
+            )
+        return None
+
+    def _enter_epoch(self) -> Epoch:
+        """The epoch of the broker's cluster id in the table (the archiver begins it); a KafkaError while
+        it is not recorded yet, so the loop retries."""
+        if self.epochs is None:
+            return IDENTITY
+        cluster = cluster_id(self.bootstrap)
+        epoch = self.epochs.for_cluster(cluster)
+        if epoch is None:
+            self._epoch_wait = (
+                f"Kafka cluster {cluster} has no restart epoch in {self.epochs.path} yet (the archiver "
+                "records it when it connects)"
+            )
+            raise KafkaError(self._epoch_wait)
+        if self.epoch is not None and self.epoch.base != epoch.base:
+            raise RuntimeError(
+                f"the broker changed from epoch {self.epoch.number} to {epoch.number} under a running "
+                "consumer: its store holds the old epoch's positions; restart the API"
+            )
+        self._epoch_wait = None
+        return epoch
+
     def _progressed(self, consumer: KafkaConsumer, records: int) -> None:
         """Records prove the broker answered; an empty poll does not (kafka-python hides an outage), so
         while idle a probe with a deadline does, at most every PROBE_INTERVAL_S (a KafkaError from it
@@ -150,6 +200,7 @@ class SpeedConsumer:
         )
         self._assigned, self._expected = set(), {}
         try:
+            self.epoch = self._enter_epoch()
             self._refresh(consumer)
         except Exception:
             consumer.close()
@@ -176,24 +227,34 @@ class SpeedConsumer:
             position = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
             if position is None:
                 raise KafkaError(f"no position for {tp.topic}:{tp.partition} in time")
+            position = self._logical(tp, position)
             self._expected[tp] = position
             self.store.move_to(tp.topic, tp.partition, position)
         self._assigned = wanted
         if len(new) < len(wanted):
             log.info("speed consumer: %d new partitions assigned from their beginning", len(new))
 
+    def _logical(self, tp: TopicPartition, kafka_offset: int) -> int:
+        assert self.epoch is not None
+        return self.epoch.logical(tp.topic, tp.partition, kafka_offset)
+
     def _seek(self, consumer: KafkaConsumer, new: list[TopicPartition]) -> None:
+        assert self.epoch is not None
+        kafka = self.epoch.kafka
         consumer.seek_to_beginning(*new)
         if self.from_time_ms is not None:
             found = consumer.offsets_for_times({tp: self.from_time_ms for tp in new})
             for tp in new:
                 by_time = found.get(tp)
-                start = min(self.watermark.get((tp.topic, tp.partition), 0), by_time.offset if by_time else 0)
-                consumer.seek(tp, start)
+                start = min(
+                    self.watermark.get((tp.topic, tp.partition), 0),
+                    self._logical(tp, by_time.offset) if by_time else 0,
+                )
+                consumer.seek(tp, kafka(tp.topic, tp.partition, start))
         positions = self.store.status().positions
         for tp in new:
             if (tp.topic, tp.partition) in positions:  # reconnect: continue where we were
-                consumer.seek(tp, positions[(tp.topic, tp.partition)])
+                consumer.seek(tp, kafka(tp.topic, tp.partition, positions[(tp.topic, tp.partition)]))
 
     def poll_once(self, consumer: KafkaConsumer, timeout_ms: int = 200) -> int:
         """One poll: apply its records, report jumps and the high-water marks. Returns records applied."""
@@ -204,19 +265,22 @@ class SpeedConsumer:
         n = 0
         for tp, records in batches.items():
             for record in records:
-                if record.offset != self._expected.get(tp):  # a hole in what the broker returned
-                    self.store.move_to(tp.topic, tp.partition, record.offset)
-                self._apply(record)
-                self._expected[tp] = record.offset + 1
+                offset = self._logical(tp, record.offset)
+                if offset != self._expected.get(tp):  # a hole in what the broker returned
+                    self.store.move_to(tp.topic, tp.partition, offset)
+                self._apply(record, offset)
+                self._expected[tp] = offset + 1
                 n += 1
         marks = {}
         for tp in self._assigned:
             position = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
+            if position is not None:
+                position = self._logical(tp, position)
             if position is not None and position != self._expected.get(tp):  # reset past data, a seek
                 self.store.move_to(tp.topic, tp.partition, position)
                 self._expected[tp] = position
             if (high_water := consumer.highwater(tp)) is not None:
-                marks[(tp.topic, tp.partition)] = high_water
+                marks[(tp.topic, tp.partition)] = self._logical(tp, high_water)
         self.store.mark_caught_up(started, high_water=marks)
         return n
 
@@ -231,7 +295,10 @@ class SpeedConsumer:
                         consumer = self.connect()
                     self._progressed(consumer, self.poll_once(consumer))
                 except KafkaError as exc:
-                    log.warning("speed consumer: broker unavailable (%s), retrying in 1s", exc)
+                    log.warning(
+                        "speed consumer: %s, retrying in 1s",
+                        self._epoch_wait or f"broker unavailable ({exc})",
+                    )
                     if consumer is not None:  # start over: connect() seeks to the store's positions
                         with contextlib.suppress(Exception):
                             consumer.close()
@@ -242,12 +309,13 @@ class SpeedConsumer:
                 with contextlib.suppress(Exception):
                     consumer.close()
 
-    def _apply(self, record) -> None:
-        """Ingest one record or skip it with a reason; whatever it holds, never raise."""
+    def _apply(self, record, offset: int) -> None:
+        """Ingest one record at its logical ``offset`` or skip it with a reason; whatever it holds,
+        never raise."""
         row = self.decoder.row(record)
         if row is not None:
             try:
-                self.store.ingest(row, record.topic, record.partition, record.offset, record.timestamp)
+                self.store.ingest(row, record.topic, record.partition, offset, record.timestamp)
                 return
             except Exception as exc:  # noqa: BLE001 - one record must not stop the speed side
                 log.exception("speed store failed on %s:%d@%d", record.topic, record.partition, record.offset)
@@ -256,4 +324,4 @@ class SpeedConsumer:
                     ContractViolation("internal_error", f"ingest failed: {type(exc).__name__}"),
                     decoded=True,
                 )
-        self.store.skip(record.topic, record.partition, record.offset)
+        self.store.skip(record.topic, record.partition, offset)
