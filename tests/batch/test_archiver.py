@@ -491,3 +491,44 @@ def test_a_forward_jump_is_recorded_beside_the_offsets_and_reported_never_silent
     assert decode_offsets(commit[OFFSETS_KEY])[tp] == 20  # recorded beside the offsets that move past it
     offsets = sorted(r["offset"] for r in _master_rows(tmp_path, tenant))
     assert offsets == [*range(10), *range(13, 20)]  # what was lost is missing, and said so
+
+
+def test_a_restarted_broker_lands_on_the_logical_line_and_moves_the_progress_to_its_base(tmp_path):
+    """Two private brokers, each starting at offset 0, one data folder (B=10): the second broker's records
+    land at base + offset, its epoch's zero-row commit moves the progress to the base at once, and a dead
+    letter keeps its own Kafka position plus the epoch."""
+    from lambdalytics.batch.archiver import EPOCH_KEY
+    from lambdalytics.infra.broker import EmbeddedBroker
+    from lambdalytics.infra.epochs import EpochTable
+
+    tenant, tp = "epochs", ("events.behavioral", 0)
+    page_views = [e for e in _events(tenant, 60) if e["event_type"] == "page_view"]
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        with EventProducer(broker.bootstrap) as producer:
+            for e in page_views[:13]:
+                producer.send_obj(e).get(10)
+        Archiver(broker.bootstrap, tmp_path, block_size=10, max_batch_seconds=0.5).run(idle_exit_seconds=2.0)
+    assert read_progress(master_path(tmp_path)).offsets[tp] == 13
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        archiver = Archiver(broker.bootstrap, tmp_path, block_size=10, max_batch_seconds=0.5)
+        archiver.run(idle_exit_seconds=1.0)  # nothing produced yet: the progress still moves to the base
+        assert read_progress(master_path(tmp_path)).offsets[tp] == 20
+        (jump,) = [c for c in DeltaTable(str(master_path(tmp_path))).history() if EPOCH_KEY in c]
+        assert jump[EPOCH_KEY] == 1 and decode_offsets(jump[OFFSETS_KEY])[tp] == 20
+        with EventProducer(broker.bootstrap) as producer:
+            for e in page_views[13:16]:
+                producer.send_obj(e).get(10)
+            producer.send_raw(tp[0], b"not json", key=b"epochs:bad").get(10)  # Kafka offset 3
+            producer.send_obj(page_views[16]).get(10)
+        stats = Archiver(broker.bootstrap, tmp_path, block_size=10, max_batch_seconds=0.5).run(
+            idle_exit_seconds=2.0
+        )
+        (dead,) = _dead_letters_from(broker.bootstrap, {b"epochs:bad"}, expect=1)
+    assert stats.lost_offsets == 0 and stats.dead_lettered == 1
+    assert (dead.source_offset, dead.source_epoch) == (3, 1)  # the record's own position in epoch 1's log
+    assert read_progress(master_path(tmp_path)).offsets[tp] == 25
+    offsets = sorted(r["offset"] for r in _master_rows(tmp_path, tenant))
+    assert offsets == [*range(13), 20, 21, 22, 24]  # unique on one line; [13, 20) never existed
+    assert [e.number for e in EpochTable(tmp_path).epochs()] == [0, 1]

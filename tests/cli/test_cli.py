@@ -100,9 +100,46 @@ def test_up_runs_broker_topics_and_demo_stream_then_stops(tmp_path):
     done = cli("up", "--duration", "8", "--rate", "30", env=env)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "Lambdalytics is up" in done.stdout and "demo-food key: llk_" in done.stdout
-    (run_dir,) = tmp_path.glob("embedded-*")
-    assert (run_dir / "master").exists()  # the archiver landed the demo stream
+    assert (tmp_path / "master").exists()  # the archiver landed the demo stream, in the data folder
     assert not (tmp_path / "run" / "broker.json").exists()  # cleaned up on exit
+
+
+def _printed(stdout: str, name: str) -> str:
+    (line,) = [line for line in stdout.splitlines() if line.startswith(f"{name}: ")]
+    return line.split(": ", 1)[1]
+
+
+@pytest.mark.integration
+def test_a_second_up_over_the_same_folder_keeps_the_history_the_tenant_and_its_key(tmp_path):
+    from deltalake import DeltaTable
+
+    from lambdalytics.infra.epochs import EpochTable
+    from lambdalytics.serving.auth import TenantRegistry
+
+    env = {"LAMBDALYTICS_DATA_DIR": str(tmp_path), "LAMBDALYTICS_KAFKA_BOOTSTRAP": ""}
+    env["LAMBDALYTICS_API_PORT"] = str(free_port())
+    runs = []
+    for _ in range(2):
+        done = cli("up", "--duration", "8", "--rate", "30", env=env)
+        assert done.returncode == 0, done.stderr + done.stdout
+        master = DeltaTable(str(tmp_path / "master"))
+        runs.append(
+            (done.stdout, master.to_pyarrow_table().num_rows, (tmp_path / "run" / "batch.log").exists())
+        )
+    (first, rows_first, batch_first), (second, rows_second, batch_second) = runs
+    key = _printed(first, "demo-food key")
+    assert key.startswith("llk_") and _printed(second, "demo-food key") == key  # the same tenant, same key
+    assert _printed(second, "admin token") == _printed(first, "admin token")
+    registry = TenantRegistry(tmp_path / "run" / "tenants.sqlite")
+    try:
+        assert registry.tenant_of(key) == "demo-food"
+    finally:
+        registry.close()
+    assert 0 < rows_first < rows_second  # the second run's events landed beside the first's
+    epochs = EpochTable(tmp_path).epochs()
+    assert [e.number for e in epochs] == [0, 1] and epochs[0].cluster_id != epochs[1].cluster_id
+    assert epochs[1].base and all(b % Settings().block_size == 0 for b in epochs[1].base.values())
+    assert not batch_first and batch_second  # over a kept master, the first batch run starts at once
 
 
 @pytest.mark.integration

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from lambdalytics.cli.sources.generator import GeneratorConfig, generate
 from lambdalytics.infra.broker import EmbeddedBroker
@@ -184,7 +185,10 @@ def test_an_unexpected_exception_restarts_the_consumer_which_ends_caught_up(kafk
         # the restarted loop continues from the store's positions: every event counted exactly once
         assert _wait_for(store, tenant, customers, len(events)) == len(events)
         deadline = time.monotonic() + 60  # the crash may come after the last record: await the restart
-        while not (consumer.worker.status().up and consumer.worker.status().restarts) and time.monotonic() < deadline:
+        while (
+            not (consumer.worker.status().up and consumer.worker.status().restarts)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         status = consumer.worker.status()
         assert status.restarts == 1 and status.last_error == "ZeroDivisionError: injected store fault"
@@ -228,7 +232,9 @@ def _poll_until(consumer: SpeedConsumer, kafka, done, polls: int = 300) -> None:
 
 
 def _serving(tmp_path, store: EmbeddedSpeedStore):
-    state = ServingState(Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store)
+    state = ServingState(
+        Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store
+    )
     state.loader.refresh()  # no batch version yet: W = {}
     key = state.credentials.registry.create("faults", "Faults")
     return state, TestClient(create_app(state)), {"Authorization": f"Bearer {key}"}
@@ -328,4 +334,45 @@ def test_readyz_is_caught_up_only_once_positions_reach_the_high_water_marks(tmp_
             assert ready.status_code == 200 and ready.json()["speed_caught_up"] is True
         finally:
             state.close()
+            kafka.close()
+
+
+def test_a_restarted_brokers_offsets_reach_the_store_on_the_logical_line(tmp_path):
+    """Epoch 1 of a data folder starts its partitions at base 20 (B=10, 12 archived before): the store
+    holds base + Kafka offset, covers a W at the base, and refuses the old W with the restart as reason."""
+    from lambdalytics.infra.epochs import UNRECORDED_CLUSTER, EpochTable
+
+    tp = (BEHAVIORAL, 0)
+    table = EpochTable(tmp_path)
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        _produce(broker.bootstrap, 0, 3)
+        table.seal_unrecorded(master_exists=True)  # epoch 0: the log the master came from
+        store = EmbeddedSpeedStore(block_size=10)
+        consumer = SpeedConsumer(store, broker.bootstrap, max_poll_records=5, epochs=table)
+        with pytest.raises(KafkaError, match="no restart epoch"):  # the archiver has not entered it yet
+            consumer.connect()
+        assert "no restart epoch" in consumer.coverage_reason({})
+        epoch = table.enter(broker.cluster_id, {(t, 0): 12 for t in EVENT_TOPICS}, 10)
+        assert (epoch.number, table.epochs()[0].cluster_id) == (1, UNRECORDED_CLUSTER)
+        kafka = consumer.connect()
+        try:
+            _poll_until(consumer, kafka, lambda: store.status().caught_up)
+            status = store.status()
+            assert status.positions[tp] == 23 and status.high_water[tp] == 23  # base 20 + 3 records
+            assert status.gaps == ()  # [12, 20) is no loss: it never existed
+            at_base = {(t, 0): 20 for t in EVENT_TOPICS}
+            assert consumer.coverage_reason(at_base) is None
+            assert store.customer("faults", "one", at_base)["events_total"] == 3
+            old = {(t, 0): 10 for t in EVENT_TOPICS}
+            assert "the broker restarted: epoch 1" in consumer.coverage_reason(old)
+            with pytest.raises(CoverageError):
+                store.customer("faults", "one", old)
+            # a reconnect continues where the store is, on the same line
+            kafka.close()
+            _produce(broker.bootstrap, 0, 2, start=3)
+            kafka = consumer.connect()
+            _poll_until(consumer, kafka, lambda: store.status().positions[tp] == 25)
+            assert store.customer("faults", "one", at_base)["events_total"] == 5
+        finally:
             kafka.close()
