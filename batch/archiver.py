@@ -163,6 +163,7 @@ class ArchiverStats:
     rows: int = 0  # rows written to the master dataset
     dead_lettered: int = 0
     lost_offsets: int = 0  # offsets jumped over (lost positions), see "Lost positions"
+    unlanded: int = 0  # records the broker held, not landed by the end of a drain (see Archiver.run)
     seconds: float = 0.0
 
     @property
@@ -285,6 +286,7 @@ class Archiver:
         self._batch_seq = 0
         self._assigned: set[TopicPartition] = set()
         self._last_refresh = float("-inf")
+        self._drain_until: float | None = None  # set while draining after a stop (see _drain)
         self._backoff = 0.5
         self._last_probe = time.monotonic()
         self._last_maintenance = time.monotonic()
@@ -306,10 +308,15 @@ class Archiver:
         return dict(self._offsets)
 
     def run(
-        self, stop_event: threading.Event | None = None, idle_exit_seconds: float | None = None
+        self,
+        stop_event: threading.Event | None = None,
+        idle_exit_seconds: float | None = None,
+        *,
+        drain_seconds: float = 0.0,
     ) -> ArchiverStats:
         """Archive until stopped (``stop()``, ``stop_event``) or, if ``idle_exit_seconds`` is given,
-        until no record arrived for that long (caught up)."""
+        until no record arrived for that long (caught up). ``drain_seconds``: once stopped, keep landing
+        what the broker already holds for up to that long (for a log that dies with its broker)."""
         started = time.monotonic()
         # The writer's own snapshot: its offsets are where to resume, and every commit is made
         # against it (no silent rebase over another writer's commit).
@@ -343,6 +350,8 @@ class Archiver:
                     break
                 elif now - self._last_probe >= _PROBE_INTERVAL_S:
                     self._probe_broker(stop_event)
+            if drain_seconds > 0 and self._consumer is not None and self._assigned:
+                self._drain(drain_seconds)
         finally:
             self.stats.seconds = time.monotonic() - started
             self._close()
@@ -358,7 +367,44 @@ class Archiver:
         return self.stats
 
     def _stopping(self, stop_event: threading.Event | None) -> bool:
+        if self._drain_until is not None:  # stopped already: landing what the broker holds, until then
+            return time.monotonic() >= self._drain_until
         return self._stop.is_set() or (stop_event is not None and stop_event.is_set())
+
+    def _drain(self, budget_s: float) -> None:
+        """After a stop: micro-batches until every position reached the high-water mark of its last
+        fetch (all the broker held is landed) or ``budget_s`` passed. The embedded broker's log dies with
+        it, so what is not landed by then is gone: said in the log (``ArchiverStats.unlanded``)."""
+        self._drain_until = time.monotonic() + budget_s
+        try:
+            while True:
+                behind = self._behind()
+                if behind == {} or self._stopping(None):
+                    break
+                self._run_batch(None)
+        finally:
+            self._drain_until = None
+        if behind != {}:
+            self.stats.unlanded = sum((behind or {}).values())
+            log.warning(
+                "archiver stopped with records the broker holds not landed: %s",
+                behind if behind is not None else "high-water marks unknown",
+            )
+
+    def _behind(self) -> dict[str, int] | None:
+        """Records between each landed position and the high-water mark of its partition's last fetch
+        (None: a partition was never fetched, so unknown)."""
+        assert self._consumer is not None
+        behind: dict[str, int] = {}
+        for tp in sorted(self._assigned):
+            high_water = self._consumer.highwater(tp)
+            if high_water is None:
+                return None
+            position = self._offsets.get((tp.topic, tp.partition))
+            landed = 0 if position is None else self.epoch.kafka(tp.topic, tp.partition, position)
+            if high_water > landed:
+                behind[f"{tp.topic}:{tp.partition}"] = high_water - landed
+        return behind
 
     def _sleep_backoff(self, what: str, exc: BaseException, stop_event: threading.Event | None) -> None:
         log.warning("broker unavailable, retrying in %.1fs (%s: %s)", self._backoff, what, exc)
@@ -520,6 +566,8 @@ class Archiver:
             if not polled:
                 if closes_at is None:
                     return 0  # nothing new: let run() check idleness and broker health
+                if self._drain_until is not None:
+                    break  # draining: commit what the broker held now, do not wait for more
                 continue
             if closes_at is None:
                 started = time.monotonic()

@@ -59,6 +59,9 @@ console = Console()
 # share): demo, API, batch loop, archiver, then the broker — together within 10 s.
 _STOP_TIMEOUTS_S = {"demo": 1.5, "api": 3.0, "batch": 1.5, "archiver": 3.0}
 _STOP_BUDGET_S = 8.5  # all workers together; the broker's own stop takes well under a second
+# The embedded broker's log dies with it: once stopped, the archiver lands what it still holds for this
+# long (within its share above) — the demo and the API stopped before it, so nothing new arrives.
+_DRAIN_S = 2.0
 
 
 def _spawn(args: list[str], env: dict[str, str], log) -> subprocess.Popen:
@@ -197,7 +200,10 @@ def run_up(
             maintenance=MaintenancePolicy.from_settings(settings),  # compacts the master
             block_size=settings.block_size,
         )
-        workers = {"archiver": Supervised("archiver", lambda s: archiver.run(stop_event=s))}
+        drain_s = 0.0 if settings.kafka_bootstrap else _DRAIN_S
+        workers = {
+            "archiver": Supervised("archiver", lambda s: archiver.run(stop_event=s, drain_seconds=drain_s))
+        }
         workers["api"] = Supervised("api", functools.partial(_serve_api, env, run_dir / "api.log"))
         workers["batch"] = Supervised(
             "batch",

@@ -532,3 +532,35 @@ def test_a_restarted_broker_lands_on_the_logical_line_and_moves_the_progress_to_
     offsets = sorted(r["offset"] for r in _master_rows(tmp_path, tenant))
     assert offsets == [*range(13), 20, 21, 22, 24]  # unique on one line; [13, 20) never existed
     assert [e.number for e in EpochTable(tmp_path).epochs()] == [0, 1]
+
+
+@pytest.mark.parametrize("drain_seconds", [0.0, 20.0], ids=["no-drain", "drain"])
+def test_a_drain_after_the_stop_lands_everything_the_broker_holds(tmp_path, drain_seconds):
+    """The embedded broker's log dies with it: stopped after its first micro-batch of 5, the archiver lands
+    the other 45 records the broker already holds only when it drains (what ``up`` does)."""
+    from lambdalytics.infra.broker import EmbeddedBroker
+
+    tenant = "drain"
+    stop = threading.Event()
+
+    class StopsAfterFirstBatch(Archiver):
+        def _commit(self, *args, **kwargs):
+            version = super()._commit(*args, **kwargs)
+            stop.set()
+            return version
+
+    page_views = [e for e in _events(tenant, 150) if e["event_type"] == "page_view"]
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        with EventProducer(broker.bootstrap) as producer:
+            for e in page_views:
+                producer.send_obj(e).get(10)
+        archiver = StopsAfterFirstBatch(
+            broker.bootstrap, tmp_path, max_batch_records=5, max_batch_seconds=0.5
+        )
+        stats = archiver.run(stop_event=stop, drain_seconds=drain_seconds)
+    landed = len(_master_rows(tmp_path, tenant))
+    if drain_seconds:
+        assert landed == len(page_views) == 50 and stats.unlanded == 0
+    else:
+        assert landed == 5
