@@ -105,6 +105,23 @@ compared exactly: counts as integers, money in integer micro-units, times to the
   produces. Injected: seeks past the next offset and past the log end, a partition hidden from the
   metadata and then shown, a W naming an unconsumed partition, a batch cut with another B, and a
   forward jump in the archiver. Wrong answers: 0.
+- **Restart epochs** (`infra/epochs.py`; tests in `tests/infra/test_epochs.py`,
+  `tests/batch/test_archiver.py`, `tests/speed/test_consumer.py`, `tests/e2e/test_restart_epochs.py`,
+  `tests/cli/test_cli.py`; not in this suite's figures). The embedded broker keeps its log in memory, so
+  a second `make run` used to start from nothing in a new folder. Now `up` reuses one data folder and
+  each broker start is a new epoch of one logical offset line per partition: its base is everything
+  archived before, rounded up to B; the archiver lands Kafka offset k at base + k and moves its progress
+  to the base in a zero-row commit; the speed consumer feeds its store the same logical offsets. Until a
+  batch run covers the previous epoch (`up` starts one at once) the served W lies below the base, and
+  every read answers 503 with the reason ("the broker restarted: epoch 1 begins …") and `/readyz` says
+  so. Tested: two brokers over one folder through the archiver, Spark and the API as `serve` builds it
+  answer both epochs exactly; every read between the restart and that batch run answered 503, none a
+  smaller number; the key minted before the restart still reads; a second `up` keeps the tenant, its key
+  and the admin token and runs its first batch at once. On Ctrl-C the archiver drains what the embedded
+  broker still holds (up to 2 s) before the broker stops. Limits: what is not landed by then dies with
+  the broker (counted, logged), its dead letters too; a re-send, after a restart, of an event from an
+  earlier epoch is seen by the speed side only against the batch (as any duplicate older than the dedup
+  window).
 """
 
 
