@@ -91,3 +91,15 @@ def test_reads_turn_503_with_the_reason_while_the_consumer_stalls_and_recover_af
             assert 'lambdalytics_worker_restarts_total{worker="batch-loader"} 0.0' in metrics
     finally:
         hang.clear()
+
+
+def test_pinot_refuses_a_data_folder_whose_restart_epoch_begins_above_offset_0(tmp_path):
+    """Pinot compares the Kafka offsets it consumed itself with W: it cannot serve logical offsets."""
+    from lambdalytics.infra.epochs import EpochTable
+
+    table = EpochTable(tmp_path)
+    assert serve._pinot_epoch_gap(table) is None  # never restarted
+    table.enter("cluster-a", {}, 10)
+    assert serve._pinot_epoch_gap(table) is None  # one cluster, base 0
+    table.enter("cluster-b", {("events.behavioral", 0): 3}, 10)
+    assert "Pinot" in serve._pinot_epoch_gap(table) and "epoch 1" in serve._pinot_epoch_gap(table)

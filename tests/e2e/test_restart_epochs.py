@@ -24,21 +24,13 @@ from lambdalytics.infra.epochs import EpochTable
 from lambdalytics.infra.kafka_io import ensure_topics
 from lambdalytics.infra.settings import Settings
 
+from ..cli.test_serve import _until
 from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
 from ..serving.test_e2e import produce, truth
 
 pytestmark = pytest.mark.e2e
 
 B = 5  # the block size: small, so the epoch's base rounds up visibly
-
-
-def _until(check, timeout_s: float = 120.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 def _stream(tenant: str, seed: int, start_ms: int) -> list[dict]:
@@ -101,7 +93,7 @@ def test_answers_after_a_broker_restart_include_both_epochs_exactly(tmp_path, mo
         key = app.state.serving.credentials.registry.create(tenant, tenant)
         headers = {"Authorization": f"Bearer {key}"}
         with TestClient(app) as client:
-            assert _until(lambda: _metrics(client, headers, customers) == _expected(first))
+            assert _until(lambda: _metrics(client, headers, customers) == _expected(first), 120)
 
     # ---- epoch 1: a new broker, offsets from 0 again, over the same data folder
     with EmbeddedBroker() as after:
@@ -149,7 +141,7 @@ def test_answers_after_a_broker_restart_include_both_epochs_exactly(tmp_path, mo
                 assert manifest.batch_version == 2
                 assert all(manifest.watermark.get(tp, 0) >= base for tp, base in epoch.base.items())
                 # both epochs, exactly; the key minted before the restart still reads
-                assert _until(lambda: _metrics(client, headers, customers) == _expected(everything)), (
+                assert _until(lambda: _metrics(client, headers, customers) == _expected(everything), 120), (
                     _metrics(client, headers, customers),
                     _expected(everything),
                 )
