@@ -226,6 +226,12 @@ def run_up(
                 console.print(f"[red]API did not start; see {run_dir / 'api.log'}[/]")
             if not stop.is_set():
                 _print_welcome(url, creds, keys, data_dir)
+                if restarted and not settings.kafka_bootstrap:  # a new embedded log: a new restart epoch
+                    console.print(
+                        f"[bold]history kept[/] in {data_dir}: until the batch run started now covers the "
+                        "previous run, reads answer 503 with the reason",
+                        soft_wrap=True,
+                    )
             started = time.monotonic()
             while not stop.wait(min(10.0, duration_s or 10.0)):
                 _print_status(started, archiver, data_dir, url, workers.values())
