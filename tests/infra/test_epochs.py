@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdalytics.infra.epochs import (
@@ -119,3 +120,36 @@ def test_the_table_is_replaced_whole_and_a_torn_one_is_refused(tmp_path):
         table.epochs()
     os.unlink(tmp_path / EPOCHS_FILE)
     assert table.epochs() == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    block_size=st.integers(1, 50),
+    epochs=st.lists(st.dictionaries(partitions, st.integers(0, 120), max_size=4), min_size=1, max_size=5),
+)
+def test_restarts_keep_one_line_per_partition_with_whole_blocks_per_epoch(block_size, epochs):
+    """Brokers restarting from offset 0 (each with its own records per partition) over one folder: every
+    record gets a unique logical offset, later epochs lie above earlier ones, no block holds two epochs,
+    and the cut at a new epoch's base covers everything before it and nothing after."""
+    with tempfile.TemporaryDirectory() as folder:
+        table = EpochTable(folder)
+        archived: dict[tuple[str, int], int] = {}
+        placed: dict[tuple[str, int], list[tuple[int, int]]] = {}  # tp -> (logical offset, epoch)
+        for number, records in enumerate(epochs):
+            epoch = table.enter(f"{EMBEDDED_CLUSTER_PREFIX}{number}", archived, block_size)
+            assert epoch.number == number
+            assert all(o <= epoch.base.get(tp, 0) for tp, o in archived.items())
+            for tp, (offset, _) in ((tp, p) for tp, ps in placed.items() for p in ps):
+                assert offset < epoch.base.get(tp, 0)  # everything before the restart lies below its base
+            for tp, n in records.items():
+                for k in range(n):  # Kafka offsets 0..n-1 of this broker
+                    placed.setdefault(tp, []).append((epoch.logical(*tp, k), number))
+                if n:
+                    archived[tp] = epoch.logical(*tp, n - 1) + 1  # the archiver's next offset
+            assert cut(epoch.base, block_size) == epoch.base
+        for offsets in placed.values():
+            assert [o for o, _ in offsets] == sorted({o for o, _ in offsets})  # unique, in arrival order
+            by_block: dict[int, set[int]] = {}
+            for offset, number in offsets:
+                by_block.setdefault(block_of(offset, block_size), set()).add(number)
+            assert all(len(numbers) == 1 for numbers in by_block.values())
