@@ -52,8 +52,9 @@ def _total(store, row, watermark) -> int:
 
 @pytest.fixture(params=["without index", "with index"])
 def store(request, tmp_path):
-    index = event_index_path(tmp_path) if request.param == "with index" else None
-    return EmbeddedSpeedStore(block_size=10, event_index=index)
+    if request.param == "with index":
+        return EmbeddedSpeedStore(block_size=10, event_index=event_index_path(tmp_path))
+    return EmbeddedSpeedStore(block_size=10)
 
 
 def test_a_record_stamped_48h_ahead_does_not_make_later_copies_count(store):
