@@ -316,10 +316,20 @@ class EmbeddedSpeedStore(SpeedStore):
     def drop_below(self, watermark: Watermark) -> None:
         """Forget every block (and every lost range) the batch view at ``watermark`` now covers."""
         with self._lock:
+            # partitions with offsets this store never consumed that the new W now passes
+            passed = {
+                tp for tp, o in watermark.items() if self._start.get(tp, 0) > self._floor.get(tp, 0) < o
+            }
             for tp, offset in watermark.items():
                 self._floor[tp] = max(self._floor.get(tp, 0), offset)
+            passed |= {
+                (g.topic, g.partition)
+                for g in self._gaps
+                if g.end <= self._floor.get((g.topic, g.partition), 0)
+            }
             self._gaps = [g for g in self._gaps if g.end > self._floor.get((g.topic, g.partition), 0)]
             self._forget_ids_below()
+            self._recheck(passed)
             self._coverage_changed()  # every customer's version changes: their generations can start over
             self._customer_gen = {}
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
@@ -339,6 +349,30 @@ class EmbeddedSpeedStore(SpeedStore):
                 for t, c, i in states:
                     self._tenant_entities[(t, name)].add((c, i))
                     self._customer_entities[(name, t, c)].add(i)
+
+    def _recheck(self, partitions: set[TP]) -> None:
+        """Ids applied above offsets this store never consumed (a lost range, a late start) were decided
+        without the copies there, if the archiver had not indexed them yet. Now that a batch counts those
+        offsets, look again: an id whose lowest copy lay there is counted twice, so its offset becomes a
+        Gap — reads fail closed until a batch W passes it, never a double count."""
+        index = self._open_index() if partitions else None
+        if index is None:
+            return
+        for key, position in list(self._applied.items()):
+            if (
+                position[:2] in partitions
+                and (lowest := index.lowest(*key)) is not None
+                and lowest < position
+            ):
+                gap = Gap(position[0], position[1], position[2], position[2] + 1)
+                self._gaps.append(gap)
+                log.error(
+                    "speed store: %s holds a copy of an event whose lowest copy %s the batch counts; "
+                    "reads below %d fail until a batch covers it",
+                    gap,
+                    lowest,
+                    gap.end,
+                )
 
     def _forget_ids_below(self) -> None:
         """The ids of dropped blocks: the index answers for them now (without one, they are retained)."""

@@ -129,6 +129,34 @@ def test_an_event_id_reused_in_another_partition_is_not_counted_beside_the_batch
         assert _total(store, a, {TP: 10, other: 10}) == 0
 
 
+@pytest.mark.parametrize("unconsumed", ["lost range", "late start"])
+def test_a_copy_applied_above_offsets_never_consumed_fails_closed_once_the_batch_counts_the_original(
+    tmp_path, unconsumed
+):
+    """The original lies where the store never read (a lost position, or consumption that began above
+    it) and the archiver had not indexed it when its copy came: the copy was applied. Once a batch
+    counts the original, the copy's offset fails closed until a batch passes it — never a double count."""
+    a, b = _events_of_one_customer(2)
+    path = event_index_path(tmp_path)
+    with EventIndex.open(path) as index:
+        store = EmbeddedSpeedStore(block_size=10, event_index=path)
+        if unconsumed == "lost range":
+            store.move_to(*TP, 0)
+            store.ingest(b, *TP, 0, 0)
+            store.move_to(*TP, 8)  # offsets 1..7 lost; the original is at 5
+        else:
+            store.move_to(*TP, 8)  # began at 8, above the original
+        assert store.ingest(a, *TP, 12, 25 * HOUR)
+        _archive(index, [(b, *TP, 0, 0), (a, *TP, 5, 0), (a, *TP, 12, 25 * HOUR)], {}, {TP: 13})
+        store.on_batch_published({TP: 10}, block_size=10)
+        with pytest.raises(CoverageError, match=r"\[12, 13\)"):
+            _total(store, a, {TP: 10})
+        store.skip(*TP, 19)
+        _archive(index, [], {TP: 13}, {TP: 20})
+        store.on_batch_published({TP: 20}, block_size=10)
+        assert _total(store, a, {TP: 20}) == 0 and store.status().gaps == ()
+
+
 def test_without_an_index_dropped_ids_are_retained_by_the_stores_clock_not_the_records(tmp_path):
     a, b = _events_of_one_customer(2)
     store = EmbeddedSpeedStore(block_size=10, dedup_window_ms=24 * HOUR)
@@ -185,7 +213,7 @@ def _merged(batch: dict, speed: dict) -> dict:
     return {name: aggregates.merge(CATALOG[name], batch[name], speed[name]) for name in batch}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_batch_plus_speed_equals_the_truth_for_copies_at_any_broker_time_and_any_cuts(data):
     block = data.draw(st.sampled_from([1, 2, 5]), label="block size")
@@ -204,7 +232,7 @@ def test_batch_plus_speed_equals_the_truth_for_copies_at_any_broker_time_and_any
         path = event_index_path(Path(tmp))
         index = EventIndex.open(path)
         store = EmbeddedSpeedStore(block_size=block, event_index=path)
-        archived, consumed, w = 0, 0, {}
+        archived, consumed, w, lost = 0, 0, {}, set()
         begins_at_w = data.draw(st.booleans(), label="consumer begins at the first W")
         if not begins_at_w:
             for tp in next_offset:
@@ -229,11 +257,23 @@ def test_batch_plus_speed_equals_the_truth_for_copies_at_any_broker_time_and_any
                 store.on_batch_published(w, block_size=block)
                 # the consumer reads on, ahead of the archiver or behind it
                 more = data.draw(st.integers(consumed, len(records)), label="consumed")
-                for record in records[consumed:more]:
-                    if record[3] >= w.get(record[1:3], 0) or not begins_at_w:
+                # now and then its position is lost past one record (a Gap, until a batch passes it)
+                lose = (
+                    data.draw(st.integers(consumed, max(more - 1, consumed)), label="lost")
+                    if data.draw(st.booleans(), label="lose a record")
+                    else None
+                )
+                for i in range(consumed, more):
+                    record = records[i]
+                    if record[3] < w.get(record[1:3], 0) and begins_at_w:
+                        continue
+                    if i == lose:
+                        lost.add(i)
+                        store.move_to(*record[1:3], record[3] + 1)
+                    else:
                         store.ingest(*record)
                 consumed = max(consumed, more)
-                _check(store, records, w, consumed, begins_at_w)
+                _check(store, records, w, consumed, lost)
         finally:
             index.close()
 
@@ -253,9 +293,15 @@ def _first_at_or_above(records, w) -> int:
     return len(records)
 
 
-def _check(store, records, w, consumed, begins_at_w) -> None:
+def _check(store, records, w, consumed, lost) -> None:
+    """Batch ⊕ speed equals the truth over what both sides hold — or the store refuses, for a lost range."""
+    if gaps := [g for g in store.status().gaps if g.end > w.get((g.topic, g.partition), 0)]:
+        with pytest.raises(CoverageError, match="lost"):
+            store.customer(records[0][0]["tenant_id"], records[0][0]["customer_id"], w)
+        assert any(i in lost for i in range(len(records))) and gaps
+        return
     below = [r for r in records if r[3] < w.get(r[1:3], 0)]
-    seen = [r for i, r in enumerate(records) if i < consumed and r[3] >= w.get(r[1:3], 0)]
+    seen = [r for i, r in enumerate(records) if i < consumed and i not in lost and r[3] >= w.get(r[1:3], 0)]
     batch, truth = SpeedOracle(below), SpeedOracle([r for r in records if r in below or r in seen])
     for tenant, customer in {(r[0]["tenant_id"], r[0]["customer_id"]) for r in records}:
         merged = _merged(batch.customer(tenant, customer, {}), store.customer(tenant, customer, w))
