@@ -2,8 +2,9 @@
 
 Partitions are ``assign()``ed (no consumer-group join: starts at once, and every serving worker keeps
 its own full copy). It starts at the beginning of each partition, or — on a cluster with long
-retention — at ``min(W[tp], first offset within the dedup window)``, so the store covers every event
-at or above W and has seen the recent ones below it for deduplication. Records that break the contract
+retention — at ``min(W[tp], first offset at from_time_ms)``, so the store covers every event at or above
+W. Copies of events below W are recognised through the event-id index the store is configured with (an
+index-less store retains, for its window, the ids of the records below W it consumed). Records that break the contract
 are skipped and counted by reason; the archiver is the one that dead-letters them. No record stops the
 thread or is retried at its offset: a valid record the store fails to apply is counted as
 ``internal_error``, logged with its position and opens a one-offset Gap (reads below it fail closed until

@@ -78,12 +78,7 @@ def test_resends_25h_later_and_a_record_48h_ahead_count_once(kafka_bootstrap, tm
     state.loader.refresh()
     consumer = SpeedConsumer(store, kafka_bootstrap).start()
     client = TestClient(create_app(state))
-    key = client.post(
-        "/v1/admin/tenants",
-        json={"tenant_id": tenant, "name": "re-sends"},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    ).json()["api_key"]
-    auth = {"Authorization": f"Bearer {key}"}
+    auth = {"Authorization": f"Bearer {state.credentials.registry.create(tenant, 're-sends')}"}
 
     def answers() -> dict[str, int | None]:
         out: dict[str, int | None] = {}
