@@ -105,6 +105,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
+from lambdalytics.infra.event_index import EventIndex, event_index_path
 from lambdalytics.infra.kafka_io import (
     EventDecoder,
     EventProducer,
@@ -117,6 +118,7 @@ from lambdalytics.schemas.topics import EVENT_TOPICS
 from lambdalytics.schemas.views import Gap, Watermark
 
 from .compaction import MaintenancePolicy, describe, maintain
+from .indexing import ensure_indexed
 from .master import (
     APP_ID,
     BATCH_SEQ_KEY,
@@ -281,6 +283,7 @@ class Archiver:
         self._dead_letters: _DeadLetterSender | None = None
         self._decoder: EventDecoder | None = None
         self._table: DeltaTable | None = None
+        self._index: EventIndex | None = None
         self._offsets: Watermark = {}
         self.gaps: list[Gap] = []  # lost ranges committed past by this run
         self._batch_seq = 0
@@ -327,6 +330,10 @@ class Archiver:
             version, offsets, self._table, self._batch_seq = None, {}, None, 0
         self._offsets = dict(offsets)
         self._assigned, self._last_refresh = set(), float("-inf")  # a rerun (supervisor) assigns anew
+        if self._table is not None:  # every master row indexed before the first new one lands
+            self._index = ensure_indexed(self.data_dir, self._table, self._offsets)
+        else:
+            self._index = EventIndex.open(event_index_path(self.data_dir))
         log.info(
             "archiver resuming %s at batch %d, version %s, %d partitions known",
             self.path,
@@ -478,6 +485,9 @@ class Archiver:
             self._sleep_backoff("probe", exc, stop_event)
 
     def _close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -595,6 +605,7 @@ class Archiver:
         if not self._confirm_dead_letters(stop_event):
             return consumed  # stopping during an outage: nothing committed, re-read on restart
         offsets = {**self._offsets, **advanced}
+        self._index_rows(rows, advanced)
         commit_started = time.monotonic()
         version = self._commit(rows, offsets, gaps)
         commit_s = time.monotonic() - commit_started
@@ -619,6 +630,13 @@ class Archiver:
             consumed / elapsed if elapsed > 0 else 0.0,
         )
         return consumed
+
+    def _index_rows(self, rows: list[dict[str, Any]], advanced: Watermark) -> None:
+        """Every row into the event-id index *before* the Delta commit that lands it (a replay after a
+        crash writes the same entries), so each master row is indexed once it can be in a batch view."""
+        assert self._index is not None
+        copies = ((r["tenant_id"], r["event_id"], r["topic"], r["partition"], r["offset"]) for r in rows)
+        self._index.record(copies, covers=advanced, after=self._offsets)
 
     def _maybe_maintain(self) -> None:
         """Between micro-batches, when due: compaction and retention (see the module docstring)."""

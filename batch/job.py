@@ -35,6 +35,7 @@ from lambdalytics.schemas.views import (
 )
 
 from . import master
+from .indexing import ensure_indexed
 from .spark import spark_session
 from .tenant_views import cohort_views, rfm_thresholds
 from .views import build_views, dedup_events
@@ -143,6 +144,9 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
             done = step(f"write {name} ({arrow.num_rows:,} rows)")
             writer.write(name, arrow)
             done()
+        done = step("check the event-id index covers W")
+        ensure_indexed(data_dir, table, archived, need=watermark).close()  # the speed side dedups with it
+        done()
         done = step("publish view version")
         manifest = writer.publish(
             previous=previous,

@@ -13,11 +13,13 @@ maps them onto a store. Parsing a config imports no store client (pinotdb, httpx
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from lambdalytics.infra.event_index import event_index_path
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS, TOPIC_BY_FAMILY
 
@@ -32,7 +34,8 @@ __all__ = [
 ]
 
 DEDUP_WINDOW_MS = 24 * 3_600_000
-"""The default dedup window in broker time (Pinot's ``dedupConfig.metadataTTL`` in ``infra/pinot/`` too)."""
+"""How long an embedded store *without* an event index retains the ids it no longer holds, by its own
+monotonic clock; and Pinot's ``dedupConfig.metadataTTL`` in ``infra/pinot/`` (in broker time there)."""
 
 TABLE_BY_TOPIC: dict[str, str] = {
     topic: f"events_{family.value}" for family, topic in TOPIC_BY_FAMILY.items()
@@ -54,7 +57,15 @@ class EmbeddedStoreConfig(_StoreConfig):
         ge=1, description="Offsets per block; must be the batch layer's cut unit (Settings.block_size)."
     )
     dedup_window_ms: int = Field(
-        DEDUP_WINDOW_MS, ge=0, description="Broker time a (tenant_id, event_id) is remembered for dedup."
+        DEDUP_WINDOW_MS,
+        ge=0,
+        description="Without an event index only: how long ids of dropped blocks are retained for dedup, "
+        "by the store's monotonic clock (no record's timestamp moves it).",
+    )
+    event_index: Path | None = Field(
+        None,
+        description="The archiver's event-id index (<data_dir>/event_index): dedup is exact beyond any "
+        "window, and a W the index does not cover is refused.",
     )
 
 
@@ -110,4 +121,6 @@ def store_config(settings: Settings) -> EmbeddedStoreConfig | PinotConfig:
     """The config of the store ``settings.speed_store`` names, from the ``LAMBDALYTICS_*`` variables."""
     if settings.speed_store == "pinot":
         return PinotConfig(broker_url=settings.pinot_broker_url, controller_url=settings.pinot_controller_url)
-    return EmbeddedStoreConfig(block_size=settings.block_size)
+    return EmbeddedStoreConfig(
+        block_size=settings.block_size, event_index=event_index_path(settings.data_dir)
+    )

@@ -2,12 +2,14 @@
 
 Partitions are ``assign()``ed (no consumer-group join: starts at once, and every serving worker keeps
 its own full copy). It starts at the beginning of each partition, or — on a cluster with long
-retention — at ``min(W[tp], first offset within the dedup window)``, so the store covers every event
-at or above W and has seen the recent ones below it for deduplication. Records that break the contract
+retention — at ``min(W[tp], first offset at from_time_ms)``, so the store covers every event at or above
+W. Copies of events below W are recognised through the event-id index the store is configured with (an
+index-less store retains, for its window, the ids of the records below W it consumed). Records that break the contract
 are skipped and counted by reason; the archiver is the one that dead-letters them. No record stops the
-thread or is retried at its offset: a record the store fails to apply is skipped as ``internal_error``
-(logged with its position), and the event size limit is the archiver's (``Settings.max_event_bytes``),
-so both sides accept the same records.
+thread or is retried at its offset: a valid record the store fails to apply is counted as
+``internal_error``, logged with its position and opens a one-offset Gap (reads below it fail closed until
+a batch covers it; the archiver lands it). The event size limit is the archiver's
+(``Settings.max_event_bytes``), so both sides accept the same records.
 
 Stream faults, none silent (docs/reliability.md, "Stream faults"):
 
@@ -310,18 +312,21 @@ class SpeedConsumer:
                     consumer.close()
 
     def _apply(self, record, offset: int) -> None:
-        """Ingest one record at its logical ``offset`` or skip it with a reason; whatever it holds,
-        never raise."""
+        """Ingest one record at its logical ``offset`` or account for it; whatever it holds, never raise.
+
+        A record that breaks the contract is skipped (the archiver dead-letters it, so neither side
+        counts it). A valid record the store fails to apply is *not* skipped silently: the archiver lands
+        it, so it opens a one-offset :class:`~lambdalytics.schemas.views.Gap` (``store.fail``) — reads
+        below its end fail closed until a batch W passes it — and is counted as ``internal_error``.
+        """
         row = self.decoder.row(record)
-        if row is not None:
-            try:
-                self.store.ingest(row, record.topic, record.partition, offset, record.timestamp)
-                return
-            except Exception as exc:  # noqa: BLE001 - one record must not stop the speed side
-                log.exception("speed store failed on %s:%d@%d", record.topic, record.partition, record.offset)
-                self.decoder.reject(
-                    record,
-                    ContractViolation("internal_error", f"ingest failed: {type(exc).__name__}"),
-                    decoded=True,
-                )
-        self.store.skip(record.topic, record.partition, offset)
+        if row is None:
+            self.store.skip(record.topic, record.partition, offset)
+            return
+        try:
+            self.store.ingest(row, record.topic, record.partition, offset, record.timestamp)
+        except Exception as exc:  # noqa: BLE001 - one record must not stop the speed side
+            log.exception("speed store failed on %s:%d@%d", record.topic, record.partition, record.offset)
+            reason = f"ingest failed: {type(exc).__name__}"
+            self.decoder.reject(record, ContractViolation("internal_error", reason), decoded=True)
+            self.store.fail(record.topic, record.partition, offset, reason)

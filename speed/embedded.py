@@ -5,12 +5,19 @@ the customer's base states, the customer's and the campaign's per-hour states, a
 its entities. A query for watermark W folds only the blocks that start at or above ``W[tp]``; since
 batch cuts are multiples of B, whole blocks are either covered by batch or by speed, never split.
 When serving publishes a new batch version (:meth:`on_batch_published`), :meth:`drop_below` frees every
-block the new W covers — memory is bounded by the events after the last batch run plus the dedup window.
+block the new W covers — memory is bounded by the events after the last batch run (and, without an index, the retained ids).
 
-Deduplication keeps the first copy of ``(tenant_id, event_id)`` seen within ``dedup_window_ms`` of
-broker time. Events below the current W are consumed too, only to fill that window, so a duplicate whose
-first copy is already in the batch view is not counted again. Limit: a duplicate arriving more than the
-window after its first copy, across the boundary, counts twice until the next batch run covers both.
+Deduplication is exact, by no clock: a copy of ``(tenant_id, event_id)`` is not counted when the store
+holds another copy above its floor (ids applied there are kept until their block is dropped), or when the
+event-id index (``infra.event_index``, written by the archiver before each master commit) names another
+copy that lies lower — in Kafka order — or below the floor, i.e. one the batch view counts. Copies share
+their key, so they sit in one partition, where the lowest offset is also the first to arrive: the batch
+(``batch.views.dedup_events``) and this store keep the same copy, however far apart in time they come.
+Without an index (tests, benchmarks) ids of dropped blocks and of records below the floor are retained
+for ``dedup_window_ms`` of this process's monotonic clock, which no record can move.
+
+A record the store cannot apply (:meth:`fail`) is a lost range of one offset
+(:class:`~lambdalytics.schemas.views.Gap`): reads below its end fail closed until a batch W passes it.
 
 Coverage (fail closed, never zero): a read at W is answered only if, for every partition W names and
 every partition the feeding consumer found in the topics' metadata (:meth:`track`), consumption began at
@@ -29,9 +36,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from lambdalytics.infra.event_index import EventIndex, Position
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
@@ -47,6 +56,8 @@ log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 Block = tuple[str, int, int]  # topic, partition, block number
+IdKey = tuple[str, str]  # tenant_id, event_id
+INDEX_RETRY_S = 1.0  # an index not created yet is looked for again at most this often
 
 
 class _Compiled:
@@ -75,9 +86,20 @@ class EmbeddedSpeedStore(SpeedStore):
     """Opened from an :class:`~lambdalytics.speed.config.EmbeddedStoreConfig` by ``open_store``; its
     keyword arguments are that config's fields."""
 
-    def __init__(self, *, block_size: int, dedup_window_ms: int = DEDUP_WINDOW_MS):
+    def __init__(
+        self,
+        *,
+        block_size: int,
+        dedup_window_ms: int = DEDUP_WINDOW_MS,
+        event_index: str | Path | None = None,
+    ):
         self.block_size = block_size
         self.dedup_window_ms = dedup_window_ms
+        self.event_index = Path(event_index) if event_index is not None else None
+        # the retention clock of an index-less store: this process's, never a record's (tests replace it)
+        self.clock: Callable[[], float] = time.monotonic
+        self._index: EventIndex | None = None
+        self._index_looked_at = float("-inf")
         self._lock = threading.RLock()
         self._profile = _Compiled(CATALOG.bases(Grain.customer))
         self._series = _Compiled([m for m in CATALOG.bases(Grain.customer) if m.timeseries])
@@ -97,7 +119,11 @@ class EmbeddedSpeedStore(SpeedStore):
         self._tenant_entities: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
         # (entity, tenant, customer) -> entity ids: a profile read must not scan every entity held
         self._customer_entities: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # exact dedup: ids applied at or above the floor, where their copy lies, and the ids of each block
+        self._applied: dict[IdKey, Position] = {}
+        self._block_ids: dict[Block, list[IdKey]] = defaultdict(list)
+        # without an index: ids the store no longer holds (dropped, below the floor) -> retained since
+        self._retained: OrderedDict[IdKey, float] = OrderedDict()
         self._floor: dict[tuple[str, int], int] = {}  # blocks below this offset are not held
         self._start: dict[tuple[str, int], int] = {}  # first offset consumed per partition
         self._positions: dict[tuple[str, int], int] = {}
@@ -127,17 +153,77 @@ class EmbeddedSpeedStore(SpeedStore):
         with self._lock:
             self._consumed(tp, offset)
             self._last_broker_ms = max(self._last_broker_ms, broker_ms)
-            self._expire(broker_ms)
             key = (row["tenant_id"], row["event_id"])
-            if key in self._seen:
+            if offset < self._floor.get(tp, 0):  # covered by the batch view
+                if self.event_index is not None:
+                    return True  # the index holds it already
+                if self._is_copy(key, (topic, partition, offset)):
+                    self._duplicates += 1
+                    return False
+                self._retain(key)  # kept only for deduplication
+                return True
+            if self._is_copy(key, (topic, partition, offset)):
                 self._duplicates += 1
                 return False
-            self._seen[key] = broker_ms
-            if offset < self._floor.get(tp, 0):
-                return True  # covered by the batch view: kept only for deduplication
-            self._aggregate(row, (topic, partition, block_of(offset, self.block_size)))
+            block = (topic, partition, block_of(offset, self.block_size))
+            self._applied[key] = (topic, partition, offset)
+            self._block_ids[block].append(key)
+            self._aggregate(row, block)
             self._events += 1
             return True
+
+    def _is_copy(self, key: IdKey, position: Position) -> bool:
+        """Is another copy of this event counted — by this store, or by the batch view?"""
+        if key in self._applied:
+            return True  # (the same position again is a redelivery: not counted twice either)
+        if self.event_index is None:
+            self._expire()
+            return key in self._retained
+        index = self._open_index()
+        lowest = index.lowest(*key) if index is not None else None
+        if lowest is None or lowest == position:
+            return False
+        # lower in Kafka order (the batch keeps that copy; here it was applied, or the batch counts it), or
+        # in a block the batch view counts now
+        return lowest < position or lowest[2] < self._floor.get((lowest[0], lowest[1]), 0)
+
+    def _open_index(self) -> EventIndex | None:
+        """The event-id index, opened on first use; until the archiver or a batch run has created it,
+        nothing is indexed (and no W other than zero can be served, see ``_check``)."""
+        if self._index is None and self.event_index is not None:
+            now = time.monotonic()
+            if now - self._index_looked_at >= INDEX_RETRY_S:
+                self._index_looked_at = now
+                self._index = EventIndex.open(self.event_index, create=False)
+        return self._index
+
+    def _retain(self, key: IdKey) -> None:
+        self._retained[key] = self.clock()
+        self._retained.move_to_end(key)
+
+    def _expire(self) -> None:
+        """Forget retained ids after the window, by this process's clock (a record's time cannot move it)."""
+        horizon = self.clock() - self.dedup_window_ms / 1000
+        while self._retained:
+            key, since = next(iter(self._retained.items()))
+            if since >= horizon:
+                break
+            self._retained.popitem(last=False)
+
+    def fail(self, topic: str, partition: int, offset: int, reason: str) -> Gap:
+        """A decoded record this store could not apply: consumed, and a lost range of one offset — reads
+        below its end fail closed until a batch W passes it (the batch counts it, the archiver landed it).
+        Whatever the failed apply left in the record's block goes with the block."""
+        gap = Gap(topic, partition, offset, offset + 1)
+        with self._lock:
+            self._consumed((topic, partition), offset)
+            self._gaps.append(gap)
+            self._lost += gap.size
+            self._coverage_changed()
+        log.error(
+            "speed store: %s (%s); reads below %d fail until a batch covers it", gap, reason, offset + 1
+        )
+        return gap
 
     def skip(self, topic: str, partition: int, offset: int) -> None:
         """A record consumed but not applied (it breaks the contract; the archiver dead-letters it).
@@ -227,20 +313,23 @@ class EmbeddedSpeedStore(SpeedStore):
             self._tenant_entities[(tenant, name)].add((customer, entity_id))
             self._customer_entities[(name, tenant, customer)].add(entity_id)
 
-    def _expire(self, now_ms: int) -> None:
-        horizon = now_ms - self.dedup_window_ms
-        while self._seen:
-            key, seen_at = next(iter(self._seen.items()))
-            if seen_at >= horizon:
-                break
-            self._seen.popitem(last=False)
-
     def drop_below(self, watermark: Watermark) -> None:
         """Forget every block (and every lost range) the batch view at ``watermark`` now covers."""
         with self._lock:
+            # partitions with offsets this store never consumed that the new W now passes
+            passed = {
+                tp for tp, o in watermark.items() if self._start.get(tp, 0) > self._floor.get(tp, 0) < o
+            }
             for tp, offset in watermark.items():
                 self._floor[tp] = max(self._floor.get(tp, 0), offset)
+            passed |= {
+                (g.topic, g.partition)
+                for g in self._gaps
+                if g.end <= self._floor.get((g.topic, g.partition), 0)
+            }
             self._gaps = [g for g in self._gaps if g.end > self._floor.get((g.topic, g.partition), 0)]
+            self._forget_ids_below()
+            self._recheck(passed)
             self._coverage_changed()  # every customer's version changes: their generations can start over
             self._customer_gen = {}
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
@@ -260,6 +349,39 @@ class EmbeddedSpeedStore(SpeedStore):
                 for t, c, i in states:
                     self._tenant_entities[(t, name)].add((c, i))
                     self._customer_entities[(name, t, c)].add(i)
+
+    def _recheck(self, partitions: set[TP]) -> None:
+        """Ids applied above offsets this store never consumed (a lost range, a late start) were decided
+        without the copies there, if the archiver had not indexed them yet. Now that a batch counts those
+        offsets, look again: an id whose lowest copy lay there is counted twice, so its offset becomes a
+        Gap — reads fail closed until a batch W passes it, never a double count."""
+        index = self._open_index() if partitions else None
+        if index is None:
+            return
+        for key, position in list(self._applied.items()):
+            if (
+                position[:2] in partitions
+                and (lowest := index.lowest(*key)) is not None
+                and lowest < position
+            ):
+                gap = Gap(position[0], position[1], position[2], position[2] + 1)
+                self._gaps.append(gap)
+                log.error(
+                    "speed store: %s holds a copy of an event whose lowest copy %s the batch counts; "
+                    "reads below %d fail until a batch covers it",
+                    gap,
+                    lowest,
+                    gap.end,
+                )
+
+    def _forget_ids_below(self) -> None:
+        """The ids of dropped blocks: the index answers for them now (without one, they are retained)."""
+        for block in [
+            b for b in self._block_ids if not at_or_above(b[2], self._floor.get(b[:2], 0), self.block_size)
+        ]:
+            for key in self._block_ids.pop(block):
+                if self._applied.pop(key, None) is not None and self.event_index is None:
+                    self._retain(key)
 
     def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
         """The blocks below the published W are the batch view's now: free them. A version cut with
@@ -316,6 +438,12 @@ class EmbeddedSpeedStore(SpeedStore):
             w = watermark.get((gap.topic, gap.partition), 0)
             if w < gap.end:
                 raise CoverageError(f"{gap}, above W={w}: refused until a batch version covers it")
+        if self.event_index is not None and any(watermark.values()):
+            # copies below W are known only from the index: it must hold every master row below W
+            if (index := self._open_index()) is None:
+                raise CoverageError(f"no event index at {self.event_index} yet, W above zero")
+            if reason := index.uncovered(watermark):
+                raise CoverageError(reason)
         self._covered = watermark
 
     def _wanted(self, watermark: Watermark):

@@ -37,7 +37,7 @@ class SpeedStatus:
     lag_ms: int  # how far behind the broker the store may be (0 = caught up at the last poll)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
     events: int = 0  # events aggregated (after dedup), all time
-    duplicates: int = 0  # copies skipped by the dedup window
+    duplicates: int = 0  # copies not counted: another copy is counted (here or by the batch view)
     caught_up: bool = False  # every partition's position reached the broker's high-water mark
     high_water: dict[tuple[str, int], int] = field(default_factory=dict)  # from the last fetch responses
     unassigned: tuple[tuple[str, int], ...] = ()  # partitions known from metadata, not consumed yet

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from lambdalytics.batch.master import (
     rows_to_table,
     snapshot,
 )
+from lambdalytics.infra.event_index import EventIndex, event_index_path
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics, read_dead_letter
 from lambdalytics.schemas.events import validate_event
 from lambdalytics.schemas.topics import DEADLETTER_TOPIC
@@ -90,6 +92,23 @@ def _dead_letters_from(bootstrap: str, keys: set[bytes], expect: int, timeout_s:
             found.extend(read_dead_letter(r) for r in batch if r.key in keys)
     consumer.close()
     return found
+
+
+def _assert_indexed(data_dir: Path) -> int:
+    """The event-id index holds every master event at its lowest copy and covers the archived offsets."""
+    table = DeltaTable(str(master_path(data_dir))).to_pyarrow_table(
+        columns=["tenant_id", "event_id", "topic", "partition", "offset"]
+    )
+    lowest: dict[tuple[str, str], tuple[str, int, int]] = {}
+    for r in table.to_pylist():
+        key, position = (r["tenant_id"], r["event_id"]), (r["topic"], r["partition"], r["offset"])
+        lowest[key] = min(lowest.get(key, position), position)
+    with EventIndex.open(event_index_path(data_dir), create=False) as index:
+        assert index.uncovered(read_progress(master_path(data_dir)).offsets) is None
+        assert len(index) == len(lowest)
+        wrong = {key: index.lowest(*key) for key, pos in lowest.items() if index.lowest(*key) != pos}
+        assert not wrong, f"{len(wrong)} events indexed at another copy, e.g. {list(wrong.items())[:3]}"
+    return len(lowest)
 
 
 def test_archives_each_valid_event_once_with_position_and_types(kafka_bootstrap, unique, tmp_path):
@@ -164,6 +183,12 @@ def test_archives_each_valid_event_once_with_position_and_types(kafka_bootstrap,
     # resuming from the Delta progress archives nothing twice
     again = run_archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.3, idle_exit_seconds=0.6)
     assert again.records == 0 and read_progress(path).batch_seq == progress.batch_seq
+
+    # every landed row was indexed; a missing index is rebuilt from the master when the archiver starts
+    indexed = _assert_indexed(tmp_path)
+    shutil.rmtree(event_index_path(tmp_path))
+    run_archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.3, idle_exit_seconds=0.6)
+    assert _assert_indexed(tmp_path) == indexed
 
 
 def test_snapshot_and_progress_of_missing_table(tmp_path):
@@ -321,6 +346,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(kafka_bootstrap, 
     progress = read_progress(master_path(tmp_path))
     for m in acked:
         assert progress.offsets[(m.topic, m.partition)] > m.offset
+    _assert_indexed(tmp_path)  # indexed before each commit: no kill left a master row out of the index
 
 
 def _raw(obj: dict, field: str, raw: bytes) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -50,7 +51,10 @@ def test_typos_and_foreign_keys_fail_loudly(data, message):
 def test_settings_name_the_store_and_its_environment_variables_configure_it(monkeypatch):
     monkeypatch.delenv("LAMBDALYTICS_SPEED_STORE", raising=False)
     monkeypatch.setenv("LAMBDALYTICS_BLOCK_SIZE", "7")
-    assert store_config(Settings()) == EmbeddedStoreConfig(block_size=7, dedup_window_ms=DEDUP_WINDOW_MS)
+    monkeypatch.setenv("LAMBDALYTICS_DATA_DIR", "/srv/lambdalytics")
+    assert store_config(Settings()) == EmbeddedStoreConfig(
+        block_size=7, dedup_window_ms=DEDUP_WINDOW_MS, event_index=Path("/srv/lambdalytics/event_index")
+    )
     monkeypatch.setenv("LAMBDALYTICS_SPEED_STORE", "pinot")
     monkeypatch.setenv("LAMBDALYTICS_PINOT_BROKER_URL", "http://broker:8000")
     monkeypatch.setenv("LAMBDALYTICS_PINOT_CONTROLLER_URL", "http://controller:9000")

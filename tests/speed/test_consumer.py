@@ -154,7 +154,7 @@ def test_no_record_stops_the_consumer_or_is_retried(kafka_bootstrap, unique):
 class _FailsOnce(EmbeddedSpeedStore):
     """An embedded store whose ``mark_caught_up`` (called by the poll loop after a poll's records are
     applied) raises an unexpected exception on its ``nth`` call only: a fault of the loop itself, not of
-    one record (a record the store fails to apply is skipped with a reason, tested above)."""
+    one record (a record the store fails to apply opens a gap, tested below)."""
 
     def __init__(self, nth: int, **kwargs):
         super().__init__(**kwargs)
@@ -229,6 +229,44 @@ def _poll_until(consumer: SpeedConsumer, kafka, done, polls: int = 300) -> None:
             return
         consumer.poll_once(kafka, timeout_ms=100)
     raise AssertionError(f"not reached after {polls} polls: {consumer.store.status()}")
+
+
+class _CannotApply(EmbeddedSpeedStore):
+    """A store that raises while applying one event id (after decoding: the record is valid)."""
+
+    def __init__(self, event_id: str, **kwargs):
+        super().__init__(**kwargs)
+        self.event_id = event_id
+
+    def ingest(self, row, *args):
+        if row["event_id"] == self.event_id:
+            raise ValueError("injected apply fault")
+        return super().ingest(row, *args)
+
+
+def test_a_record_the_store_cannot_apply_opens_a_gap_at_its_offset_until_a_batch_passes_it():
+    """On main it was skipped: its event (which the archiver lands) silently missing from every answer."""
+    tp = (BEHAVIORAL, 0)
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, 1)
+        _produce(broker.bootstrap, 0, 12)
+        store = _CannotApply("faults-0-7", block_size=5)
+        consumer = SpeedConsumer(store, broker.bootstrap, max_poll_records=5)
+        kafka = consumer.connect()
+        try:
+            _poll_until(consumer, kafka, lambda: store.status().positions[tp] == 12)
+        finally:
+            kafka.close()
+        status = store.status()
+        assert [(g.topic, g.partition, g.start, g.end) for g in status.gaps] == [(*tp, 7, 8)]
+        assert consumer.decoder.dead_lettered["internal_error"] == 1 and status.events == 11
+        with pytest.raises(CoverageError, match=r"\[7, 8\) lost"):
+            store.customer("faults", "one", {})
+        with pytest.raises(CoverageError, match=r"\[7, 8\) lost"):
+            store.customer("faults", "one", {tp: 5})  # a W below its end: the block above is incomplete
+        store.on_batch_published({tp: 10}, block_size=5)  # the batch counts offsets 0..9, the failed one too
+        assert store.status().gaps == ()
+        assert store.customer("faults", "one", {tp: 10})["events_total"] == 2  # offsets 10, 11
 
 
 def _serving(tmp_path, store: EmbeddedSpeedStore):
