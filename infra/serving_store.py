@@ -23,6 +23,7 @@ A file is complete before anyone opens it: written to a temporary name, synced, 
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import tempfile
@@ -124,6 +125,12 @@ def _s(value: str) -> bytes:
     return value.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
 
 
+@functools.lru_cache(maxsize=1 << 20)
+def _pair(tenant: str, key: str) -> bytes:
+    """A (tenant, customer or campaign) key prefix: rows of one customer repeat it (cleared per build)."""
+    return _s(tenant) + _s(key)
+
+
 def _i(value: int) -> bytes:
     return _INT.pack(value + _SIGN)
 
@@ -163,15 +170,15 @@ def _tenant_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
 
 
 def _customer_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _s(k[0]) + _s(k[1]))
+    return _rows(table, view, lambda k: _pair(k[0], k[1]))
 
 
 def _hour_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _s(k[0]) + _s(k[1]) + _i(k[2]))
+    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _i(k[2]))
 
 
 def _entity_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _s(k[0]) + _s(k[1]) + _s(k[2]))
+    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _s(k[2]))
 
 
 def _window_rows(table: pa.Table, view: View, on: tuple[str, ...], now_ms: int):
@@ -223,6 +230,7 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
             databases[_WINDOW.format(name)], horizons[name] = _window_rows(
                 tables[view.name], view, on, now_ms
             )
+    _pair.cache_clear()
     meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     os.close(fd)
