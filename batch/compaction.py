@@ -24,7 +24,8 @@ Who may do what, and why it is safe
   - the master keeps the snapshots of those kept manifests (a backfill re-reads its version's snapshot),
     its current files, and compacted-away files younger than ``retention_hours`` (for readers outside
     the lock: ad-hoc queries, time travel);
-  - ``_manifest`` itself is compacted the same way, and the O(1) pointer re-written to the new version.
+  - ``_manifest`` itself is compacted the same way, and the O(1) pointer re-written to the new version;
+  - serving store files (``infra.serving_store``, derived) of versions older than the kept ones go.
 
 Serving holds a loaded version in memory, so vacuuming its files does not disturb it; a load that loses
 a race with retention fails, and the loader keeps its version and retries (``serving.loader``).
@@ -40,6 +41,7 @@ from pathlib import Path
 
 from deltalake import CommitProperties, DeltaTable
 
+from lambdalytics.infra.serving_store import remove_below
 from lambdalytics.infra.settings import Settings
 
 from .master import WRITER_KEY, master_path
@@ -189,6 +191,8 @@ def maintain(
                 n = _vacuum(log_table, manifest, retention_hours=policy.retention_hours, keep_versions=set())
                 repoint(data_dir)
                 done(TableReport(f"views/{MANIFEST}", before, footprint(manifest), n_compacted, n))
+            if kept:  # serving stores are derived: none older than the oldest kept version stays
+                remove_below(data_dir, min(m.batch_version for m in kept))
     except BatchBusyError as exc:
         done(TableReport("master", master_before, footprint(path), compacted, 0))
         return Maintenance(tuple(reports), skipped=str(exc), seconds=time.monotonic() - started)

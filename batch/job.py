@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from lambdalytics.infra import serving_store
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.events import ROW_COLUMNS
 from lambdalytics.schemas.views import (
@@ -48,8 +49,6 @@ __all__ = ["BackfillError", "BatchBusyError", "backfill", "exclusive", "run_batc
 
 class BackfillError(RuntimeError):
     pass
-
-
 
 
 @contextmanager
@@ -147,6 +146,7 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
         done = step("check the event-id index covers W")
         ensure_indexed(data_dir, table, archived, need=watermark).close()  # the speed side dedups with it
         done()
+        _build_serving_store(data_dir, previous, tables, step)
         done = step("publish view version")
         manifest = writer.publish(
             previous=previous,
@@ -161,6 +161,18 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
         "published batch version %d: %d events, W=%s", manifest.batch_version, n_events, manifest.watermark
     )
     return manifest
+
+
+def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict[str, pa.Table], step):
+    """The serving store of the version about to be published, from the tables in hand, so serving
+    opens it instead of reading Delta (under the batch lock, the next version number is this run's;
+    a run that dies before publishing leaves a file the next run overwrites)."""
+    if not VIEWS.keys() <= tables.keys():
+        return  # the loader builds it from Delta
+    version = (previous.batch_version if previous else 0) + 1
+    done = step(f"build the serving store of version {version}")
+    serving_store.build(serving_store.store_path(data_dir, version), tables)
+    done()
 
 
 def _spark_empty_events(session):
@@ -251,6 +263,7 @@ def _backfill(
         if writer.versions == {k: v for k, v in previous.views.items() if k in writer.versions}:
             log.info("backfill changed nothing: batch version %d stays", previous.batch_version)
             return previous
+        _build_serving_store(data_dir, previous, tables, step)
         done = step("publish view version")
         manifest = writer.publish(
             previous=previous,

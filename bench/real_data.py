@@ -71,7 +71,7 @@ def main() -> None:
         served = state.loader.current()
         segments = Counter(
             segment
-            for tenant, customer in served.profiles
+            for tenant, customer in served.customers()
             if not customer.startswith("guest-")
             and (segment := state.merger.profile(tenant, customer)["rfm"]["segment"]) is not None
         )

@@ -13,11 +13,14 @@ plus those customers, never the tenant's history (ARCHITECTURE §9).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+_EPOCH = dt.datetime(1970, 1, 1)
 
 __all__ = ["COHORT_METRIC", "CohortCounts", "month_index", "month_label", "order_months", "retention"]
 
@@ -27,6 +30,9 @@ COHORT_METRIC = "orders"
 
 def month_index(epoch_ms):
     """Months since 1970-01 (UTC) of epoch-ms times (an int or a numpy array of them)."""
+    if isinstance(epoch_ms, int):  # one time: the calendar, without numpy's per-call cost
+        day = _EPOCH + dt.timedelta(milliseconds=epoch_ms)
+        return (day.year - 1970) * 12 + day.month - 1
     months = np.asarray(epoch_ms, dtype="int64").astype("datetime64[ms]").astype("datetime64[M]")
     out = months.astype("int64")
     return int(out) if out.ndim == 0 else out

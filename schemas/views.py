@@ -39,6 +39,7 @@ __all__ = [
     "EVENT_VIEWS",
     "Gap",
     "HOUR",
+    "LIVE_WINDOW_CAP_MS",
     "ORDER_MONTHS",
     "RFM_CUTS",
     "RFM_THRESHOLDS",
@@ -145,6 +146,9 @@ CUSTOMER_KEYS = GRAIN_KEYS[Grain.customer]
 CAMPAIGN_KEYS = GRAIN_KEYS[Grain.campaign]
 TENANT_KEYS = GRAIN_KEYS[Grain.tenant]
 HOUR = "hour"  # epoch-ms start of an event-time hour
+LIVE_WINDOW_CAP_MS = 7 * 24 * 3600 * 1000
+"""The longest live-orders window the API accepts (7 days). The serving store indexes by time only the
+entities with a windowed milestone within this cap of its build, so a window costs what it holds."""
 
 CUSTOMER_PROFILE = View(
     "customer_profile", CUSTOMER_KEYS, _names(CATALOG.bases(Grain.customer)), recompute_by=CUSTOMER_KEYS

@@ -1,53 +1,42 @@
-"""A batch view version loaded into read-optimised in-memory dicts, keyed by tenant first.
+"""A batch view version as serving reads it: its manifest (W) and its memory-mapped serving store.
 
-Built completely before serving swaps to it (``serving.loader``), so a request sees one version or the
-other, never a mix. Every lookup takes the tenant as part of the key. Which views exist and what their
-columns are is the batch ⇄ serving contract in ``schemas.views``.
+Opened completely before serving swaps to it (``serving.loader``), so a request sees one version or the
+other, never a mix. Every lookup takes the tenant as part of the key. The data lives in the version's
+``infra.serving_store`` file, shared by every worker through the page cache; this object holds only the
+open map, so a swap costs the same for any number of customers. A version whose store file is missing
+(or of another layout) gets it rebuilt from its Delta views, the system of record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from lambdalytics.batch.writer import Manifest
-from lambdalytics.schemas.catalog import CATALOG
+from lambdalytics.infra.serving_store import ServingStore, StoreBroken, build, store_path
 from lambdalytics.schemas.cohorts import CohortCounts
-from lambdalytics.schemas.views import (
-    CAMPAIGN_STATS,
-    COHORT_COUNTS,
-    CUSTOMER_PROFILE,
-    CUSTOMER_TIMESERIES,
-    ORDER_MONTHS,
-    RFM_CUTS,
-    RFM_THRESHOLDS,
-    VIEWS,
-    View,
-    Watermark,
-    entity_state,
-)
+from lambdalytics.schemas.views import VIEWS, Watermark
 
 __all__ = ["BatchIndex"]
 
-Key = tuple[str, str]
+log = logging.getLogger(__name__)
+
+Milestones = dict[str, int | None]
 
 
-@dataclass
 class BatchIndex:
-    manifest: Manifest | None
-    profiles: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    customer_hours: dict[Key, dict[int, dict[str, Any]]] = field(default_factory=dict)
-    campaign_hours: dict[Key, dict[int, dict[str, Any]]] = field(default_factory=dict)
-    entities: dict[str, dict[Key, dict[str, dict[str, int | None]]]] = field(default_factory=dict)
-    tenant_entities: dict[str, dict[str, dict[tuple[str, str], dict[str, int | None]]]] = field(
-        default_factory=dict
-    )
-    order_months: dict[str, dict[str, frozenset[int]]] = field(default_factory=dict)
-    cohorts: dict[str, CohortCounts] = field(default_factory=dict)
-    rfm_cuts: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """One version's reads; before the first batch run (no store) every read finds nothing."""
+
+    def __init__(self, manifest: Manifest | None, store: ServingStore | None = None):
+        self.manifest = manifest
+        self.store = store
 
     @property
     def watermark(self) -> Watermark:
@@ -60,61 +49,80 @@ class BatchIndex:
     @classmethod
     def empty(cls) -> BatchIndex:
         """Before the first batch run: W = 0 everywhere, the speed side answers for everything."""
-        return cls(
-            manifest=None,
-            entities={e.name: {} for e in CATALOG.entities},
-            tenant_entities={e.name: {} for e in CATALOG.entities},
-        )
+        return cls(manifest=None)
 
     @classmethod
     def load(cls, data_dir: Path, manifest: Manifest) -> BatchIndex:
-        """Reads every view of the contract at the version the manifest names (a version published
-        before a view existed fails to load, and the loader keeps serving the one it has)."""
-        return cls.of_tables(
-            manifest, {name: manifest.table(data_dir, name).to_pyarrow_table() for name in VIEWS}
-        )
+        """Opens the version's store, building it from the version's Delta views when it is missing (a
+        version published before a view existed fails to build, and the loader keeps the one it has)."""
+        path = store_path(data_dir, manifest.batch_version)
+        if path.exists():
+            try:  # a file of another layout, or not LMDB at all, is rebuilt
+                return cls(manifest, ServingStore.open(path))
+            except StoreBroken as exc:
+                log.warning("%s: rebuilding it from the Delta views", exc)
+        tables = {name: manifest.table(data_dir, name).to_pyarrow_table() for name in VIEWS}
+        return cls(manifest, ServingStore.open(build(path, tables)))
 
     @classmethod
-    def of_tables(cls, manifest: Manifest | None, tables: dict[str, pa.Table]) -> BatchIndex:
-        """The index of one view version's tables (by view name)."""
-
-        def rows(view: View) -> list[dict[str, Any]]:
-            return tables[view.name].select(list(view.columns)).to_pylist()
-
-        def key(r: dict[str, Any], view: View) -> tuple:
-            return tuple(r[k] for k in view.keys)
-
-        index = cls.empty()
-        index.manifest = manifest
-        for r in rows(CUSTOMER_PROFILE):
-            index.profiles[key(r, CUSTOMER_PROFILE)] = {n: r[n] for n in CUSTOMER_PROFILE.values}
-        for r in rows(CUSTOMER_TIMESERIES):
-            *customer, hour = key(r, CUSTOMER_TIMESERIES)
-            index.customer_hours.setdefault(tuple(customer), {})[hour] = {
-                n: r[n] for n in CUSTOMER_TIMESERIES.values
-            }
-        for r in rows(CAMPAIGN_STATS):
-            *campaign, hour = key(r, CAMPAIGN_STATS)
-            index.campaign_hours.setdefault(tuple(campaign), {})[hour] = {
-                n: r[n] for n in CAMPAIGN_STATS.values
-            }
-        for entity in CATALOG.entities:
-            view = entity_state(entity)
-            for r in rows(view):
-                tenant, customer, entity_id = key(r, view)
-                state = {n: r[n] for n in view.values}
-                index.entities[entity.name].setdefault((tenant, customer), {})[entity_id] = state
-                index.tenant_entities[entity.name].setdefault(tenant, {})[(customer, entity_id)] = state
-        months_column = ORDER_MONTHS.values[-1]
-        for r in rows(ORDER_MONTHS):
-            tenant, customer = key(r, ORDER_MONTHS)
-            index.order_months.setdefault(tenant, {})[customer] = frozenset(r[months_column])
-        per_tenant: dict[str, list[tuple[int, int, list[int]]]] = {}
-        for r in rows(COHORT_COUNTS):
-            tenant, cohort = key(r, COHORT_COUNTS)
-            per_tenant.setdefault(tenant, []).append((cohort, *(r[n] for n in COHORT_COUNTS.values)))
-        index.cohorts = {tenant: CohortCounts.from_rows(rs) for tenant, rs in per_tenant.items()}
-        for r in rows(RFM_THRESHOLDS):
-            (tenant,) = key(r, RFM_THRESHOLDS)
-            index.rfm_cuts[tenant] = {d: r[column] for d, column in RFM_CUTS.items()}
+    def of_tables(
+        cls, manifest: Manifest | None, tables: dict[str, pa.Table], *, now_ms: int | None = None
+    ) -> BatchIndex:
+        """The index of one view version's tables (by view name), in a private temporary store."""
+        folder = tempfile.mkdtemp(prefix="serving-store-")
+        index = cls(manifest, ServingStore(build(Path(folder) / "store.lmdb", tables, now_ms=now_ms)))
+        weakref.finalize(index, shutil.rmtree, folder, ignore_errors=True)
         return index
+
+    # ------------------------------------------------------------------ reads (tenant first)
+
+    def profile(self, tenant: str, customer: str) -> dict[str, Any] | None:
+        return self.store.profile(tenant, customer) if self.store else None
+
+    def customers(self) -> Iterator[tuple[str, str]]:
+        """Every (tenant, customer) of the version (reports and benchmarks; never a request)."""
+        return self.store.customers() if self.store else iter(())
+
+    def customer_hours(self, tenant: str, customer: str, start_ms: int, end_ms: int) -> dict[int, dict]:
+        return self.store.customer_hours(tenant, customer, start_ms, end_ms) if self.store else {}
+
+    def campaign_hours(self, tenant: str, campaign: str, start_ms: int, end_ms: int) -> dict[int, dict]:
+        return self.store.campaign_hours(tenant, campaign, start_ms, end_ms) if self.store else {}
+
+    def has_campaign(self, tenant: str, campaign: str) -> bool:
+        return self.store.has_campaign(tenant, campaign) if self.store else False
+
+    def customer_entities(self, entity: str, tenant: str, customer: str) -> dict[str, Milestones]:
+        return self.store.customer_entities(entity, tenant, customer) if self.store else {}
+
+    def entity_state(self, entity: str, tenant: str, customer: str, entity_id: str) -> Milestones | None:
+        return self.store.entity_state(entity, tenant, customer, entity_id) if self.store else None
+
+    def entity_states(
+        self, entity: str, tenant: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Milestones]:
+        """The batch states of these (customer, id) entities; absent ones are not in the batch."""
+        return self.store.entity_states(entity, tenant, keys) if self.store else {}
+
+    def order_months_of(self, tenant: str, customers: Iterable[str]) -> dict[str, frozenset[int]]:
+        """The batch order months of these customers; absent ones had no order below W."""
+        return self.store.order_months_of(tenant, customers) if self.store else {}
+
+    def entities_in_window(
+        self, entity: str, tenant: str, start_ms: int, end_ms: int
+    ) -> dict[tuple[str, str], Milestones]:
+        """Every batch entity with a windowed milestone in [start_ms, end_ms] (more may be returned):
+        from the time index when the window lies above its horizon, else the tenant's every entity."""
+        if self.store is None:
+            return {}
+        found = self.store.entities_in_window(entity, tenant, start_ms, end_ms)
+        return self.store.tenant_entities(entity, tenant) if found is None else found
+
+    def order_months(self, tenant: str, customer: str) -> frozenset[int]:
+        return self.store.order_months(tenant, customer) if self.store else frozenset()
+
+    def cohorts(self, tenant: str) -> CohortCounts:
+        return self.store.cohorts(tenant) if self.store else CohortCounts()
+
+    def rfm_cuts(self, tenant: str) -> dict[str, list[float]] | None:
+        return self.store.rfm_cuts(tenant) if self.store else None

@@ -1,8 +1,10 @@
 """Keeps the newest complete batch view version loaded, and tells the speed store what it may drop.
 
-Polls the Delta ``_manifest``; a new version is loaded fully into a fresh :class:`BatchIndex` off the
-request path, then swapped in with one reference assignment (atomic for readers), and only *then* the
-speed store is told (``SpeedStore.on_batch_published``): the embedded store drops the blocks the new W
+Polls the Delta ``_manifest``; a new version's serving store (``infra.serving_store``, memory-mapped,
+shared by every worker; built from the Delta views if the batch run did not leave it) is opened into a
+fresh :class:`BatchIndex` off the request path, then swapped in with one reference assignment (atomic
+for readers, and O(1): the data stays in the file), the store files of older versions are removed, and
+only *then* the speed store is told (``SpeedStore.on_batch_published``): the embedded store drops the blocks the new W
 covers, Pinot has nothing to do. Requests that raced the swap retry once in ``serving.merge``. The poll
 reads the manifest pointer (O(1), ``batch.writer.read_manifest``). A version that cannot be loaded — its
 files vacuumed by retention while it loaded — leaves the loaded version serving and sets
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from lambdalytics.batch.writer import read_manifest
+from lambdalytics.infra.serving_store import remove_below
 from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.speed.store import SpeedStore
 
@@ -71,6 +74,10 @@ class BatchLoader:
         self.index = fresh  # the swap: one reference assignment
         # after the swap; a read racing it retries once
         self.speed.on_batch_published(manifest.watermark, block_size=manifest.block_size)
+        try:  # derived files: a failed removal costs disk, never an answer (retention removes them too)
+            remove_below(self.data_dir, manifest.batch_version)
+        except OSError as exc:
+            log.warning("could not remove older serving store files: %s", exc)
         log.info(
             "serving batch version %d (loaded in %.1fs)", manifest.batch_version, time.monotonic() - started
         )

@@ -16,7 +16,6 @@ from typing import Any
 
 from lambdalytics.schemas import aggregates, rfm
 from lambdalytics.schemas.catalog import CATALOG, Grain, finalize
-from lambdalytics.schemas.cohorts import CohortCounts
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
 from .answer_cache import AnswerCache
@@ -74,7 +73,7 @@ class Merger:
     def _profile_at(self, ix: BatchIndex, tenant: str, customer: str) -> tuple[dict, dict, int | None]:
         """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order)."""
         w = ix.watermark
-        batch = ix.profiles.get((tenant, customer))
+        batch = ix.profile(tenant, customer)
         speed = self.speed.customer(tenant, customer, w)
         if batch is None and not speed.get("events_total"):
             raise NotFound(customer)
@@ -91,7 +90,7 @@ class Merger:
         return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC]
 
     def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
-        batch = ix.entities[entity].get((tenant, customer), {})
+        batch = ix.customer_entities(entity, tenant, customer)
         speed = self.speed.customer_entities(tenant, customer, entity, ix.watermark)
         return [aggregates.merge_milestones(batch.get(i), speed.get(i)) for i in batch.keys() | speed.keys()]
 
@@ -107,7 +106,7 @@ class Merger:
             "m": None,
             "segment": None,
         }
-        out.update(rfm.scores(last, freq, mon, ix.rfm_cuts.get(tenant)) or {})
+        out.update(rfm.scores(last, freq, mon, ix.rfm_cuts(tenant)) or {})
         return out
 
     # ------------------------------------------------------------------ time series
@@ -146,14 +145,14 @@ class Merger:
             raise UnknownMetric(metric)
 
         def run(ix: BatchIndex):
-            batch = ix.customer_hours.get((tenant, customer))
+            batch = ix.customer_hours(tenant, customer, start_ms, end_ms)
             speed = self.speed.customer_hours(tenant, customer, ix.watermark, start_ms, end_ms)
-            known = (tenant, customer) in ix.profiles or self.speed.customer(
+            known = ix.profile(tenant, customer) is not None or self.speed.customer(
                 tenant, customer, ix.watermark
             ).get("events_total")
             if not known:
                 raise NotFound(customer)
-            points = self._buckets(Grain.customer, batch or {}, speed, start_ms, end_ms, bucket_ms, [metric])
+            points = self._buckets(Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric])
             return [(ts, values[metric]) for ts, values in points]
 
         return self._with_snapshot(run)
@@ -165,13 +164,14 @@ class Merger:
         names = [m.name for m in CATALOG.at(Grain.campaign, public_only=True)]
 
         def run(ix: BatchIndex):
-            batch = ix.campaign_hours.get((tenant, campaign))
-            everything = self.speed.campaign_hours(tenant, campaign, ix.watermark, 0, 2**62)
-            if batch is None and not everything:
+            # the hours in range only: cost follows the points asked for, never the campaign's history
+            batch = ix.campaign_hours(tenant, campaign, start_ms, end_ms)
+            speed = self.speed.campaign_hours(tenant, campaign, ix.watermark, start_ms, end_ms)
+            unknown = not batch and not speed and not ix.has_campaign(tenant, campaign)
+            if unknown and not self.speed.campaign_hours(tenant, campaign, ix.watermark, 0, 2**62):
                 raise NotFound(campaign)
-            speed = {h: v for h, v in everything.items() if start_ms <= h < end_ms}
-            points = self._buckets(Grain.campaign, batch or {}, speed, start_ms, end_ms, bucket_ms, names)
-            total = self._buckets(Grain.campaign, batch or {}, speed, start_ms, end_ms, 2**62, names)
+            points = self._buckets(Grain.campaign, batch, speed, start_ms, end_ms, bucket_ms, names)
+            total = self._buckets(Grain.campaign, batch, speed, start_ms, end_ms, 2**62, names)
             if total:
                 totals = total[0][1]
             else:
@@ -186,19 +186,24 @@ class Merger:
     # ------------------------------------------------------------------ tenant
 
     def live_orders(self, tenant: str, window_ms: int, now_ms: int | None = None) -> dict[str, Any]:
+        """Costs the batch entities with a windowed milestone in the window (the store's time index)
+        plus the entities the speed side saw after W, each merged with its batch state by key.
+
+        Exact: an entity the speed side did not touch is its batch state, in the window only if one of
+        its windowed milestones is; a touched one is merged before the window is applied.
+        """
         now_ms = now_ms or int(time.time() * 1000)
 
         def run(ix: BatchIndex):
             out = {}
             for entity, metrics in CATALOG.entity_metrics(Grain.tenant).items():
-                batch = ix.tenant_entities[entity].get(tenant, {})
+                states = ix.entities_in_window(entity, tenant, now_ms - window_ms, now_ms)
                 speed = self.speed.tenant_entities(tenant, entity, ix.watermark)
-                states = [
-                    aggregates.merge_milestones(batch.get(k), speed.get(k))
-                    for k in batch.keys() | speed.keys()
-                ]
+                states |= ix.entity_states(entity, tenant, [k for k in speed if k not in states])
+                for key, milestones in speed.items():
+                    states[key] = aggregates.merge_milestones(states.get(key), milestones)
                 out |= {
-                    m.name: finalize(m, m.compute(states, now_ms=now_ms, window_ms=window_ms))
+                    m.name: finalize(m, m.compute(states.values(), now_ms=now_ms, window_ms=window_ms))
                     for m in metrics
                     if m.public
                 }
@@ -214,9 +219,10 @@ class Merger:
         """
 
         def run(ix: BatchIndex):
-            batch = ix.order_months.get(tenant, {})
-            table = ix.cohorts[tenant].copy() if tenant in ix.cohorts else CohortCounts()
-            for customer, extra in self.speed.order_months(tenant, ix.watermark).items():
+            table = ix.cohorts(tenant)  # a fresh copy of the tenant's table
+            speed = self.speed.order_months(tenant, ix.watermark)
+            batch = ix.order_months_of(tenant, speed)
+            for customer, extra in speed.items():
                 before = batch.get(customer, frozenset())
                 if not extra <= before:
                     table.replace(set(before), before | extra)

@@ -112,6 +112,9 @@ class EmbeddedSpeedStore(SpeedStore):
         self._customers: dict[tuple[str, str], dict[Block, Partial]] = {}
         self._customer_hours: dict[tuple[str, str], dict[tuple[Block, int], Partial]] = {}
         self._campaign_hours: dict[tuple[str, str], dict[tuple[Block, int], Partial]] = {}
+        # per (tenant, campaign) and hour, the fold of every block held: what a read at the served W
+        # answers without folding blocks; the per-block partials above stay only to drop blocks below W
+        self._campaign_totals: dict[tuple[str, str], dict[int, Partial]] = {}
         self._entity_states: dict[str, dict[tuple[str, str, str], dict[Block, Milestones]]] = {
             name: {} for name in self._entities
         }
@@ -302,6 +305,8 @@ class EmbeddedSpeedStore(SpeedStore):
         if campaign is not None:
             chours = self._campaign_hours.setdefault((tenant, campaign), {})
             self._campaign.update(chours.setdefault((block, hour), self._campaign.empty()), row)
+            totals = self._campaign_totals.setdefault((tenant, campaign), {})
+            self._campaign.update(totals.setdefault(hour, self._campaign.empty()), row)
         for name, (entity, by_type) in self._entities.items():
             milestone = by_type.get(row["event_type"])
             entity_id = row.get(entity.id_column)
@@ -335,6 +340,9 @@ class EmbeddedSpeedStore(SpeedStore):
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
             self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
             self._campaign_hours = _prune(self._campaign_hours, self._floor, self.block_size, lambda k: k[0])
+            self._campaign_totals = {
+                key: _fold_hours(self._campaign, held) for key, held in self._campaign_hours.items()
+            }
             for name in self._entity_states:
                 self._entity_states[name] = _prune(
                     self._entity_states[name], self._floor, self.block_size, lambda k: k
@@ -492,9 +500,23 @@ class EmbeddedSpeedStore(SpeedStore):
         )
 
     def campaign_hours(self, tenant, campaign, watermark, start_ms, end_ms):
+        with self._lock:
+            self._check(watermark)
+            if self._holds_only_wanted(watermark):  # the served W: the per-hour folds answer it
+                totals = self._campaign_totals.get((tenant, campaign), {})
+                return {
+                    hour: self._campaign.fold([totals[hour]])  # a copy: the consumer updates the fold
+                    for hour in sorted(totals)
+                    if start_ms <= hour < end_ms
+                }
         return self._hours(
             self._campaign_hours, self._campaign, (tenant, campaign), watermark, start_ms, end_ms
         )
+
+    def _holds_only_wanted(self, watermark: Watermark) -> bool:
+        """Is every block held at or above ``watermark`` (it asks for everything the store keeps)?
+        Held blocks start at the floor or above, so: W at most the floor in every partition."""
+        return all(offset <= self._floor.get(tp, 0) for tp, offset in watermark.items())
 
     def tenant_entities(
         self, tenant: str, entity: str, watermark: Watermark
@@ -558,6 +580,14 @@ class EmbeddedSpeedStore(SpeedStore):
                 + sum(len(v) for v in self._campaign_hours.values())
                 + sum(len(v) for states in self._entity_states.values() for v in states.values())
             )
+
+
+def _fold_hours(compiled: _Compiled, held: dict[tuple[Block, int], Partial]) -> dict[int, Partial]:
+    """Per-(block, hour) partials folded per hour over every block."""
+    grouped: dict[int, list[Partial]] = defaultdict(list)
+    for (_, hour), partial in held.items():
+        grouped[hour].append(partial)
+    return {hour: compiled.fold(parts) for hour, parts in grouped.items()}
 
 
 def _prune(store: dict, floor: Watermark, block_size: int, block_key) -> dict:

@@ -9,6 +9,7 @@ import time
 from fastapi import HTTPException
 
 from lambdalytics.schemas.catalog import HOUR_MS
+from lambdalytics.schemas.views import LIVE_WINDOW_CAP_MS
 
 DAY_MS = 24 * HOUR_MS
 MAX_RANGE_MS = 400 * DAY_MS
@@ -82,7 +83,7 @@ def window_seconds(value: str) -> int:
     if not match:
         raise HTTPException(422, "window: use a number with s, m, h or d (e.g. 30m)")
     seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
-    if not 1 <= seconds <= 7 * 86400:
+    if not 1 <= seconds <= LIVE_WINDOW_CAP_MS // 1000:
         raise HTTPException(422, "window: between 1s and 7d")
     return seconds
 

@@ -103,7 +103,7 @@ def test_a_late_order_moves_a_customer_to_an_earlier_cohort_and_empties_the_old_
     batch = {(TENANT, "c1"): {BASE + 3, BASE + 4}, (TENANT, "c2"): {BASE + 1}}
     index = batch_index(batch, set())
     merger = Merger(lambda: index, speed_store({(TENANT, "c1"): {BASE}}))
-    assert [r["cohort"] for r in index.cohorts[TENANT].retention()] == ["2025-02", "2025-04"]  # batch alone
+    assert [r["cohort"] for r in index.cohorts(TENANT).retention()] == ["2025-02", "2025-04"]  # batch alone
     assert merger.cohorts(TENANT, None, None) == [
         {"cohort": "2025-01", "size": 1, "retention": [1.0, 0.0, 0.0, 1.0, 1.0]},
         {"cohort": "2025-02", "size": 1, "retention": [1.0, 0.0, 0.0, 0.0]},

@@ -1,0 +1,452 @@
+"""A batch view version as one read-only, memory-mapped LMDB file: the serving store (ARCHITECTURE §9).
+
+Delta stays the system of record; this file is derived from one view version's tables and can be
+rebuilt from them at any time (:func:`build`). The batch job writes it beside the version it publishes,
+the serving loader builds it when it is missing. Every API worker opens the same file read-only and
+lock-free (:class:`ServingStore`): the pages live once in the OS page cache whatever the number of
+workers, and opening costs the same for 10 or 10 M customers, so the loader's swap stays O(1).
+
+Layout: one named LMDB database per view (``customer_profile``, ``customer_timeseries`` …), keys
+tenant first and order-preserving (strings escaped and terminated, integers big-endian with the sign
+flipped), so a customer's hours or a campaign's hours are one contiguous range, values msgpack arrays
+of the view's value columns in contract order (``schemas.views``). Two databases serve what the views
+hold only by history:
+
+- ``<entity>_window``: per tenant and time, the entities whose windowed milestone (an order's
+  ``placed``/``delivered``) falls at or after :attr:`ServingStore.horizon` — ``min(build time, newest
+  milestone) - LIVE_WINDOW_CAP_MS`` — so a live-orders read scans only its window. A window starting
+  before the horizon cannot be served from it (:meth:`ServingStore.entities_in_window` says None).
+- ``cohort_counts`` per tenant as one value (the table is cohorts × months, whatever the history).
+
+A file is complete before anyone opens it: written to a temporary name, synced, renamed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import struct
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgspec
+import pyarrow as pa
+
+from lambdalytics.schemas.catalog import CATALOG, Grain
+from lambdalytics.schemas.cohorts import CohortCounts
+from lambdalytics.schemas.views import (
+    CAMPAIGN_STATS,
+    COHORT_COUNTS,
+    CUSTOMER_PROFILE,
+    CUSTOMER_TIMESERIES,
+    ENTITY_STATES,
+    LIVE_WINDOW_CAP_MS,
+    ORDER_MONTHS,
+    RFM_CUTS,
+    RFM_THRESHOLDS,
+    View,
+)
+
+__all__ = [
+    "FORMAT",
+    "ServingStore",
+    "StoreBroken",
+    "build",
+    "remove_below",
+    "store_dir",
+    "store_path",
+    "windowed_milestones",
+]
+
+FORMAT = 1
+"""Layout version, stored in the file: a file of another layout is rebuilt, never misread."""
+
+_MAP_SIZE = 1 << 40  # address space only: written with writemap=False, the file holds the used pages
+_MAX_DBS = 16
+_META = b"meta"
+_WINDOW = "{}_window"
+_INT = struct.Struct(">Q")
+_SIGN = 1 << 63
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+class StoreBroken(RuntimeError):
+    """A store file that cannot be opened as this layout (another format, truncated, not LMDB)."""
+
+
+def store_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "serving_store"
+
+
+def store_path(data_dir: Path, batch_version: int) -> Path:
+    """Where the serving store of one batch version lives (one file per version)."""
+    return store_dir(data_dir) / f"v{batch_version:010d}.lmdb"
+
+
+def remove_below(data_dir: Path, batch_version: int) -> list[int]:
+    """Delete the store files of every version older than ``batch_version`` (after a swap, and by
+    retention); returns the versions removed. A newer file (built by a batch run about to publish it)
+    stays. Workers still reading a removed file keep their map: POSIX frees it when the last one closes.
+    """
+    removed = []
+    for path in store_dir(data_dir).glob("v*.lmdb"):
+        try:
+            version = int(path.stem[1:])
+        except ValueError:
+            continue
+        if version < batch_version:
+            path.unlink(missing_ok=True)
+            removed.append(version)
+    return sorted(removed)
+
+
+def windowed_milestones() -> dict[str, tuple[str, ...]]:
+    """Per entity, the milestones its tenant-grain windowed metrics window on (order: placed, delivered)."""
+    out = {}
+    for entity, metrics in CATALOG.entity_metrics(Grain.tenant).items():
+        if metrics and all(m.windowed for m in metrics):
+            out[entity] = tuple(sorted({m.window_on for m in metrics}))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def _s(value: str) -> bytes:
+    """An order-preserving, self-delimiting string: NUL escaped as 00 FF, terminated by 00 00."""
+    return value.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _pair(tenant: str, key: str) -> bytes:
+    """A (tenant, customer or campaign) key prefix: rows of one customer repeat it (cleared per build)."""
+    return _s(tenant) + _s(key)
+
+
+def _i(value: int) -> bytes:
+    return _INT.pack(value + _SIGN)
+
+
+def _parts(key: bytes, n: int) -> list[str]:
+    """The first ``n`` strings of a key made with :func:`_s`."""
+    out, at = [], 0
+    for _ in range(n):
+        end = at
+        while True:
+            end = key.index(b"\x00", end)
+            if key[end + 1] == 0:
+                break
+            end += 2
+        out.append(key[at:end].replace(b"\x00\xff", b"\x00").decode())
+        at = end + 2
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- build
+
+
+def _columns(table: pa.Table, view: View) -> list[list[Any]]:
+    return [table.column(c).to_pylist() for c in view.columns]
+
+
+def _rows(table: pa.Table, view: View, key) -> list[tuple[bytes, bytes]]:
+    cols = _columns(table, view)
+    n = len(view.keys)
+    out = [(key(r[:n]), _encode(r[n:])) for r in zip(*cols, strict=True)] if cols else []
+    out.sort()
+    return out
+
+
+def _tenant_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
+    return _rows(table, view, lambda k: _s(k[0]))
+
+
+def _customer_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
+    return _rows(table, view, lambda k: _pair(k[0], k[1]))
+
+
+def _hour_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
+    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _i(k[2]))
+
+
+def _entity_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
+    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _s(k[2]))
+
+
+def _window_rows(table: pa.Table, view: View, on: tuple[str, ...], now_ms: int):
+    """Entities keyed by (tenant, time of each windowed milestone at or after the horizon); the horizon."""
+    cols = dict(zip(view.columns, _columns(table, view), strict=True))
+    times = [t for name in on for t in cols[name] if t is not None]
+    horizon = min(now_ms, max(times, default=now_ms)) - LIVE_WINDOW_CAP_MS
+    tenant, customer, entity_id = view.keys
+    values = [cols[v] for v in view.values]
+    out = []
+    for i, (t, c, e) in enumerate(zip(cols[tenant], cols[customer], cols[entity_id], strict=True)):
+        state = [col[i] for col in values]
+        body = _encode([c, e, *state])
+        for when in {cols[name][i] for name in on} - {None}:
+            if when >= horizon:
+                out.append((_s(t) + _i(when) + _s(c) + _s(e), body))
+    out.sort()
+    return out, horizon
+
+
+def _cohort_rows(table: pa.Table) -> list[tuple[bytes, bytes]]:
+    per_tenant: dict[str, list] = {}
+    for tenant, cohort, size, active in zip(*_columns(table, COHORT_COUNTS), strict=True):
+        per_tenant.setdefault(tenant, []).append([cohort, size, active])
+    return sorted((_s(t), _encode(rows)) for t, rows in per_tenant.items())
+
+
+def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = None) -> Path:
+    """Write the serving store of one view version (view name → table) to ``path``, atomically.
+
+    ``now_ms`` (default: the clock) places the live-orders horizon; a later read never has an earlier
+    clock, so every window the API accepts lies above it.
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    databases: dict[str, list[tuple[bytes, bytes]]] = {
+        CUSTOMER_PROFILE.name: _customer_rows(tables[CUSTOMER_PROFILE.name], CUSTOMER_PROFILE),
+        CUSTOMER_TIMESERIES.name: _hour_rows(tables[CUSTOMER_TIMESERIES.name], CUSTOMER_TIMESERIES),
+        CAMPAIGN_STATS.name: _hour_rows(tables[CAMPAIGN_STATS.name], CAMPAIGN_STATS),
+        ORDER_MONTHS.name: _customer_rows(tables[ORDER_MONTHS.name], ORDER_MONTHS),
+        COHORT_COUNTS.name: _cohort_rows(tables[COHORT_COUNTS.name]),
+        RFM_THRESHOLDS.name: _tenant_rows(tables[RFM_THRESHOLDS.name], RFM_THRESHOLDS),
+    }
+    horizons = {}
+    for name, view in ENTITY_STATES.items():
+        databases[view.name] = _entity_rows(tables[view.name], view)
+        if on := windowed_milestones().get(name):
+            databases[_WINDOW.format(name)], horizons[name] = _window_rows(
+                tables[view.name], view, on, now_ms
+            )
+    _pair.cache_clear()
+    meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    os.close(fd)
+    try:
+        env = lmdb.open(
+            tmp, subdir=False, map_size=_MAP_SIZE, max_dbs=_MAX_DBS, lock=False, writemap=False, sync=False
+        )
+        try:
+            with env.begin(write=True) as txn:
+                for name, rows in databases.items():
+                    db = env.open_db(name.encode(), txn=txn)
+                    cursor = txn.cursor(db)
+                    cursor.putmulti(rows, append=True)
+                txn.put(b"meta", _encode(meta), db=env.open_db(_META, txn=txn))
+            env.sync(True)
+        finally:
+            env.close()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- read
+
+
+class ServingStore:
+    """One version's store, opened read-only and memory-mapped; every read names the tenant.
+
+    Open it with :meth:`open`: LMDB allows one open environment per file and process, so a file already
+    open here (the same inode) is shared, not opened twice.
+    """
+
+    _open: weakref.WeakValueDictionary[tuple[int, int], ServingStore] = weakref.WeakValueDictionary()
+    _opening = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> ServingStore:
+        with cls._opening:
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                raise StoreBroken(f"{path}: cannot open ({exc})") from exc
+            key = (st.st_dev, st.st_ino)
+            store = cls._open.get(key)
+            if store is None:
+                store = cls._open[key] = cls(path)
+            return store
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._env = lmdb.open(
+                str(self.path), subdir=False, readonly=True, lock=False, max_dbs=_MAX_DBS, readahead=False
+            )
+            self._dbs = {
+                name: self._env.open_db(name.encode(), create=False)
+                for name in (
+                    CUSTOMER_PROFILE.name,
+                    CUSTOMER_TIMESERIES.name,
+                    CAMPAIGN_STATS.name,
+                    ORDER_MONTHS.name,
+                    COHORT_COUNTS.name,
+                    RFM_THRESHOLDS.name,
+                    *(v.name for v in ENTITY_STATES.values()),
+                    *(_WINDOW.format(e) for e in windowed_milestones()),
+                )
+            }
+            with self._env.begin(db=self._env.open_db(_META, create=False)) as txn:
+                meta = _decode(txn.get(b"meta"))
+        except (lmdb.Error, msgspec.DecodeError, TypeError) as exc:
+            raise StoreBroken(f"{self.path}: not a serving store ({exc})") from exc
+        if meta.get("format") != FORMAT:
+            raise StoreBroken(f"{self.path}: layout {meta.get('format')}, expected {FORMAT}")
+        self.horizons: dict[str, int] = meta["horizons"]
+
+    def close(self) -> None:
+        self._env.close()
+
+    def used_bytes(self) -> int:
+        """Pages in use: what every worker shares through the page cache."""
+        return (self._env.info()["last_pgno"] + 1) * self._env.stat()["psize"]
+
+    def _get(self, db: str, key: bytes) -> Any | None:
+        with self._env.begin(db=self._dbs[db], buffers=True) as txn:
+            raw = txn.get(key)
+            return None if raw is None else _decode(raw)
+
+    def _scan(self, db: str, start: bytes, stop: bytes) -> Iterator[tuple[bytes, Any]]:
+        """Keys in [start, stop) with their decoded values (materialised inside one read transaction)."""
+        with self._env.begin(db=self._dbs[db]) as txn:
+            cursor = txn.cursor()
+            out = []
+            if cursor.set_range(start):
+                for key, raw in cursor:
+                    if key >= stop:
+                        break
+                    out.append((key, _decode(raw)))
+        return iter(out)
+
+    def _prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+        return self._scan(db, prefix, prefix[:-1] + b"\x01")  # past every key below this prefix
+
+    # -------------------------------------------------------------------- customers
+
+    def profile(self, tenant: str, customer: str) -> dict[str, Any] | None:
+        values = self._get(CUSTOMER_PROFILE.name, _s(tenant) + _s(customer))
+        return None if values is None else dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+
+    def customers(self) -> Iterator[tuple[str, str]]:
+        """Every (tenant, customer) with a profile, in key order (reports and benchmarks; never a request)."""
+        with self._env.begin(db=self._dbs[CUSTOMER_PROFILE.name]) as txn:
+            for key in txn.cursor().iternext(values=False):
+                yield tuple(_parts(key, 2))
+
+    def customer_hours(self, tenant: str, customer: str, start_ms: int, end_ms: int) -> dict[int, dict]:
+        return self._hours(CUSTOMER_TIMESERIES, _s(tenant) + _s(customer), start_ms, end_ms)
+
+    def campaign_hours(self, tenant: str, campaign: str, start_ms: int, end_ms: int) -> dict[int, dict]:
+        return self._hours(CAMPAIGN_STATS, _s(tenant) + _s(campaign), start_ms, end_ms)
+
+    def has_campaign(self, tenant: str, campaign: str) -> bool:
+        prefix = _s(tenant) + _s(campaign)
+        with self._env.begin(db=self._dbs[CAMPAIGN_STATS.name], buffers=True) as txn:
+            cursor = txn.cursor()
+            return cursor.set_range(prefix) and bytes(cursor.key()[: len(prefix)]) == prefix
+
+    def _hours(self, view: View, prefix: bytes, start_ms: int, end_ms: int) -> dict[int, dict]:
+        names = view.values
+        n = len(prefix)
+        return {
+            _INT.unpack(key[n:])[0] - _SIGN: dict(zip(names, values, strict=True))
+            for key, values in self._scan(view.name, prefix + _i(start_ms), prefix + _i(end_ms))
+        }
+
+    def customer_entities(self, entity: str, tenant: str, customer: str) -> dict[str, dict]:
+        view = ENTITY_STATES[entity]
+        prefix = _s(tenant) + _s(customer)
+        return {
+            _parts(key, 3)[2]: dict(zip(view.values, values, strict=True))
+            for key, values in self._prefix(view.name, prefix)
+        }
+
+    def entity_state(self, entity: str, tenant: str, customer: str, entity_id: str) -> dict | None:
+        view = ENTITY_STATES[entity]
+        values = self._get(view.name, _s(tenant) + _s(customer) + _s(entity_id))
+        return None if values is None else dict(zip(view.values, values, strict=True))
+
+    def entity_states(
+        self, entity: str, tenant: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict]:
+        """The states of these (customer, id) entities that the batch holds, in one read transaction."""
+        view = ENTITY_STATES[entity]
+        t = _s(tenant)
+        out = {}
+        with self._env.begin(db=self._dbs[view.name], buffers=True) as txn:
+            for customer, entity_id in keys:
+                raw = txn.get(t + _s(customer) + _s(entity_id))
+                if raw is not None:
+                    out[(customer, entity_id)] = dict(zip(view.values, _decode(raw), strict=True))
+        return out
+
+    def order_months_of(self, tenant: str, customers: Iterable[str]) -> dict[str, frozenset[int]]:
+        """The batch order months of these customers (those who ordered), in one read transaction."""
+        t = _s(tenant)
+        out = {}
+        with self._env.begin(db=self._dbs[ORDER_MONTHS.name], buffers=True) as txn:
+            for customer in customers:
+                raw = txn.get(t + _s(customer))
+                if raw is not None:
+                    out[customer] = frozenset(_decode(raw)[-1])
+        return out
+
+    # -------------------------------------------------------------------- tenants
+
+    def tenant_entities(self, entity: str, tenant: str) -> dict[tuple[str, str], dict]:
+        """Every entity of the tenant: what a window reaching below the horizon has to read."""
+        view = ENTITY_STATES[entity]
+        return {
+            tuple(_parts(key, 3)[1:]): dict(zip(view.values, values, strict=True))
+            for key, values in self._prefix(view.name, _s(tenant))
+        }
+
+    def entities_in_window(
+        self, entity: str, tenant: str, start_ms: int, end_ms: int
+    ) -> dict[tuple[str, str], dict] | None:
+        """Entities with a windowed milestone in [start_ms, end_ms]; None when the window starts below
+        the horizon (or the entity has no window index), so only :meth:`tenant_entities` can answer."""
+        horizon = self.horizons.get(entity)
+        if horizon is None or start_ms < horizon:
+            return None
+        names = ENTITY_STATES[entity].values
+        t = _s(tenant)
+        return {
+            (c, e): dict(zip(names, state, strict=True))
+            for _, (c, e, *state) in self._scan(_WINDOW.format(entity), t + _i(start_ms), t + _i(end_ms + 1))
+        }
+
+    def order_months(self, tenant: str, customer: str) -> frozenset[int]:
+        values = self._get(ORDER_MONTHS.name, _s(tenant) + _s(customer))
+        return frozenset(values[-1]) if values else frozenset()
+
+    def cohorts(self, tenant: str) -> CohortCounts:
+        """A fresh table the caller may correct (decoded per call: cohorts × months, not customers)."""
+        rows = self._get(COHORT_COUNTS.name, _s(tenant))
+        return CohortCounts.from_rows(rows or ())
+
+    def rfm_cuts(self, tenant: str) -> dict[str, list[float]] | None:
+        values = self._get(RFM_THRESHOLDS.name, _s(tenant))
+        if values is None:
+            return None
+        row = dict(zip(RFM_THRESHOLDS.values, values, strict=True))
+        return {d: row[column] for d, column in RFM_CUTS.items()}
