@@ -9,10 +9,30 @@ from fastapi.routing import APIRoute
 
 from lambdalytics.speed.store import CoverageError
 
+from .api.access import publish
 from .api.deps import AUTH_FAILURE_BURST, AUTH_FAILURES_PER_S
 from .api.errors import json_safe_errors
 from .api.hot import HotLane, HotRoute, coverage_response
-from .api.routes import admin, branding, campaigns, cohorts, customers, events, live, system, web
+from .api.routes import (
+    accounts,
+    admin,
+    audit,
+    branding,
+    campaigns,
+    cohorts,
+    customers,
+    events,
+    keys,
+    live,
+    system,
+    web,
+)
+from .api.sign_in import (
+    SIGN_IN_ACCOUNT_BURST,
+    SIGN_IN_ACCOUNT_PER_S,
+    SIGN_IN_ADDRESS_BURST,
+    SIGN_IN_ADDRESS_PER_S,
+)
 from .rate_limit import RateLimiter
 from .state import ServingState
 
@@ -38,8 +58,13 @@ def create_app(state: ServingState) -> FastAPI:
     app.state.serving = state
     app.state.limiter = RateLimiter(state.settings.rate_limit_per_s, state.settings.rate_limit_burst)
     app.state.auth_failures = RateLimiter(AUTH_FAILURES_PER_S, AUTH_FAILURE_BURST)  # per client address
-    for module in (*HOT, system, events, admin, branding, web):  # polled routes match first
+    app.state.sign_in_accounts = RateLimiter(SIGN_IN_ACCOUNT_PER_S, SIGN_IN_ACCOUNT_BURST)  # per email
+    app.state.sign_in_addresses = RateLimiter(SIGN_IN_ADDRESS_PER_S, SIGN_IN_ADDRESS_BURST)  # per client
+    for module in (*HOT, system, events, admin, accounts, keys, audit, branding, web):  # polled routes first
         app.include_router(module.router)
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            publish(route)  # each route's Access declaration, as ``x-admits`` in OpenAPI
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
