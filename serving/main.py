@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 
 from lambdalytics.speed.store import CoverageError
 
-from .api.access import publish
+from .api.access import api_routes, publish
 from .api.deps import AUTH_FAILURE_BURST, AUTH_FAILURES_PER_S
 from .api.errors import json_safe_errors
 from .api.hot import HotLane, HotRoute, coverage_response
@@ -61,10 +61,9 @@ def create_app(state: ServingState) -> FastAPI:
     app.state.sign_in_accounts = RateLimiter(SIGN_IN_ACCOUNT_PER_S, SIGN_IN_ACCOUNT_BURST)  # per email
     app.state.sign_in_addresses = RateLimiter(SIGN_IN_ADDRESS_PER_S, SIGN_IN_ADDRESS_BURST)  # per client
     for module in (*HOT, system, events, admin, accounts, keys, audit, branding, web):  # polled routes first
-        app.include_router(module.router)
-    for route in app.routes:
-        if isinstance(route, APIRoute):
+        for route in api_routes(module.router.routes):
             publish(route)  # each route's Access declaration, as ``x-admits`` in OpenAPI
+        app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -35,6 +35,7 @@ __all__ = [
     "Access",
     "AdminDep",
     "admits",
+    "api_routes",
 ]
 
 ROLES = ("owner", "analyst", "viewer")
@@ -94,6 +95,19 @@ def admits(route: APIRoute) -> frozenset[str] | None:
             return dependency.call.grants
         stack.extend(dependency.dependencies)
     return None
+
+
+def api_routes(routes) -> list[APIRoute]:
+    """Every APIRoute under ``routes`` (an app's or a router's), through included routers (FastAPI keeps
+    an included router as one entry of ``app.routes``). The app includes its routers without a prefix,
+    so each route's ``path`` is the path it answers."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (router := getattr(route, "original_router", None)) is not None:
+            found.extend(api_routes(router.routes))
+    return found
 
 
 def publish(route: APIRoute) -> None:

@@ -169,6 +169,8 @@ def test_sign_in_ignores_extra_form_fields_and_refuses_huge_bodies(app):
         headers=FORM,
     )
     assert repeated.status_code == 303 and "ll_session" in repeated.cookies  # the first value counts
-    huge = fresh.post("/dashboard/login", content=f"csrf={csrf}&password={PASSWORD}&pad=" + "x" * 5000, headers=FORM)
+    huge = fresh.post(
+        "/dashboard/login", content=f"csrf={csrf}&password={PASSWORD}&pad=" + "x" * 5000, headers=FORM
+    )
     assert huge.status_code == 413 and huge.headers["Cache-Control"] == "no-store"
     assert PASSWORD not in huge.text
