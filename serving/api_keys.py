@@ -28,7 +28,6 @@ from .auth import ALL_SCOPES, KEY_PREFIX  # a named key looks like the tenant ke
 __all__ = ["ALL_SCOPES", "ApiKey", "ApiKeys"]
 
 
-
 @dataclass(frozen=True)
 class ApiKey:
     key_id: str

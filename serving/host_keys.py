@@ -212,9 +212,7 @@ class HostKeys:
         if header.get("alg") != registered.alg:
             raise ValueError("algorithm does not match the registered key")
         try:
-            claims = jwt.decode(
-                token, public_key, algorithms=[registered.alg], options={"require": ["exp"]}
-            )
+            claims = jwt.decode(token, public_key, algorithms=[registered.alg], options={"require": ["exp"]})
         except jwt.ExpiredSignatureError:
             raise ValueError("token expired") from None
         except jwt.InvalidTokenError:

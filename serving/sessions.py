@@ -85,7 +85,8 @@ class Sessions:
         key, now = _digest(session_id), self.clock()
         with self._lock:
             row = self._db.execute(
-                "SELECT user_id, tenant_id, csrf, created_at, last_seen FROM sessions WHERE id_hash = ?", (key,)
+                "SELECT user_id, tenant_id, csrf, created_at, last_seen FROM sessions WHERE id_hash = ?",
+                (key,),
             ).fetchone()
         if row is None:
             return None

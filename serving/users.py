@@ -155,7 +155,8 @@ class Users:
         if self._hasher.check_needs_rehash(stored):
             with self._lock, self._db:
                 self._db.execute(
-                    "UPDATE users SET password_hash = ? WHERE user_id = ?", (self._hasher.hash(password), row[0])
+                    "UPDATE users SET password_hash = ? WHERE user_id = ?",
+                    (self._hasher.hash(password), row[0]),
                 )
         return _user(row)
 

@@ -68,7 +68,8 @@ def session_principal(request: Request, session_id: str) -> Principal:
     return Principal(
         "user",
         user.tenant_id,
-        generation=credentials.registry.generation(user.tenant_id) or 0,  # what an embed token it mints carries
+        generation=credentials.registry.generation(user.tenant_id)
+        or 0,  # what an embed token it mints carries
         credential="user:" + user.user_id,
         role=user.role,
         user_id=user.user_id,

@@ -264,6 +264,10 @@ for an invite if you do not have one.</p>
 </div>
 </section>"""
 
+_SIGN_OUT = """<form id="ll-signout" method="post" action="/dashboard/logout" hidden>
+<input type="hidden" name="csrf" value="{csrf}">
+</form>"""
+
 _NOTICES = {
     "failed": ("ll-error", "alert", "That email and password were not accepted. Check them and try again."),
     "expired": ("ll-note", "status", "Your session has ended. Sign in again."),
@@ -303,13 +307,18 @@ def dashboard(request: Request, tenant: str | None = None, login: str | None = N
     )
     csrf = login_csrf(request)
     name = html.escape(look["display_name"]) if look else "your analytics"
-    body = (
-        _LOGIN.format(
+    form = (
+        _SIGN_OUT.format(csrf=html.escape(session["csrf_token"]))
+        if session
+        else _LOGIN.format(
             name=name,
             notice=notice_html,
             csrf=html.escape(csrf),
             described=f' aria-describedby="ll-login-{login}"' if notice_html else "",
         )
+    )
+    body = (
+        form
         + '\n<div id="ll-root" class="ll-root ll-dash-root" aria-busy="true"></div>'
         + '\n<noscript><p class="ll-noscript">The dashboard needs JavaScript.</p></noscript>'
     )
