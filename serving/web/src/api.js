@@ -1,4 +1,5 @@
-// The v1 API from the browser, with the page's token (an embed or dashboard token, never a tenant key).
+// The v1 API from the browser: a widget with its embed token (no cookies), the dashboard with its session
+// cookie (HttpOnly: this script never sees it) and the session's CSRF token for writes. Never a key.
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -18,8 +19,10 @@ export class ApiError extends Error {
 }
 
 export class Api {
-  constructor(token) {
+  /** `token`: an embed token; or null with `{ csrf }` for the signed-in dashboard's session. */
+  constructor(token, { csrf = null } = {}) {
     this.token = token;
+    this.csrf = csrf;
   }
 
   async get(path, params = {}) {
@@ -29,10 +32,11 @@ export class Api {
     const url = qs ? `${path}?${qs}` : path;
     let response;
     try {
+      const session = this.token === null;
       response = await fetch(url, {
-        headers: { Authorization: `Bearer ${this.token}`, Accept: 'application/json' },
+        headers: session ? { Accept: 'application/json' } : { Authorization: `Bearer ${this.token}`, Accept: 'application/json' },
         cache: 'no-store',
-        credentials: 'omit',
+        credentials: session ? 'same-origin' : 'omit',
         referrerPolicy: 'no-referrer',
       });
     } catch {
