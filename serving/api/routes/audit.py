@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["audit"])
 def audit_log(
     who: AuditorDep,
     state: StateDep,
-    after: int = Query(0, ge=0, description="the last seq of the previous page"),
+    after: int = Query(0, ge=0, le=2**63 - 1, description="the last seq of the previous page"),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
     tenant: str | None = Query(None, pattern=TENANT_ID_PATTERN, description="admin token only"),
 ) -> dict:
