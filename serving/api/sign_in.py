@@ -88,31 +88,28 @@ async def sign_in(request: Request) -> Response:
         raise too_many(wait, "too many sign-in attempts from this address")
     account = form["email"].strip().lower()[:254]
     known = credentials.users.by_email(account) if account else None
-    if wait := app.state.sign_in_accounts.wait(account):
+
+    def failed(reason: str) -> None:  # under the account's tenant when it exists, else the operator's
+        tenant = known.tenant_id if known else None
         record(
             request,
             "sign_in_failed",
             None,
-            tenant_id=known and known.tenant_id,
+            tenant_id=tenant,
             actor=f"user {account}",
             target=account,
-            reason="rate limited",
+            reason=reason,
         )
+
+    if wait := app.state.sign_in_accounts.wait(account):
+        failed("rate limited")
         raise too_many(wait, "too many failed sign-ins for this account")
     password = form["password"][:MAX_PASSWORD_CHARS]
     user = await anyio.to_thread.run_sync(lambda: credentials.users.authenticate(account, password))
     if user is None:
         app.state.sign_in_accounts.take(account)
         failed_authentication(request)
-        record(
-            request,
-            "sign_in_failed",
-            None,
-            tenant_id=known and known.tenant_id,
-            actor=f"user {account}",
-            target=account,
-            reason="wrong email or password",
-        )
+        failed("wrong email or password")
         return RedirectResponse("/dashboard?login=failed", 303, headers=NO_STORE)
     presented = request.cookies.get(SESSION_COOKIE)
     if presented:

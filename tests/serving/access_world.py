@@ -50,7 +50,8 @@ class World:
         return jwt.encode(body, key or self.host_key, alg, headers={"kid": kid})
 
 
-def make_world(tmp_path) -> World:
+def seeded_state(tmp_path, *, rate_limit: int) -> ServingState:
+    """Tenants alpha and beta, customers c1 and c2 each: an order placed and paid, an ad impression."""
     store = EmbeddedSpeedStore(block_size=10)
     offset = 0
     for tenant in ("alpha", "beta"):
@@ -58,6 +59,7 @@ def make_world(tmp_path) -> World:
             for event in (
                 {"event_type": "order_placed", "order_id": f"{customer}-o", "campaign_id": "spring"},
                 {"event_type": "order_paid", "order_id": f"{customer}-o", "amount": 10, "currency": "EUR"},
+                {"event_type": "ad_impression", "campaign_id": "spring", "cost": 0.01},
             ):
                 e = validate_event(
                     {
@@ -74,18 +76,29 @@ def make_world(tmp_path) -> World:
         data_dir=tmp_path,
         admin_token=ADMIN_TOKEN,
         token_secret=TOKEN_SECRET,
-        rate_limit_per_s=100_000,
-        rate_limit_burst=100_000,
+        rate_limit_per_s=rate_limit,
+        rate_limit_burst=rate_limit,
     )
     state = ServingState(settings, store)
     state.loader.refresh()
-    state.runs.trigger = lambda: None  # never start Spark from these tests: a trigger answers 409
-    client = TestClient(create_app(state), follow_redirects=False)
+    return state
+
+
+def create_tenants(client: TestClient) -> dict[str, str]:
+    """alpha and beta through the admin API: tenant -> its key."""
     keys = {}
     for tenant in ("alpha", "beta"):
         r = client.post("/v1/admin/tenants", json={"tenant_id": tenant, "name": tenant}, headers=ADMIN)
         assert r.status_code == 201
         keys[tenant] = r.json()["api_key"]
+    return keys
+
+
+def make_world(tmp_path) -> World:
+    state = seeded_state(tmp_path, rate_limit=100_000)
+    state.runs.trigger = lambda: None  # never start Spark from these tests: a trigger answers 409
+    client = TestClient(create_app(state), follow_redirects=False)
+    keys = create_tenants(client)
     world = World(state, client, keys)
     for scope in ("read", "ingest", "admin"):
         r = client.post(

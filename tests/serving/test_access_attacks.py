@@ -13,17 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
-from .access_world import ADMIN, bearer, make_world
+from .access_world import ADMIN, bearer
 from .accounts import FORM, PASSWORD, form_csrf, session_csrf, sign_in
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def world(tmp_path):
-    world = make_world(tmp_path)
-    yield world
-    world.state.close()
 
 
 # ------------------------------------------------------------------ role escalation

@@ -11,17 +11,10 @@ from lambdalytics.serving.api.sign_in import SIGN_IN_ACCOUNT_BURST, SIGN_IN_ADDR
 from lambdalytics.serving.rate_limit import RateLimiter
 from lambdalytics.serving.users import Users
 
-from .access_world import ADMIN, bearer, make_world
+from .access_world import ADMIN, bearer
 from .accounts import FORM, PASSWORD, form_csrf, session_csrf, sign_in
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def world(tmp_path):
-    world = make_world(tmp_path)
-    yield world
-    world.state.close()
 
 
 def test_the_operator_creates_a_tenants_first_owner_and_the_owner_invites_a_viewer(world):

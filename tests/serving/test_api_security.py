@@ -8,15 +8,13 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.serving.api.deps import AUTH_FAILURE_BURST
 from lambdalytics.serving.main import create_app
 from lambdalytics.serving.rate_limit import RateLimiter
-from lambdalytics.serving.state import ServingState
-from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .access_world import create_tenants, seeded_state
 from .accounts import sign_in
 from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
 
@@ -26,46 +24,9 @@ T0 = 1_767_225_600_000
 
 @pytest.fixture
 def api(tmp_path):
-    store = EmbeddedSpeedStore(block_size=10)
-    offset = 0
-    for tenant in ("alpha", "beta"):
-        for customer in ("c1", "c2"):
-            for event in (
-                {"event_type": "order_placed", "order_id": f"{customer}-o", "campaign_id": "spring"},
-                {"event_type": "order_paid", "order_id": f"{customer}-o", "amount": 10, "currency": "EUR"},
-                {"event_type": "ad_impression", "campaign_id": "spring", "cost": 0.01},
-            ):
-                e = validate_event(
-                    {
-                        **event,
-                        "event_id": f"{tenant}-{customer}-{offset}",
-                        "tenant_id": tenant,
-                        "customer_id": customer,
-                        "event_time": T0 + offset,
-                    }
-                )
-                store.ingest(to_row(e), "events.transaction", 0, offset, T0 + offset)
-                offset += 1
-    settings = Settings(
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        token_secret=TOKEN_SECRET,
-        rate_limit_per_s=1000,
-        rate_limit_burst=1000,
-    )
-    state = ServingState(settings, store)
-    state.loader.refresh()
+    state = seeded_state(tmp_path, rate_limit=1000)
     client = TestClient(create_app(state))
-    keys = {}
-    for tenant in ("alpha", "beta"):
-        r = client.post(
-            "/v1/admin/tenants",
-            json={"tenant_id": tenant, "name": tenant},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        assert r.status_code == 201
-        keys[tenant] = r.json()["api_key"]
-    return client, keys, state
+    return client, create_tenants(client), state
 
 
 def bearer(token: str) -> dict:
