@@ -23,12 +23,12 @@ import anyio.to_thread
 from fastapi import HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from ..users import MAX_PASSWORD_CHARS
+from ..users import MAX_PASSWORD_CHARS, AccountError
 from .body import read_body
 from .deps import SESSION_COOKIE, client_address, failed_authentication, refuse_if_failing, too_many
 from .trail import record
 
-__all__ = ["LOGIN_CSRF_COOKIE", "login_csrf", "sign_in", "sign_out"]
+__all__ = ["LOGIN_CSRF_COOKIE", "accept_invite", "login_csrf", "sign_in", "sign_out"]
 
 LOGIN_CSRF_COOKIE = "ll_login_csrf"
 FORM_BYTES = 4096  # an email, a password and a token; more is refused (413) before it is read
@@ -70,7 +70,7 @@ async def _form(request: Request) -> dict[str, str] | Response:
     except HTTPException as exc:
         return _refusal(exc.status_code, exc.detail, exc.headers)
     fields = parse_qs(raw.decode("utf-8", "replace"))  # other fields a form or an extension adds: ignored
-    return {name: (fields.get(name) or [""])[0] for name in ("email", "password", "csrf")}
+    return {name: (fields.get(name) or [""])[0] for name in ("email", "password", "csrf", "invite")}
 
 
 def _same(a: str, b: str) -> bool:
@@ -166,3 +166,32 @@ async def sign_out(request: Request) -> Response:
         SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)
     )
     return response
+
+
+async def accept_invite(request: Request) -> Response:
+    """The invite form (``invite``, ``password``, the sign-in form's ``csrf``): the invited user's
+    password is set, and they are sent to sign in. A wrong invite counts as a failed authentication."""
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    if not _same(form["csrf"], request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+        return _refusal(403, "the invite form has expired or was not ours: reload the page")
+    users = request.app.state.serving.credentials.users
+    try:
+        user = await anyio.to_thread.run_sync(
+            lambda: users.accept_invite(form["invite"].strip(), form["password"])
+        )
+    except AccountError:
+        return RedirectResponse("/dashboard/invite?invite=weak", 303, headers=NO_STORE)
+    if user is None:
+        failed_authentication(request)
+        return RedirectResponse("/dashboard/invite?invite=unknown", 303, headers=NO_STORE)
+    record(
+        request,
+        "invite_accepted",
+        None,
+        tenant_id=user.tenant_id,
+        actor=f"user {user.email}",
+        target=user.email,
+    )
+    return RedirectResponse(f"/dashboard?tenant={quote(user.tenant_id)}&login=invited", 303, headers=NO_STORE)

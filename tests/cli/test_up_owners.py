@@ -21,6 +21,8 @@ def test_a_demo_owner_is_created_then_given_a_fresh_password_on_the_next_start(t
     assert user is not None and user.role == "owner" and user.tenant_id == "demo-food"
     again, second = _demo_owner(creds, "demo-food")  # a restart on the same data dir
     assert again == email and second != first
-    assert creds.users.authenticate(email, first) is None and creds.users.authenticate(email, second) is not None
+    assert (
+        creds.users.authenticate(email, first) is None and creds.users.authenticate(email, second) is not None
+    )
     assert [u.email for u in creds.users.list("demo-food")] == [email]
     creds.close()

@@ -32,6 +32,8 @@ PUBLIC = {
         "/dashboard/login",
     ),  # the sign-in form: its own CSRF token (tests/serving/test_access_attacks.py)
     ("POST", "/dashboard/logout"),  # the session's CSRF token (ditto)
+    ("GET", "/dashboard/invite"),
+    ("POST", "/dashboard/invite"),  # the invite token is the credential; the sign-in form's CSRF token
     ("POST", "/v1/invites/accept"),  # the invite token is the credential
 }
 PARAMS = {

@@ -184,7 +184,10 @@ def test_an_unexpected_exception_restarts_the_consumer_which_ends_caught_up(kafk
         # the restarted loop continues from the store's positions: every event counted exactly once
         assert _wait_for(store, tenant, customers, len(events)) == len(events)
         deadline = time.monotonic() + 60  # the crash may come after the last record: await the restart
-        while not (consumer.worker.status().up and consumer.worker.status().restarts) and time.monotonic() < deadline:
+        while (
+            not (consumer.worker.status().up and consumer.worker.status().restarts)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         status = consumer.worker.status()
         assert status.restarts == 1 and status.last_error == "ZeroDivisionError: injected store fault"
@@ -228,7 +231,9 @@ def _poll_until(consumer: SpeedConsumer, kafka, done, polls: int = 300) -> None:
 
 
 def _serving(tmp_path, store: EmbeddedSpeedStore):
-    state = ServingState(Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store)
+    state = ServingState(
+        Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store
+    )
     state.loader.refresh()  # no batch version yet: W = {}
     key = state.credentials.registry.create("faults", "Faults")
     return state, TestClient(create_app(state)), {"Authorization": f"Bearer {key}"}

@@ -344,6 +344,42 @@ def test_dashboard_signs_a_user_in_to_a_server_side_session(demo, page):
     assert copied.status_code == 401, "sign-out revokes the session at once, copies of the cookie too"
 
 
+def test_an_owner_invites_a_viewer_who_sets_a_password_and_signs_in(demo, page, chromium):
+    email, password = demo.owners["demo-ads"]
+    page.goto(f"{demo.url}/dashboard")
+    sign_in_on_page(demo, page, email, password)
+    page.wait_for_selector("#ll-team tbody tr")
+    page.fill("#ll-invite-email", "sam@demo-ads.example")
+    page.select_option("#ll-invite-role", "viewer")
+    page.click("#ll-invite-form button[type=submit]")
+    invite = page.locator("#ll-invite-token code").first.inner_text()
+    assert invite.startswith("lli_")
+    row = page.locator("#ll-team tr[data-email='sam@demo-ads.example']")
+    row.wait_for()
+    assert "invited" in row.inner_text()
+
+    other = chromium.new_context()  # the colleague's own browser
+    colleague = other.new_page()
+    colleague.goto(f"{demo.url}/dashboard/invite")
+    colleague.fill("#ll-invite-code", invite)
+    colleague.fill("#ll-new-password", "a colleague's long passphrase")
+    with colleague.expect_navigation():
+        colleague.click("#ll-invite button[type=submit]")
+    assert "password is set" in colleague.locator("#ll-login-invited").inner_text()
+    sign_in_on_page(demo, colleague, "sam@demo-ads.example", "a colleague's long passphrase")
+    colleague.wait_for_selector(".ll-live[data-ready='true']")
+    assert colleague.locator("#ll-account-role").inner_text() == "Viewer"
+    assert colleague.locator("#ll-team").count() == 0, "only owners see the Team panel"
+    other.close()
+
+    page.reload()
+    page.wait_for_selector("#ll-team tr[data-email='sam@demo-ads.example']")
+    assert "active" in page.locator("#ll-team tr[data-email='sam@demo-ads.example']").inner_text()
+    page.locator("#ll-team tr[data-email='sam@demo-ads.example'] button").click()
+    page.wait_for_selector("#ll-team tr[data-email='sam@demo-ads.example']", state="detached")
+    assert "removed" in page.locator("#ll-team-status").inner_text()
+
+
 def test_no_page_or_asset_contains_a_tenant_key(demo):
     client = httpx.Client(base_url=demo.url, timeout=30)  # its own cookie jar: a browser of its own
     token = demo.svc.embed_token(demo.keys["demo-food"], customer_id=CUSTOMER)

@@ -174,3 +174,34 @@ def test_sign_in_ignores_extra_form_fields_and_refuses_huge_bodies(app):
     )
     assert huge.status_code == 413 and huge.headers["Cache-Control"] == "no-store"
     assert PASSWORD not in huge.text
+
+
+def test_an_invited_user_sets_a_password_with_the_invite_form(app):
+    client, state, key, _ = app
+    user, invite = state.credentials.users.create("acme", "new@acme.example", "viewer")
+    browser = TestClient(client.app, follow_redirects=False)
+    csrf = form_csrf(browser, "/dashboard/invite")
+    no_csrf = browser.post("/dashboard/invite", content=f"invite={invite}&password={PASSWORD}", headers=FORM)
+    assert no_csrf.status_code == 403
+    wrong = browser.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite=lli_nope&password={PASSWORD}", headers=FORM
+    )
+    assert wrong.headers["location"] == "/dashboard/invite?invite=unknown"
+    assert "unknown, used or expired" in browser.get("/dashboard/invite?invite=unknown").text
+    weak = browser.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite={invite}&password=short", headers=FORM
+    )
+    assert weak.headers["location"] == "/dashboard/invite?invite=weak"
+    ok = browser.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite={invite}&password={PASSWORD}", headers=FORM
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/dashboard?tenant=acme&login=invited"
+    assert invite not in ok.text and invite not in str(ok.headers)
+    assert sign_in(browser, "new@acme.example").status_code == 303
+    assert browser.get("/v1/session").json()["role"] == "viewer"
+    used = TestClient(client.app, follow_redirects=False)
+    csrf = form_csrf(used, "/dashboard/invite")
+    again = used.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite={invite}&password={PASSWORD}", headers=FORM
+    )
+    assert again.headers["location"] == "/dashboard/invite?invite=unknown"  # single use

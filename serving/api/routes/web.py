@@ -33,7 +33,7 @@ from lambdalytics.schemas.events import TENANT_ID_PATTERN
 from ...auth import KEY_PREFIX, AuthError, Principal, verify_token
 from ...branding import Branding, content_security_policy, style_block
 from ..deps import SESSION_COOKIE
-from ..sign_in import login_csrf, set_login_csrf, sign_in, sign_out
+from ..sign_in import accept_invite, login_csrf, set_login_csrf, sign_in, sign_out
 from .branding import branding_store
 
 router = APIRouter(include_in_schema=False)
@@ -272,6 +272,29 @@ _NOTICES = {
     "failed": ("ll-error", "alert", "That email and password were not accepted. Check them and try again."),
     "expired": ("ll-note", "status", "Your session has ended. Sign in again."),
     "signed-out": ("ll-note", "status", "You are signed out."),
+    "invited": ("ll-note", "status", "Your password is set. Sign in with your email and it."),
+}
+
+_INVITE = """<section id="ll-invite" class="ll-login" aria-labelledby="ll-invite-title">
+<div class="ll-card ll-login-card">
+<h1 id="ll-invite-title" class="ll-login-title">Accept your invite</h1>
+<p class="ll-muted">Paste the invite you were given and choose a password (at least 12 characters).</p>
+{notice}
+<form method="post" action="/dashboard/invite" class="ll-form">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="ll-invite-code" class="ll-label">Invite</label>
+<input id="ll-invite-code" name="invite" type="password" required autocomplete="off" spellcheck="false"
+ class="ll-input">
+<label for="ll-new-password" class="ll-label">New password</label>
+<input id="ll-new-password" name="password" type="password" required minlength="12" maxlength="256"
+ autocomplete="new-password" class="ll-input">
+<button type="submit" class="ll-button">Set password</button>
+</form>
+</div>
+</section>"""
+_INVITE_NOTICES = {
+    "unknown": "That invite is unknown, used or expired. Ask an owner of your team for a new one.",
+    "weak": "Choose a password of 12 to 256 characters.",
 }
 
 
@@ -342,6 +365,32 @@ def dashboard(request: Request, tenant: str | None = None, login: str | None = N
     if not session:
         set_login_csrf(response, request, csrf)
     return response
+
+
+@router.get("/dashboard/invite")
+def invite_page(request: Request, invite: str | None = None) -> Response:
+    """The invited user's form: the invite token and a new password (no script needed)."""
+    text = _INVITE_NOTICES.get(invite or "")
+    notice = (
+        f'<p id="ll-invite-{invite}" class="ll-error" role="alert">{html.escape(text)}</p>' if text else ""
+    )
+    csrf = login_csrf(request)
+    config = {"page": "invite", "widget": None, "token_state": "missing", "scope": None, "tenant": None}
+    response = _page(
+        title="Accept your invite",
+        body=_INVITE.format(notice=notice, csrf=html.escape(csrf)),
+        config=config,
+        branding=None,
+        frameable=False,
+        body_class="ll ll-dashboard",
+    )
+    set_login_csrf(response, request, csrf)
+    return response
+
+
+@router.post("/dashboard/invite")
+async def invite(request: Request) -> Response:
+    return await accept_invite(request)
 
 
 @router.get("/dashboard/login")

@@ -29,12 +29,25 @@ export class Api {
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== '') query.set(k, v);
     const qs = query.toString();
-    const url = qs ? `${path}?${qs}` : path;
+    return this.request('GET', qs ? `${path}?${qs}` : path);
+  }
+
+  /** A write (the dashboard's, with its session): the session's CSRF token goes with it. */
+  async send(method, path, payload) {
+    return this.request(method, path, payload);
+  }
+
+  async request(method, url, payload) {
+    const session = this.token === null;
+    const headers = session ? { Accept: 'application/json' } : { Authorization: `Bearer ${this.token}`, Accept: 'application/json' };
+    if (session && method !== 'GET' && this.csrf) headers['X-CSRF-Token'] = this.csrf;
+    if (payload !== undefined) headers['Content-Type'] = 'application/json';
     let response;
     try {
-      const session = this.token === null;
       response = await fetch(url, {
-        headers: session ? { Accept: 'application/json' } : { Authorization: `Bearer ${this.token}`, Accept: 'application/json' },
+        method,
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
         cache: 'no-store',
         credentials: session ? 'same-origin' : 'omit',
         referrerPolicy: 'no-referrer',
@@ -42,6 +55,7 @@ export class Api {
     } catch {
       throw new ApiError(0, 'network error');
     }
+    if (response.status === 204) return null;
     let body = null;
     try {
       body = await response.json();
