@@ -227,6 +227,8 @@ def test_a_host_signed_token_reads_what_its_claims_say_without_calling_our_api(w
     assert client.get("/v1/cohorts/retention", headers=bearer(token)).status_code == 403  # no "co" claim
     page = client.get(f"/embed/customer-card?token={token}")
     assert '"token_state":"ok"' in page.text and token not in page.text
+    expired = world.host_token({"c": "c1", "exp": int(time.time()) - 10})
+    assert '"token_state":"expired"' in client.get(f"/embed/customer-card?token={expired}").text  # says so
 
 
 def test_host_keys_rotate_by_kid(world):
