@@ -95,6 +95,16 @@ def who_is_asking(request: Request) -> Principal:
     )
 
 
+def no_longer_honoured(request: Request) -> str | None:
+    """Why a credential accepted earlier is refused now (expired, key rotated or revoked, signed out), or
+    None: long-lived responses (``GET /v1/live/stream``) check it again before every push."""
+    try:
+        who_is_asking(request)
+    except AuthError as exc:
+        return exc.message
+    return None
+
+
 def authorize(request: Request, admits: Collection[str], *, tenant_wide: bool = False) -> Principal:
     """Who is asking, rate-limited, and admitted by this endpoint (``admits``: the roles, key scopes and
     token kinds of its ``Access`` declaration) — a plain function, so the hot routes (``api.hot``) pay for

@@ -10,21 +10,16 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
-from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.events import to_row, validate_event
-from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
 from .accounts import PASSWORD, sign_in
-from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
+from .apps import bearer, serving_app
+from .strong_secrets import ADMIN_TOKEN
 
 T0 = 1_767_225_600_000
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -50,7 +45,7 @@ class World:
         return jwt.encode(body, key or self.host_key, alg, headers={"kid": kid})
 
 
-def seeded_state(tmp_path, *, rate_limit: int) -> ServingState:
+def seeded_store() -> EmbeddedSpeedStore:
     """Tenants alpha and beta, customers c1 and c2 each: an order placed and paid, an ad impression."""
     store = EmbeddedSpeedStore(block_size=10)
     offset = 0
@@ -72,33 +67,15 @@ def seeded_state(tmp_path, *, rate_limit: int) -> ServingState:
                 )
                 store.ingest(to_row(e), "events.transaction", 0, offset, T0 + offset)
                 offset += 1
-    settings = Settings(
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        token_secret=TOKEN_SECRET,
-        rate_limit_per_s=rate_limit,
-        rate_limit_burst=rate_limit,
-    )
-    state = ServingState(settings, store)
-    state.loader.refresh()
-    return state
-
-
-def create_tenants(client: TestClient) -> dict[str, str]:
-    """alpha and beta through the admin API: tenant -> its key."""
-    keys = {}
-    for tenant in ("alpha", "beta"):
-        r = client.post("/v1/admin/tenants", json={"tenant_id": tenant, "name": tenant}, headers=ADMIN)
-        assert r.status_code == 201
-        keys[tenant] = r.json()["api_key"]
-    return keys
+    return store
 
 
 def make_world(tmp_path) -> World:
-    state = seeded_state(tmp_path, rate_limit=100_000)
+    client, keys, state = serving_app(
+        tmp_path, seeded_store(), ("alpha", "beta"), rate_limit_per_s=100_000, rate_limit_burst=100_000
+    )
     state.runs.trigger = lambda: None  # never start Spark from these tests: a trigger answers 409
-    client = TestClient(create_app(state), follow_redirects=False)
-    keys = create_tenants(client)
+    client = TestClient(client.app, follow_redirects=False)
     world = World(state, client, keys)
     for scope in ("read", "ingest", "admin"):
         r = client.post(

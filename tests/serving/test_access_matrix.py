@@ -52,8 +52,12 @@ def _routes(app):
             yield method, route
 
 
+QUERIES = {"/v1/live/stream": "?topics=none"}
+"""A stream admitted would stay open: an unknown topic makes it answer 422 once authorized."""
+
+
 def _path(template: str) -> str:
-    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PARAMS[m.group(1)], template)
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PARAMS[m.group(1)], template) + QUERIES.get(template, "")
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +129,7 @@ POLICY = {
     ("GET", "/v1/customers/{customer_id}/timeseries"): READERS,
     ("GET", "/v1/campaigns/{campaign_id}/stats"): READERS,
     ("GET", "/v1/live/orders"): READERS,
+    ("GET", "/v1/live/stream"): READERS,
     ("GET", "/v1/cohorts/retention"): READERS,
     ("GET", "/v1/branding"): READERS,
     ("POST", "/v1/events"): {"key:ingest"},

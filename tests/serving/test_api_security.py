@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.serving.api.deps import AUTH_FAILURE_BURST
-from lambdalytics.serving.main import create_app
 from lambdalytics.serving.rate_limit import RateLimiter
 
-from .access_world import create_tenants, seeded_state
+from .access_world import seeded_store
 from .accounts import sign_in
+from .apps import bearer, serving_app
 from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
 
 pytestmark = pytest.mark.unit
@@ -24,13 +24,7 @@ T0 = 1_767_225_600_000
 
 @pytest.fixture
 def api(tmp_path):
-    state = seeded_state(tmp_path, rate_limit=1000)
-    client = TestClient(create_app(state))
-    return client, create_tenants(client), state
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+    return serving_app(tmp_path, seeded_store(), ("alpha", "beta"))
 
 
 def test_tenant_reads_only_its_own_customers_and_campaigns(api):
