@@ -23,12 +23,12 @@ import anyio.to_thread
 from fastapi import HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from ..users import MAX_PASSWORD_CHARS, AccountError
+from ..users import MAX_PASSWORD_CHARS, AccountError, User
 from .body import read_body
 from .deps import SESSION_COOKIE, client_address, failed_authentication, refuse_if_failing, too_many
 from .trail import record
 
-__all__ = ["LOGIN_CSRF_COOKIE", "accept_invite", "login_csrf", "sign_in", "sign_out"]
+__all__ = ["LOGIN_CSRF_COOKIE", "accept_invite", "login_csrf", "redeem_invite", "sign_in", "sign_out"]
 
 LOGIN_CSRF_COOKIE = "ll_login_csrf"
 FORM_BYTES = 4096  # an email, a password and a token; more is refused (413) before it is read
@@ -176,16 +176,24 @@ async def accept_invite(request: Request) -> Response:
         return form
     if not _same(form["csrf"], request.cookies.get(LOGIN_CSRF_COOKIE, "")):
         return _refusal(403, "the invite form has expired or was not ours: reload the page")
-    users = request.app.state.serving.credentials.users
     try:
-        user = await anyio.to_thread.run_sync(
-            lambda: users.accept_invite(form["invite"].strip(), form["password"])
-        )
+        user = await redeem_invite(request, form["invite"].strip(), form["password"])
     except AccountError:
         return RedirectResponse("/dashboard/invite?invite=weak", 303, headers=NO_STORE)
     if user is None:
-        failed_authentication(request)
         return RedirectResponse("/dashboard/invite?invite=unknown", 303, headers=NO_STORE)
+    return RedirectResponse(f"/dashboard?tenant={quote(user.tenant_id)}&login=invited", 303, headers=NO_STORE)
+
+
+async def redeem_invite(request: Request, invite: str, password: str) -> User | None:
+    """Set an invited user's password (argon2, off the loop) and audit it; None for an unknown, used or
+    expired invite, which counts as a failed authentication. AccountError for a refused password. The
+    one path of the invite form and of ``POST /v1/invites/accept``."""
+    users = request.app.state.serving.credentials.users
+    user = await anyio.to_thread.run_sync(lambda: users.accept_invite(invite, password))
+    if user is None:
+        failed_authentication(request)
+        return None
     record(
         request,
         "invite_accepted",
@@ -194,4 +202,4 @@ async def accept_invite(request: Request) -> Response:
         actor=f"user {user.email}",
         target=user.email,
     )
-    return RedirectResponse(f"/dashboard?tenant={quote(user.tenant_id)}&login=invited", 303, headers=NO_STORE)
+    return user

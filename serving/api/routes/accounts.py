@@ -19,7 +19,8 @@ from ...auth import Principal
 from ...request_model import RequestModel
 from ...users import MAX_PASSWORD_CHARS, AccountError, User
 from ..access import AdminDep, ManagerDep, SignedInDep
-from ..deps import NOT_FOUND, StateDep, failed_authentication, refuse_if_failing
+from ..deps import NOT_FOUND, StateDep, refuse_if_failing
+from ..sign_in import redeem_invite
 from ..trail import record
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -124,22 +125,12 @@ def remove_user(request: Request, who: ManagerDep, state: StateDep, user_id: str
 async def accept_invite(body: InviteAcceptance, request: Request, state: StateDep) -> dict:
     """An invited user chooses their password with the invite token (single use, 72 h); then signs in."""
     refuse_if_failing(request)
-    users = state.credentials.users
     try:
-        user = await anyio.to_thread.run_sync(lambda: users.accept_invite(body.invite, body.password))
+        user = await redeem_invite(request, body.invite, body.password)
     except AccountError as exc:
         raise _refused(exc) from None
     if user is None:
-        failed_authentication(request)
         raise HTTPException(404, "unknown, used or expired invite")
-    record(
-        request,
-        "invite_accepted",
-        None,
-        tenant_id=user.tenant_id,
-        actor=f"user {user.email}",
-        target=user.email,
-    )
     return user.public()
 
 
