@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import http.server
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -206,6 +207,11 @@ class DemoService:
             "POST", "/v1/admin/tenants", json={"tenant_id": tenant_id, "name": name or tenant_id}
         ).json()["api_key"]
 
+    def create_user(self, tenant_id: str, email: str, password: str, role: str = "owner") -> dict:
+        """A user of the tenant, through the operator's admin API (what signs in to the dashboard)."""
+        body = {"email": email, "role": role, "password": password}
+        return self.admin("POST", f"/v1/admin/tenants/{tenant_id}/users", json=body).json()
+
     def brand(self, tenant_id: str, **branding: Any) -> dict:
         return self.admin("PUT", f"/v1/admin/tenants/{tenant_id}/branding", json=branding).json()
 
@@ -375,12 +381,14 @@ def take_screenshots(out: Path, *, batch: bool = True) -> list[Path]:
             target = out / "expired.png"
             _shoot(page, f"{svc.url}/embed/customer-card?token={expired}", target, width=520, ready="error")
             shots.append(target)
-            shots += _dashboard(b, svc, food, out)
+            shots += _dashboard(b, svc, out)
             page.close()
     return shots
 
 
-def _dashboard(b, svc: DemoService, key: str, out: Path) -> list[Path]:
+def _dashboard(b, svc: DemoService, out: Path) -> list[Path]:
+    email, password = "owner@demo-food.example", secrets.token_urlsafe(12)
+    svc.create_user("demo-food", email, password)
     shots = []
     for width, suffix in ((1280, ""), (390, "-phone")):
         context = b.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
@@ -391,7 +399,8 @@ def _dashboard(b, svc: DemoService, key: str, out: Path) -> list[Path]:
             target = out / "login.png"
             page.screenshot(path=str(target), animations="disabled")
             shots.append(target)
-        page.fill("#ll-key", key)
+        page.fill("#ll-email", email)
+        page.fill("#ll-password", password)
         page.click("button[type=submit]")
         page.wait_for_selector(".ll-dash")
         page.fill("#ll-customer", "food-c00000")

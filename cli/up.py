@@ -4,7 +4,7 @@ Broker (embedded unless configured) → topics → archiver (thread) → API wit
 (``lambdalytics serve`` subprocess) → periodic batch runs (``lambdalytics batch run`` subprocesses, so
 each Spark JVM comes and goes cleanly) → a live demo stream. The archiver compacts the master and
 applies view retention every ``compact_interval_seconds`` (``batch.compaction``). Prints the demo
-tenants' keys, an embed token and the URLs. Every part runs as a supervised worker
+tenants' keys, a demo owner's dashboard sign-in per demo tenant, an embed token and the URLs. Every part runs as a supervised worker
 (``infra.supervisor``: a crash is logged, counted in the status line and restarted with backoff).
 Ctrl-C, SIGTERM or ``--duration`` stops everything in order — demo, API, batch loop, archiver (its
 current batch committed), broker — within 10 s; the children run in their own process groups so a
@@ -27,6 +27,7 @@ import functools
 import itertools
 import json
 import logging
+import secrets
 import signal
 import subprocess
 import sys
@@ -194,6 +195,7 @@ def run_up(
         )
         creds = Credentials.open(settings)  # the same the API process opens: they live in DATA_DIR/run
         keys = _demo_keys(creds, data_dir) if demo else {}
+        owners = {t: _demo_owner(creds, t) for t in TENANTS} if demo else {}
         archiver = Archiver(
             bootstrap,
             data_dir,
@@ -225,7 +227,7 @@ def run_up(
             if not _wait_ready(url, stop) and not stop.is_set():
                 console.print(f"[red]API did not start; see {run_dir / 'api.log'}[/]")
             if not stop.is_set():
-                _print_welcome(url, creds, keys, data_dir)
+                _print_welcome(url, creds, keys, owners, data_dir)
                 if restarted and not settings.kafka_bootstrap:  # a new embedded log: a new restart epoch
                     console.print(
                         f"[bold]history kept[/] in {data_dir}: until the batch run started now covers the "
@@ -279,14 +281,34 @@ def _print_status(started: float, archiver: Archiver, data_dir: Path, url: str, 
     )
 
 
-def _print_welcome(url: str, creds: Credentials, keys: dict[str, str | None], data_dir: Path) -> None:
+def _demo_owner(creds: Credentials, tenant: str) -> tuple[str, str]:
+    """A demo tenant's owner account with a fresh password (reset when it exists from an earlier run)."""
+    email, password = f"owner@{tenant}.example", secrets.token_urlsafe(12)
+    existing = creds.users.by_email(email)
+    if existing is None:
+        creds.users.create(tenant, email, "owner", password)
+    else:
+        creds.users.set_password(tenant, existing.user_id, password)
+    return email, password
+
+
+def _print_welcome(
+    url: str,
+    creds: Credentials,
+    keys: dict[str, str | None],
+    owners: dict[str, tuple[str, str]],
+    data_dir: Path,
+) -> None:
     """Plain lines, never truncated: users copy these."""
     lines = {
         "API": url,
         "OpenAPI": f"{url}/docs",
-        "dashboard (sign in with a tenant key)": f"{url}/dashboard",
+        "dashboard (sign in with a demo owner below)": f"{url}/dashboard",
         "admin token": creds.admin_token,
     }
+    lines.update(
+        {f"{tenant} sign-in": f"{email} / {password}" for tenant, (email, password) in owners.items()}
+    )
     lines.update({f"{tenant} key": key or "" for tenant, key in keys.items()})
     if keys:
         generation = creds.registry.generation("demo-food") or 0  # the key just made or rotated

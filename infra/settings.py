@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         None, description="Bearer token of the admin API (dev: generated into DATA_DIR/run when unset)."
     )
     token_secret: SecretStr | None = Field(None, description="HS256 key of embed tokens (dev: generated).")
+    session_idle_seconds: float = Field(
+        1800.0, gt=0, description="A dashboard session ends after this long without a request."
+    )
+    session_absolute_seconds: float = Field(
+        12 * 3600.0, gt=0, description="A dashboard session ends this long after sign-in, however active."
+    )
     rate_limit_per_s: float = Field(100.0, gt=0, description="Requests per second per credential.")
     rate_limit_burst: int = Field(200, ge=1)
     stream_interval_seconds: float = Field(

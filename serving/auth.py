@@ -14,6 +14,10 @@
   generation than its tenant's is refused: rotating a key revokes what it minted. Generations are read
   through the registry's 1 s cache, so a rotation reaches every worker within ``CACHE_SECONDS``.
 
+- Named API keys with scopes (``api_keys``), host-signed embed tokens (``host_keys``) and user sessions
+  (``sessions``, resolved in ``api.deps`` from the cookie) are further credentials. Each credential
+  resolves to a ``Principal`` whose :meth:`Principal.grants` are what routes admit (``api.access``).
+
 The tenant is always taken from the verified credential, never from the request.
 """
 
@@ -28,9 +32,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
+
+if TYPE_CHECKING:
+    from .api_keys import ApiKeys
+    from .host_keys import HostKeys
 
 __all__ = ["AuthError", "Principal", "TenantRegistry", "TokenSigner", "verify_token"]
 
@@ -45,18 +53,36 @@ class AuthError(Exception):
         self.message = message
 
 
-READERS = ("tenant", "dashboard")  # read everything of their tenant
+READERS = ("tenant", "dashboard", "user")  # read everything of their tenant
+ALL_SCOPES = ("read", "ingest", "admin")  # the tenant key's: it is a key with every scope
 
 
 @dataclass(frozen=True)
 class Principal:
-    kind: Literal["admin", "tenant", "dashboard", "embed"]
+    kind: Literal["admin", "tenant", "dashboard", "embed", "user"]
     tenant_id: str | None = None
     customer_id: str | None = None
     campaigns: frozenset[str] = frozenset()
     cohorts: bool = False
     generation: int = 0  # of the tenant key that is, or minted, this credential
     credential: str = ""  # which credential this is (its rate-limit bucket): a key's hash, a token's jti
+    scopes: frozenset[str] = frozenset()  # a key's (kind "tenant")
+    role: str | None = None  # a user's (kind "user")
+    key_id: str | None = None  # the named key that is, or minted, this credential
+    user_id: str | None = None
+    actor: str = ""  # who, in the audit log: "admin", "tenant key", "key <name>", "user <email>"
+    csrf: str | None = None  # a session's CSRF token (kind "user")
+    host_kid: str | None = None  # the tenant's host key that signed this embed token
+
+    def grants(self) -> frozenset[str]:
+        """What this credential is, in the words routes admit it by (``api.access``): a role
+        (``owner``/``analyst``/``viewer``), a key scope (``key:read``/``key:ingest``/``key:admin``), or
+        ``admin``, ``dashboard``, ``embed``."""
+        if self.kind == "tenant":
+            return frozenset(f"key:{s}" for s in self.scopes)
+        if self.kind == "user":
+            return frozenset({self.role}) if self.role else frozenset()
+        return frozenset({self.kind})
 
     def can_read_customer(self, customer_id: str) -> bool:
         return self.kind in READERS or (self.kind == "embed" and self.customer_id == customer_id)
@@ -185,10 +211,14 @@ class TokenSigner:
         generation: int = FIRST_GENERATION,
         campaigns: tuple[str, ...] = (),
         cohorts: bool = False,
+        key_id: str | None = None,
     ) -> tuple[str, int]:
         """An embed token: one customer (optional), some campaigns, the cohort table, live metrics.
-        ``generation``: of the key that asks (``Principal.generation``); a fresh tenant's is the first."""
+        ``generation``: of the key that asks (``Principal.generation``); a fresh tenant's is the first.
+        ``key_id``: the named key that asks, whose revocation revokes the token too."""
         claims: dict = {"k": "embed", "t": tenant_id, "g": generation}
+        if key_id is not None:
+            claims["ki"] = key_id
         if customer_id is not None:
             claims["c"] = customer_id
         if campaigns:
@@ -204,9 +234,13 @@ class TokenSigner:
         now: float | None = None,
         *,
         generation: int = FIRST_GENERATION,
+        key_id: str | None = None,
     ) -> tuple[str, int]:
-        """Reads everything of one tenant, writes nothing: what a browser holds instead of the tenant key."""
-        return self._sign({"k": "dash", "t": tenant_id, "g": generation}, ttl_seconds, now)
+        """Reads everything of one tenant, writes nothing: what an API client holds instead of the key."""
+        claims: dict = {"k": "dash", "t": tenant_id, "g": generation}
+        if key_id is not None:
+            claims["ki"] = key_id
+        return self._sign(claims, ttl_seconds, now)
 
     def _sign(self, claims: dict, ttl_seconds: int, now: float | None) -> tuple[str, int]:
         exp = int((now or time.time()) + ttl_seconds)
@@ -238,37 +272,104 @@ class TokenSigner:
             raise AuthError(401, "token expired") from None
         except jwt.InvalidTokenError:
             raise AuthError(401, "invalid token") from None
-        tenant, customer, campaigns = claims.get("t"), claims.get("c"), claims.get("cp", [])
-        generation, jti = claims["g"], claims["jti"]
+        generation, jti, key_id = claims["g"], claims["jti"], claims.get("ki")
         if (
-            not isinstance(tenant, str)
+            type(generation) is not int
             or not isinstance(jti, str)
-            or not (customer is None or isinstance(customer, str))
-            or not (isinstance(campaigns, list) and all(isinstance(c, str) for c in campaigns))
-            or type(generation) is not int
+            or not (key_id is None or isinstance(key_id, str))
         ):
             raise AuthError(401, "invalid token")
         if claims.get("k") == "dash":
-            return Principal("dashboard", tenant, generation=generation, credential=jti), claims["exp"]
+            tenant = claims.get("t")
+            if not isinstance(tenant, str):
+                raise AuthError(401, "invalid token")
+            who = Principal(
+                "dashboard",
+                tenant,
+                generation=generation,
+                credential=jti,
+                key_id=key_id,
+                actor="dashboard token",
+            )
+            return who, claims["exp"]
         if claims.get("k") == "embed":
-            return Principal(
-                "embed", tenant, customer, frozenset(campaigns), claims.get("co") is True, generation, jti
-            ), claims["exp"]
+            return embed_principal(claims, generation=generation, credential=jti, key_id=key_id), claims[
+                "exp"
+            ]
         raise AuthError(401, "invalid token")
 
 
+def embed_principal(claims: dict, *, credential: str, generation: int = 0, **extra: Any) -> Principal:
+    """The embed claims (ours, or a host's: the same ``t``, ``c``, ``cp``, ``co``), their types checked."""
+    tenant, customer, campaigns = claims.get("t"), claims.get("c"), claims.get("cp", [])
+    if (
+        not isinstance(tenant, str)
+        or not (customer is None or isinstance(customer, str))
+        or not (isinstance(campaigns, list) and all(isinstance(c, str) for c in campaigns))
+    ):
+        raise AuthError(401, "invalid token")
+    return Principal(
+        "embed",
+        tenant,
+        customer,
+        frozenset(campaigns),
+        claims.get("co") is True,
+        generation,
+        credential,
+        actor="embed token",
+        **extra,
+    )
+
+
 def verify_token(
-    token: str, *, registry: TenantRegistry, signer: TokenSigner, allow_expired: bool = False
+    token: str,
+    *,
+    registry: TenantRegistry,
+    signer: TokenSigner,
+    keys: ApiKeys | None = None,
+    host_keys: HostKeys | None = None,
+    allow_expired: bool = False,
 ) -> Principal:
-    """A signed token that its tenant's current key generation still honours (a rotation revokes it)."""
+    """A signed token that its tenant's current key generation still honours (a rotation revokes it), and
+    the named key that minted it too (revoking that key revokes it); or a host-signed embed token
+    (``host_keys``: its header names a ``kid``) whose key is still registered, of an existing tenant."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise AuthError(401, "invalid token") from None
+    if "kid" in header:  # never ours: only a tenant's registered host key can sign it
+        return _host_token(token, header, registry, host_keys, allow_expired)
     who = signer.verify(token, allow_expired=allow_expired)
     if registry.generation(who.tenant_id) != who.generation:
         raise AuthError(401, "token revoked (the tenant key was rotated)")
+    if who.key_id is not None and (keys is None or not keys.active(who.key_id)):
+        raise AuthError(401, "token revoked (the key that minted it was revoked)")
+    return who
+
+
+def _host_token(
+    token: str, header: dict, registry: TenantRegistry, host_keys: HostKeys | None, allow_expired: bool
+) -> Principal:
+    if host_keys is None:
+        raise AuthError(401, "invalid token")
+    try:
+        claims, credential = host_keys.verify(token, header, allow_expired=allow_expired)
+    except ValueError as exc:
+        raise AuthError(401, "token expired" if str(exc) == "token expired" else "invalid token") from None
+    who = embed_principal(claims, credential=credential, host_kid=header["kid"])
+    if registry.generation(who.tenant_id) is None:
+        raise AuthError(401, "invalid token")
     return who
 
 
 def resolve(
-    header: str | None, *, registry: TenantRegistry, signer: TokenSigner, admin_token: str
+    header: str | None,
+    *,
+    registry: TenantRegistry,
+    signer: TokenSigner,
+    admin_token: str,
+    keys: ApiKeys | None = None,
+    host_keys: HostKeys | None = None,
 ) -> Principal:
     """``Authorization: Bearer <token>`` → who is asking. 401 for anything missing or invalid."""
     if not header or not header.startswith("Bearer "):
@@ -277,10 +378,35 @@ def resolve(
     if not token:
         raise AuthError(401, "missing bearer token")
     if hmac.compare_digest(token.encode(), admin_token.encode()):
-        return Principal("admin", credential="admin")
+        return Principal("admin", credential="admin", actor="admin")
     if token.startswith(KEY_PREFIX):
-        found = registry.lookup(token)
-        if found is None:
-            raise AuthError(401, "invalid token")
-        return Principal("tenant", found[0], generation=found[1], credential="key:" + _hash(token))
-    return verify_token(token, registry=registry, signer=signer)
+        return _key(token, registry, keys)
+    return verify_token(token, registry=registry, signer=signer, keys=keys, host_keys=host_keys)
+
+
+def _key(token: str, registry: TenantRegistry, keys: ApiKeys | None) -> Principal:
+    """The tenant key (every scope) or a named key (its scopes)."""
+    credential = "key:" + _hash(token)
+    found = registry.lookup(token)
+    if found is not None:
+        return Principal(
+            "tenant",
+            found[0],
+            generation=found[1],
+            credential=credential,
+            scopes=frozenset(ALL_SCOPES),
+            actor="tenant key",
+        )
+    named = keys.lookup(token) if keys is not None else None
+    generation = registry.generation(named.tenant_id) if named is not None else None
+    if named is None or generation is None:
+        raise AuthError(401, "invalid token")
+    return Principal(
+        "tenant",
+        named.tenant_id,
+        generation=generation,
+        credential=credential,
+        scopes=frozenset(named.scopes),
+        key_id=named.key_id,
+        actor=f"key {named.name} ({named.key_id})",
+    )

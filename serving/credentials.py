@@ -18,8 +18,13 @@ from pydantic import SecretStr
 from lambdalytics.infra.settings import Settings
 
 from . import private_files
+from .api_keys import ApiKeys
+from .audit import AuditLog
 from .auth import TenantRegistry, TokenSigner
 from .branding import BrandingStore
+from .host_keys import HostKeys
+from .sessions import Sessions
+from .users import Users
 
 __all__ = ["MIN_SECRET_CHARS", "Credentials", "WeakSecret", "weakness"]
 
@@ -66,21 +71,48 @@ def _secret(settings: Settings, name: str, value: SecretStr | None) -> str:
 
 @dataclass(frozen=True)
 class Credentials:
+    """Each store is a SQLite file of its own under ``$DATA_DIR/run`` (mode 0600, created before SQLite
+    opens it): one writer's transaction is atomic, every worker process reads the same truth, and a
+    revocation needs no message between workers (docs/serving.md, "Access management")."""
+
     admin_token: str
     registry: TenantRegistry
     signer: TokenSigner
     branding: BrandingStore
+    keys: ApiKeys
+    host_keys: HostKeys
+    users: Users
+    sessions: Sessions
+    audit: AuditLog
 
     @classmethod
     def open(cls, settings: Settings) -> Credentials:
         run = Path(settings.data_dir) / "run"
+        run.mkdir(parents=True, exist_ok=True)
         return cls(
             admin_token=_secret(settings, "admin_token", settings.admin_token),
-            registry=TenantRegistry(run / "tenants.sqlite"),
+            registry=TenantRegistry(private_files.ensure(run / "tenants.sqlite")),
             signer=TokenSigner(_secret(settings, "token_secret", settings.token_secret)),
-            branding=BrandingStore(run / "branding.sqlite"),
+            branding=BrandingStore(private_files.ensure(run / "branding.sqlite")),
+            keys=ApiKeys(run / "api_keys.sqlite"),
+            host_keys=HostKeys(run / "host_keys.sqlite"),
+            users=Users(run / "accounts.sqlite"),
+            sessions=Sessions(
+                run / "accounts.sqlite",
+                idle_seconds=settings.session_idle_seconds,
+                absolute_seconds=settings.session_absolute_seconds,
+            ),
+            audit=AuditLog(run / "audit.sqlite"),
         )
 
     def close(self) -> None:
-        self.registry.close()
-        self.branding.close()
+        for store in (
+            self.registry,
+            self.branding,
+            self.keys,
+            self.host_keys,
+            self.users,
+            self.sessions,
+            self.audit,
+        ):
+            store.close()

@@ -9,10 +9,31 @@ from fastapi.routing import APIRoute
 
 from lambdalytics.speed.store import CoverageError
 
+from .api.access import api_routes, publish
 from .api.deps import AUTH_FAILURE_BURST, AUTH_FAILURES_PER_S
 from .api.errors import json_safe_errors
 from .api.hot import HotLane, HotRoute, coverage_response
-from .api.routes import admin, branding, campaigns, cohorts, customers, events, live, stream, system, web
+from .api.routes import (
+    accounts,
+    admin,
+    audit,
+    branding,
+    campaigns,
+    cohorts,
+    customers,
+    events,
+    keys,
+    live,
+    stream,
+    system,
+    web,
+)
+from .api.sign_in import (
+    SIGN_IN_ACCOUNT_BURST,
+    SIGN_IN_ACCOUNT_PER_S,
+    SIGN_IN_ADDRESS_BURST,
+    SIGN_IN_ADDRESS_PER_S,
+)
 from .rate_limit import RateLimiter
 from .state import ServingState
 
@@ -38,7 +59,11 @@ def create_app(state: ServingState) -> FastAPI:
     app.state.serving = state
     app.state.limiter = RateLimiter(state.settings.rate_limit_per_s, state.settings.rate_limit_burst)
     app.state.auth_failures = RateLimiter(AUTH_FAILURES_PER_S, AUTH_FAILURE_BURST)  # per client address
-    for module in (*HOT, stream, system, events, admin, branding, web):  # polled routes match first
+    app.state.sign_in_accounts = RateLimiter(SIGN_IN_ACCOUNT_PER_S, SIGN_IN_ACCOUNT_BURST)  # per email
+    app.state.sign_in_addresses = RateLimiter(SIGN_IN_ADDRESS_PER_S, SIGN_IN_ADDRESS_BURST)  # per client
+    for module in (*HOT, stream, system, events, admin, accounts, keys, audit, branding, web):  # polled first
+        for route in api_routes(module.router.routes):
+            publish(route)  # each route's Access declaration, as ``x-admits`` in OpenAPI
         app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 
-__all__ = ["create_once", "replace"]
+__all__ = ["create_once", "ensure", "replace", "sqlite"]
 
 MODE = 0o600
 
@@ -40,8 +41,7 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def create_once(path: Path, text: str) -> str:
-    """``path``'s content: ``text`` if this call created it, else what the first writer wrote."""
+def _link_once(path: Path, text: str) -> None:
     if not path.exists():
         temp = _write_temp(path, text)
         try:
@@ -51,7 +51,19 @@ def create_once(path: Path, text: str) -> str:
             pass  # another worker won the race: its content is the one
         finally:
             temp.unlink()
+
+
+def create_once(path: Path, text: str) -> str:
+    """``path``'s content: ``text`` if this call created it, else what the first writer wrote."""
+    _link_once(path, text)
     return path.read_text()
+
+
+def ensure(path: Path) -> Path:
+    """``path`` exists, created empty with mode 0600 if it did not: what a SQLite file of credentials is
+    opened on (SQLite gives its journal files the database file's mode)."""
+    _link_once(path, "")
+    return path
 
 
 def replace(path: Path, text: str) -> None:
@@ -64,3 +76,9 @@ def replace(path: Path, text: str) -> None:
             temp.unlink()
         raise
     _sync_dir(path)
+
+
+def sqlite(path: Path) -> sqlite3.Connection:
+    """A SQLite database of credentials, created 0600, shared by every worker process (SQLite's own
+    locking; a writer waits up to 10 s for another)."""
+    return sqlite3.connect(str(ensure(path)), check_same_thread=False, timeout=10)

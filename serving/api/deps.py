@@ -1,13 +1,20 @@
-"""Request dependencies: who is asking (from the bearer token), rate limits, the serving state."""
+"""Request dependencies: who is asking (a bearer token, or the dashboard's session cookie), rate limits,
+the serving state. What each route admits is declared once, with ``api.access.Access``."""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Collection
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
 from ..auth import AuthError, Principal, resolve
 from ..state import ServingState
+
+SESSION_COOKIE = "ll_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 NOT_FOUND = HTTPException(404, "not found")  # one body whether or not the object exists elsewhere
 
@@ -46,29 +53,62 @@ def too_many(wait: float, message: str = "rate limit exceeded") -> HTTPException
     return HTTPException(429, message, headers={"Retry-After": str(max(1, round(wait + 0.5)))})
 
 
-def _resolve(request: Request, header: str | None) -> Principal:
+def session_principal(request: Request, session_id: str) -> Principal:
+    """The signed-in user of a session cookie (their role read now: a role change applies at once), or
+    401. A state-changing request must also carry the session's CSRF token (header ``X-CSRF-Token``)."""
+    credentials = request.app.state.serving.credentials
+    session = credentials.sessions.lookup(session_id)
+    user = credentials.users.get(session.user_id, session.tenant_id) if session else None
+    if session is None or user is None:
+        raise AuthError(401, "signed out or session expired")
+    if request.method not in SAFE_METHODS and not hmac.compare_digest(
+        request.headers.get(CSRF_HEADER, "").encode(), session.csrf.encode()
+    ):
+        raise AuthError(403, "missing or wrong CSRF token")
+    return Principal(
+        "user",
+        user.tenant_id,
+        generation=credentials.registry.generation(user.tenant_id)
+        or 0,  # what an embed token it mints carries
+        credential="user:" + user.user_id,
+        role=user.role,
+        user_id=user.user_id,
+        actor=f"user {user.email}",
+        csrf=session.csrf,
+    )
+
+
+def who_is_asking(request: Request) -> Principal:
+    """The bearer token when there is one, else the session cookie; AuthError otherwise."""
+    header = request.headers.get("authorization")
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if header is None and session_id:
+        return session_principal(request, session_id)
     credentials = request.app.state.serving.credentials
     return resolve(
         header,
         registry=credentials.registry,
         signer=credentials.signer,
         admin_token=credentials.admin_token,
+        keys=credentials.keys,
+        host_keys=credentials.host_keys,
     )
 
 
-def no_longer_honoured(request: Request, header: str | None) -> str | None:
-    """Why a credential accepted earlier is refused now (expired, key rotated or revoked), or None:
-    long-lived responses (``GET /v1/live/stream``) check it again before every push."""
+def no_longer_honoured(request: Request) -> str | None:
+    """Why a credential accepted earlier is refused now (expired, key rotated or revoked, signed out), or
+    None: long-lived responses (``GET /v1/live/stream``) check it again before every push."""
     try:
-        _resolve(request, header)
+        who_is_asking(request)
     except AuthError as exc:
         return exc.message
     return None
 
 
-def authorize(request: Request, kinds: tuple[str, ...], *, tenant_wide: bool = False) -> Principal:
-    """Who is asking, rate-limited, and allowed to use this endpoint — a plain function, so the hot
-    routes (``api.hot``) pay for no dependency machinery; the FastAPI dependencies below wrap it.
+def authorize(request: Request, admits: Collection[str], *, tenant_wide: bool = False) -> Principal:
+    """Who is asking, rate-limited, and admitted by this endpoint (``admits``: the roles, key scopes and
+    token kinds of its ``Access`` declaration) — a plain function, so the hot routes (``api.hot``) pay for
+    no dependency machinery; ``Access`` wraps it as a FastAPI dependency.
 
     Rate limits: one bucket per credential (``Principal.credential``: the tenant key, each dashboard
     and each embed token apart), and on ``tenant_wide`` routes (answers about the whole tenant, which
@@ -76,34 +116,20 @@ def authorize(request: Request, kinds: tuple[str, ...], *, tenant_wide: bool = F
     app = request.app
     refuse_if_failing(request)
     try:
-        who = _resolve(request, request.headers.get("authorization"))
+        who = who_is_asking(request)
     except AuthError as exc:
         failed_authentication(request)
-        raise HTTPException(exc.status, exc.message, headers={"WWW-Authenticate": "Bearer"}) from None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        raise HTTPException(exc.status, exc.message, headers=headers) from None
     buckets = [who.credential]
     if tenant_wide and who.tenant_id is not None:
         buckets.append(f"tenant:{who.tenant_id}")
     wait = app.state.limiter.take(*buckets)
     if wait:
         raise too_many(wait)
-    if who.kind not in kinds:
+    if who.grants().isdisjoint(admits):
         raise HTTPException(403, "this token cannot use this endpoint")
     return who
-
-
-READERS = ("tenant", "dashboard", "embed")
-
-
-def _require(*kinds: str):
-    def check(request: Request) -> Principal:
-        return authorize(request, kinds)
-
-    return check
-
-
-AdminDep = Annotated[Principal, Depends(_require("admin"))]
-TenantDep = Annotated[Principal, Depends(_require("tenant"))]
-ReaderDep = Annotated[Principal, Depends(_require(*READERS))]
 
 
 def customer_scope(who: Principal, customer_id: str) -> None:

@@ -77,8 +77,21 @@ def test_generated_secrets_are_private_from_their_first_byte(tmp_path, monkeypat
         os.umask(old)
     creds.close()
     run = tmp_path / "run"
-    assert sorted(name for name, _, _ in seen) == ["admin_token.secret", "token_secret.secret"]
-    assert all(mode == 0o600 and weakness(text) is None for _, mode, text in seen)
+    secrets_seen = [(name, mode, text) for name, mode, text in seen if name.endswith(".secret")]
+    assert sorted(name for name, _, _ in secrets_seen) == ["admin_token.secret", "token_secret.secret"]
+    assert all(mode == 0o600 and weakness(text) is None for _, mode, text in secrets_seen)
+    databases = sorted(name for name, _, _ in seen if name.endswith(".sqlite"))
+    assert databases == sorted(
+        [
+            "accounts.sqlite",
+            "api_keys.sqlite",
+            "audit.sqlite",
+            "branding.sqlite",
+            "host_keys.sqlite",
+            "tenants.sqlite",
+        ]
+    )  # every credential store is created 0600 before SQLite opens it
+    assert all(mode == 0o600 for name, mode, _ in seen) and all(_mode(run / n) == 0o600 for n in databases)
     assert _mode(run / "admin_token.secret") == _mode(run / "token_secret.secret") == 0o600
     assert sorted(p.name for p in run.iterdir() if p.name.endswith(".secret")) == [
         "admin_token.secret",

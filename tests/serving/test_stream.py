@@ -8,11 +8,13 @@ import time
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 from lambdalytics.speed.store import Gap
 
+from .accounts import PASSWORD, sign_in
 from .apps import bearer, embed_token, serving_app
 from .strong_secrets import ADMIN_TOKEN
 
@@ -172,3 +174,33 @@ def test_topics_pick_what_is_pushed(api):
         assert next(events(r))[0] == "profile"
     assert client.get("/v1/live/stream?topics=profile", headers=key).status_code == 422
     assert client.get("/v1/live/stream?topics=nothing", headers=key).status_code == 422
+
+
+def test_signing_out_ends_the_streams_of_the_session(api):
+    """The dashboard streams with its session cookie; sign-out (another tab, another worker) ends it."""
+    client, keys, state, _ = api
+    state.credentials.users.create("alpha", "viewer@alpha.example", "viewer", PASSWORD)
+    browser = TestClient(client.app, follow_redirects=False)
+    assert sign_in(browser, "viewer@alpha.example").status_code == 303
+    session_id = browser.cookies.get("ll_session")
+    with browser.stream("GET", "/v1/live/stream") as r:
+        assert r.status_code == 200
+        stream = events(r)
+        assert next(stream)[0] == "live_orders"
+        assert state.credentials.sessions.revoke(session_id)  # what POST /dashboard/logout does
+        *_, last = stream
+    assert last == ("end", {"reason": "signed out or session expired"})
+
+
+def test_revoking_a_named_key_ends_its_streams(api):
+    client, keys, state, _ = api
+    made = client.post(
+        "/v1/keys", json={"name": "wall screen", "scopes": ["read"]}, headers=bearer(keys["alpha"])
+    )
+    key_id, key = made.json()["key_id"], made.json()["api_key"]
+    with client.stream("GET", "/v1/live/stream", headers=bearer(key)) as r:
+        stream = events(r)
+        next(stream)
+        assert client.delete(f"/v1/keys/{key_id}", headers=bearer(keys["alpha"])).status_code == 204
+        *_, last = stream
+    assert last == ("end", {"reason": "invalid token"})

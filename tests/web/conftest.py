@@ -4,6 +4,7 @@ three branded demo tenants with generated events, a host page on another origin,
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ class Demo:
     host: HostPage
     keys: dict[str, str]
     logo: str
+    owners: dict[str, tuple[str, str]]  # tenant -> (email, password) of its owner
 
     @property
     def url(self) -> str:
@@ -50,6 +52,9 @@ def demo(tmp_path_factory) -> Demo:
         HostPage() as host,
     ):
         keys = {t: svc.create_tenant(t, BRANDS[t]["display_name"]) for t in TENANTS}
+        owners = {t: (f"owner@{t}.example", secrets.token_urlsafe(16)) for t in TENANTS}
+        for tenant, (email, password) in owners.items():
+            svc.create_user(tenant, email, password)
         logo = host.logo("/logo.svg", "Demo Food", BRANDS["demo-food"]["primary_color"])
         svc.brand("demo-food", **BRANDS["demo-food"], logo_url=logo, frame_ancestors=[host.origin])
         svc.brand("demo-ads", **BRANDS["demo-ads"], frame_ancestors=["https://ads.example.com"])
@@ -58,7 +63,7 @@ def demo(tmp_path_factory) -> Demo:
             demo_events(int(time.time() * 1000), days=40, history_rate=0.001, recent_rate=0.2)
         )
         svc.wait_consumed(produced)
-        yield Demo(svc, host, keys, logo)
+        yield Demo(svc, host, keys, logo, owners)
 
 
 @pytest.fixture(scope="session")

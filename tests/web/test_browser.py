@@ -2,8 +2,8 @@
 
 Each widget must show the numbers the API returns for the same token (raw values in ``data-value``,
 and the visible text formatted independently here), expired and foreign tokens must show clear messages
-and no data, live widgets must update without a reload, and no page, script or storage may ever hold a
-tenant key.
+and no data, live widgets must update without a reload, no page, script or storage may ever hold a
+tenant key, and the dashboard signs a user in with email and password to a server-side session.
 """
 
 from __future__ import annotations
@@ -311,8 +311,17 @@ def test_a_tenant_key_in_an_embed_url_is_never_used(demo, page):
 # ---------------------------------------------------------------------- the dashboard
 
 
-def test_dashboard_login_trades_the_key_for_a_token_that_the_browser_keeps(demo, page):
+def sign_in_on_page(demo, page, email: str, password: str) -> None:
+    page.wait_for_selector("#ll-login:not([hidden])")
+    page.fill("#ll-email", email)
+    page.fill("#ll-password", password)
+    with page.expect_navigation():  # the POST, its 303 and the page it leads to
+        page.click("#ll-login button[type=submit]")
+
+
+def test_dashboard_signs_a_user_in_to_a_server_side_session(demo, page):
     key = demo.keys["demo-food"]
+    email, password = demo.owners["demo-food"]
     seen: list[str] = []
 
     def record(response):
@@ -323,58 +332,119 @@ def test_dashboard_login_trades_the_key_for_a_token_that_the_browser_keeps(demo,
 
     page.on("response", record)
     page.goto(f"{demo.url}/dashboard")
-    page.wait_for_selector("#ll-login:not([hidden])")
-    page.fill("#ll-key", "llk_not-a-real-key")
-    page.click("#ll-login button[type=submit]")
-    page.wait_for_selector("#ll-login-error")
-    assert "not accepted" in page.locator("#ll-login-error").inner_text()
+    sign_in_on_page(demo, page, email, "not the password at all")
+    page.wait_for_selector("#ll-login-failed")
+    assert "not accepted" in page.locator("#ll-login-failed").inner_text()
+    sign_in_on_page(demo, page, email, key)  # the tenant API key is no password
+    page.wait_for_selector("#ll-login-failed")
 
-    page.fill("#ll-key", key)
-    page.click("#ll-login button[type=submit]")
+    sign_in_on_page(demo, page, email, password)
     ready(page, ".ll-live")
     assert page.locator(".ll-brand").get_by_role("img").get_attribute("src") == demo.logo
+    assert page.locator("#ll-account-email").inner_text() == email
+    assert page.locator("#ll-account-role").inner_text() == "Owner"
     page.fill("#ll-customer", CUSTOMER)
     page.press("#ll-customer", "Enter")
     ready(page, ".ll-customer")
     ready(page, ".ll-cohorts")
-
-    token = page.evaluate("sessionStorage.getItem('lambdalytics.dashboard.token')")
-    assert token and token.count(".") == 2, "the dashboard holds a signed session token"
-    profile = demo.svc.get(f"/v1/customers/{CUSTOMER}/profile", token)["metrics"]
+    profile = demo.svc.get(f"/v1/customers/{CUSTOMER}/profile", key)["metrics"]
     cell = page.locator(".ll-customer .ll-kv [data-metric='orders']")
     assert same(cell.get_attribute("data-value"), profile["orders"])
-    denied = httpx.post(f"{demo.url}/v1/embed-tokens", json={"ttl_seconds": 60}, headers=demo.svc.auth(token))
-    assert denied.status_code == 403, "the session token is read-only"
 
-    storage = page.evaluate("JSON.stringify([sessionStorage, localStorage, document.cookie])")
-    assert key not in storage
-    assert key not in page.url and "#token" not in page.url
-    assert key not in page.content()
-    assert page.context.cookies() == []
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert set(cookies) == {"ll_session"}  # the sign-in form's CSRF cookie is gone
+    session = cookies["ll_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/"
+    assert not session["secure"]  # plain http on loopback; over TLS it is Secure
+    assert page.evaluate("document.cookie") == "", "the script never sees the session"
+    storage = page.evaluate("JSON.stringify([sessionStorage, localStorage])")
+    assert key not in storage and session["value"] not in storage
+    assert key not in page.url and "#token" not in page.url and key not in page.content()
     assert not [s for s in seen if key in s], "no response (page, redirect, script, API) may carry the key"
+    forged = page.evaluate(
+        "fetch('/v1/embed-tokens', {method: 'POST', headers: {'Content-Type': 'application/json'},"
+        " body: '{}'}).then(r => r.status)"
+    )
+    assert forged == 403, "the cookie alone cannot change anything: writes need the session's CSRF token"
 
-    page.get_by_role("button", name="Sign out").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
     page.wait_for_selector("#ll-login:not([hidden])")
-    assert page.evaluate("sessionStorage.length") == 0
+    assert "signed out" in page.locator("#ll-login-signed-out").inner_text()
+    copied = httpx.get(f"{demo.url}/v1/session", cookies={"ll_session": session["value"]})
+    assert copied.status_code == 401, "sign-out revokes the session at once, copies of the cookie too"
+
+
+def test_an_owner_invites_a_viewer_who_sets_a_password_and_signs_in(demo, page, chromium):
+    email, password = demo.owners["demo-ads"]
+    page.goto(f"{demo.url}/dashboard")
+    sign_in_on_page(demo, page, email, password)
+    page.wait_for_selector("#ll-team tbody tr")
+    page.fill("#ll-invite-email", "sam@demo-ads.example")
+    page.select_option("#ll-invite-role", "viewer")
+    page.click("#ll-invite-form button[type=submit]")
+    invite = page.locator("#ll-invite-token code").first.inner_text()
+    assert invite.startswith("lli_")
+    row = page.locator("#ll-team tr[data-email='sam@demo-ads.example']")
+    row.wait_for()
+    assert "invited" in row.inner_text()
+
+    other = chromium.new_context()  # the colleague's own browser
+    colleague = other.new_page()
+    colleague.goto(f"{demo.url}/dashboard/invite")
+    colleague.fill("#ll-invite-code", invite)
+    colleague.fill("#ll-new-password", "a colleague's long passphrase")
+    with colleague.expect_navigation():
+        colleague.click("#ll-invite button[type=submit]")
+    assert "password is set" in colleague.locator("#ll-login-invited").inner_text()
+    sign_in_on_page(demo, colleague, "sam@demo-ads.example", "a colleague's long passphrase")
+    colleague.wait_for_selector(".ll-live[data-ready='true']")
+    assert colleague.locator("#ll-account-role").inner_text() == "Viewer"
+    assert colleague.locator("#ll-team").count() == 0, "only owners see the Team panel"
+    other.close()
+
+    page.reload()
+    page.wait_for_selector("#ll-team tr[data-email='sam@demo-ads.example']")
+    assert "active" in page.locator("#ll-team tr[data-email='sam@demo-ads.example']").inner_text()
+    page.locator("#ll-team tr[data-email='sam@demo-ads.example'] button").click()
+    page.wait_for_selector("#ll-team tr[data-email='sam@demo-ads.example']", state="detached")
+    assert "removed" in page.locator("#ll-team-status").inner_text()
 
 
 def test_no_page_or_asset_contains_a_tenant_key(demo):
-    client = demo.svc.http
+    client = httpx.Client(base_url=demo.url, timeout=30)  # its own cookie jar: a browser of its own
     token = demo.svc.embed_token(demo.keys["demo-food"], customer_id=CUSTOMER)
     bodies = [
         client.get(p).text for p in ("/dashboard", "/embed/widget.js", "/assets/app.js", "/assets/app.css")
     ]
     bodies += [client.get(f"/embed/{w}?token={token}").text for w in ("customer-card", "live-badge")]
+    page = client.get("/dashboard")
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    email, password = demo.owners["demo-food"]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    with_key = client.post(
+        "/dashboard/login",
+        content=f"csrf={csrf}&email={quote(email)}&key={demo.keys['demo-food']}",
+        headers=form,
+    )
+    assert with_key.status_code == 303 and with_key.headers["location"] == "/dashboard?login=failed"
     login = client.post(
         "/dashboard/login",
-        content=f"key={demo.keys['demo-food']}",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        content=f"csrf={csrf}&email={quote(email)}&password={quote(password)}",
+        headers=form,
     )
-    assert login.status_code == 303 and "#token=" in login.headers["location"]
-    bodies += [login.text, str(login.headers)]
+    assert login.status_code == 303 and "ll_session=" in login.headers["set-cookie"]
+    bodies += [
+        with_key.text,
+        str(with_key.headers),
+        login.text,
+        str(login.headers),
+        client.get("/dashboard").text,
+    ]
     for key in demo.keys.values():
         assert not [b for b in bodies if key in b]
-    assert not [b for b in bodies if "llk_" in b and "Keys start with" not in b]
+    assert not [b for b in bodies if "llk_" in b]
+    client.close()
 
 
 # ---------------------------------------------------------------------- headers, branding, framing

@@ -17,6 +17,7 @@ from lambdalytics.serving.main import create_app
 from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from ..serving.accounts import FORM, PASSWORD, form_csrf, sign_in
 from ..serving.strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
 
 pytestmark = pytest.mark.unit
@@ -35,6 +36,7 @@ def app(tmp_path, monkeypatch):
     state = ServingState(settings, EmbeddedSpeedStore(block_size=10))
     client = TestClient(create_app(state), follow_redirects=False)
     key = state.credentials.registry.create("acme", "Acme")
+    state.credentials.users.create("acme", "owner@acme.example", "owner", PASSWORD)
     yield client, state, key, dist
     state.close()
 
@@ -54,28 +56,28 @@ def test_missing_build_answers_503_with_the_fix(app):
         assert r.status_code == 503 and "make web" in r.text
 
 
-def test_login_exchanges_a_key_for_a_dashboard_token(app):
+def test_sign_in_with_email_and_password_opens_a_session_and_the_key_is_refused(app):
     client, state, key, _ = app
-    r = client.post(
+    page = client.get("/dashboard")
+    assert config_of(page.text)["session"] is None and 'name="password"' in page.text
+    assert 'name="key"' not in page.text  # no field for a tenant key any more
+    r = sign_in(client, "owner@acme.example")
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard?tenant=acme"
+    assert "#token" not in r.headers["location"] and key not in r.text
+    signed_in = config_of(client.get("/dashboard").text)["session"]
+    assert signed_in["email"] == "owner@acme.example" and signed_in["role"] == "owner"
+    assert client.get("/v1/branding").json()["tenant_id"] == "acme"  # the cookie reads the API
+    fresh = TestClient(client.app, follow_redirects=False)
+    refused = sign_in(fresh, "owner@acme.example", password="", key=key)  # the key in the old field
+    assert refused.headers["location"] == "/dashboard?login=failed" and "ll_session" not in refused.cookies
+    wrong = sign_in(fresh, "owner@acme.example", password="not the password at all")
+    assert wrong.headers["location"] == "/dashboard?login=failed"
+    assert "not accepted" in fresh.get("/dashboard?login=failed").text
+    csrf = form_csrf(fresh)
+    cross = fresh.post(
         "/dashboard/login",
-        content=f"key={key}",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert r.status_code == 303
-    location = r.headers["location"]
-    assert location.startswith("/dashboard?tenant=acme#token=") and key not in location and key not in r.text
-    token = location.split("#token=")[1]
-    assert state.credentials.signer.verify(token).kind == "dashboard"
-    bad = client.post(
-        "/dashboard/login",
-        content="key=llk_nope",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert bad.headers["location"] == "/dashboard?login=failed"
-    cross = client.post(
-        "/dashboard/login",
-        content=f"key={key}",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site"},
+        content=f"csrf={csrf}&email=owner@acme.example&password={PASSWORD}",
+        headers={**FORM, "Sec-Fetch-Site": "cross-site"},
     )
     assert cross.status_code == 403
 
@@ -153,15 +155,53 @@ def test_branding_admin_api(app):
     assert client.get("/v1/branding").status_code == 401
 
 
-def test_login_ignores_extra_form_fields_and_refuses_huge_bodies(app):
-    """A form with more fields than ``key`` (a password manager's, an extension's) signs in, never 500s."""
+def test_sign_in_ignores_extra_form_fields_and_refuses_huge_bodies(app):
+    """A form with more fields (a password manager's, an extension's) signs in, never 500s."""
     client, state, key, _ = app
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
-    extra = "&".join(f"f{i}=x" for i in range(10))
-    r = client.post("/dashboard/login", content=f"{extra}&key={key}&remember=on", headers=form)
-    assert r.status_code == 303 and "#token=" in r.headers["location"]
-    repeated = client.post("/dashboard/login", content=f"key={key}&key=llk_other", headers=form)
-    assert repeated.status_code == 303 and "#token=" in repeated.headers["location"]  # the first key
-    huge = client.post("/dashboard/login", content=f"key={key}&pad=" + "x" * 5000, headers=form)
+    extra = {f"f{i}": "x" for i in range(10)}
+    r = sign_in(client, "owner@acme.example", remember="on", **extra)
+    assert r.status_code == 303 and "ll_session" in r.cookies
+    fresh = TestClient(client.app, follow_redirects=False)
+    csrf = form_csrf(fresh)
+    repeated = fresh.post(
+        "/dashboard/login",
+        content=f"csrf={csrf}&email=owner@acme.example&password={PASSWORD}&password=other",
+        headers=FORM,
+    )
+    assert repeated.status_code == 303 and "ll_session" in repeated.cookies  # the first value counts
+    huge = fresh.post(
+        "/dashboard/login", content=f"csrf={csrf}&password={PASSWORD}&pad=" + "x" * 5000, headers=FORM
+    )
     assert huge.status_code == 413 and huge.headers["Cache-Control"] == "no-store"
-    assert key not in huge.text
+    assert PASSWORD not in huge.text
+
+
+def test_an_invited_user_sets_a_password_with_the_invite_form(app):
+    client, state, key, _ = app
+    user, invite = state.credentials.users.create("acme", "new@acme.example", "viewer")
+    browser = TestClient(client.app, follow_redirects=False)
+    csrf = form_csrf(browser, "/dashboard/invite")
+    no_csrf = browser.post("/dashboard/invite", content=f"invite={invite}&password={PASSWORD}", headers=FORM)
+    assert no_csrf.status_code == 403
+    wrong = browser.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite=lli_nope&password={PASSWORD}", headers=FORM
+    )
+    assert wrong.headers["location"] == "/dashboard/invite?invite=unknown"
+    assert "unknown, used or expired" in browser.get("/dashboard/invite?invite=unknown").text
+    weak = browser.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite={invite}&password=short", headers=FORM
+    )
+    assert weak.headers["location"] == "/dashboard/invite?invite=weak"
+    ok = browser.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite={invite}&password={PASSWORD}", headers=FORM
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/dashboard?tenant=acme&login=invited"
+    assert invite not in ok.text and invite not in str(ok.headers)
+    assert sign_in(browser, "new@acme.example").status_code == 303
+    assert browser.get("/v1/session").json()["role"] == "viewer"
+    used = TestClient(client.app, follow_redirects=False)
+    csrf = form_csrf(used, "/dashboard/invite")
+    again = used.post(
+        "/dashboard/invite", content=f"csrf={csrf}&invite={invite}&password={PASSWORD}", headers=FORM
+    )
+    assert again.headers["location"] == "/dashboard/invite?invite=unknown"  # single use

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import Field
 
 from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
 from ...request_model import RequestModel
-from ..deps import AdminDep, StateDep, TenantDep
+from ..access import AdminDep, DashboardTokenDep, SharerDep
+from ..deps import StateDep
 from ..params import iso
+from ..trail import record
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
@@ -35,28 +37,33 @@ class NewDashboardToken(RequestModel):
 
 
 @router.post("/admin/tenants", status_code=201)
-def create_tenant(body: NewTenant, who: AdminDep, state: StateDep) -> dict:
-    """Create a tenant; its API key is in this answer only (stored hashed)."""
+def create_tenant(body: NewTenant, request: Request, who: AdminDep, state: StateDep) -> dict:
+    """Create a tenant; its API key (every scope) is in this answer only (stored hashed)."""
     key = state.credentials.registry.create(body.tenant_id, body.name)
     if key is None:
         raise HTTPException(409, "tenant exists; rotate its key instead")
+    record(request, "tenant_created", who, tenant_id=body.tenant_id, target=body.tenant_id)
     return {"tenant_id": body.tenant_id, "api_key": key}
 
 
 @router.post("/admin/tenants/{tenant_id}/rotate-key")
-def rotate_key(who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TENANT_ID_PATTERN)) -> dict:
+def rotate_key(
+    request: Request, who: AdminDep, state: StateDep, tenant_id: str = Path(pattern=TENANT_ID_PATTERN)
+) -> dict:
     key = state.credentials.registry.rotate(tenant_id)
     if key is None:
         raise HTTPException(404, "not found")
+    record(request, "tenant_key_rotated", who, tenant_id=tenant_id, target=tenant_id)
     return {"tenant_id": tenant_id, "api_key": key}
 
 
 @router.post("/admin/batch-runs", status_code=202)
-def trigger_batch_run(who: AdminDep, state: StateDep) -> dict:
+def trigger_batch_run(request: Request, who: AdminDep, state: StateDep) -> dict:
     """Start a batch run in a process of its own (never Spark in an API worker); 409 while one runs."""
     run_id = state.runs.trigger()
     if run_id is None:
         raise HTTPException(409, "a batch run is already running")
+    record(request, "batch_run_triggered", who, target=str(run_id))
     return {"run_id": run_id}
 
 
@@ -77,9 +84,9 @@ def latest_batch_run(who: AdminDep, state: StateDep) -> dict:
 
 
 @router.post("/embed-tokens", status_code=201)
-def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
+def embed_token(body: NewEmbedToken, who: SharerDep, state: StateDep) -> dict:
     """A signed token for a browser: one customer, the named campaigns and/or the cohort table of this
-    tenant, plus the tenant's live metrics."""
+    tenant, plus the tenant's live metrics. Revoked with the key that minted it (and by a rotation)."""
     token, exp = state.credentials.signer.issue(
         who.tenant_id,
         body.customer_id,
@@ -87,14 +94,16 @@ def embed_token(body: NewEmbedToken, who: TenantDep, state: StateDep) -> dict:
         generation=who.generation,  # a rotation of this key revokes the token
         campaigns=tuple(body.campaign_ids),
         cohorts=body.cohorts,
+        key_id=who.key_id,
     )
     return {"token": token, "expires_at": iso(exp * 1000)}
 
 
 @router.post("/dashboard-tokens", status_code=201)
-def dashboard_token(body: NewDashboardToken, who: TenantDep, state: StateDep) -> dict:
-    """A read-only token for the tenant dashboard (``/dashboard#token=...``): the key stays server-side."""
+def dashboard_token(body: NewDashboardToken, who: DashboardTokenDep, state: StateDep) -> dict:
+    """A read-only bearer token of the whole tenant for API clients that must not hold the key. The
+    dashboard itself signs users in with a server-side session instead (revoked at sign-out)."""
     token, exp = state.credentials.signer.issue_dashboard(
-        who.tenant_id, body.ttl_seconds, generation=who.generation
+        who.tenant_id, body.ttl_seconds, generation=who.generation, key_id=who.key_id
     )
     return {"token": token, "expires_at": iso(exp * 1000)}

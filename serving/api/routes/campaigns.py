@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ...merge import NotFound
-from ..deps import NOT_FOUND, READERS, authorize, campaign_scope
+from ..access import READ_TENANT_WIDE
+from ..deps import NOT_FOUND, campaign_scope
 from ..freshness import freshness
 from ..hot import HotRoute, json_response, off_loop, param
 from ..params import GRANULARITY_MS, ID_SCHEMA, choice, iso, path_id, time_range
@@ -15,18 +16,18 @@ router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=HotRoute)
 
 @router.get(
     "/campaigns/{campaign_id}/stats",
-    openapi_extra={
-        "parameters": [
+    openapi_extra=READ_TENANT_WIDE.openapi(
+        parameters=[
             param("campaign_id", "path", "The tenant's campaign id.", ID_SCHEMA),
             param("start", "query", "ISO 8601; default end - 30 days."),
             param("end", "query", "ISO 8601; default now."),
             param("granularity", "query", "Bucket width.", {"enum": ["hour", "day"], "default": "day"}),
         ]
-    },
+    ),
 )
 async def campaign_stats(request: Request) -> Response:
     """Totals and per-bucket impressions, clicks, spend, conversions, CTR, CPC and CPA of one campaign."""
-    who = authorize(request, READERS, tenant_wide=True)
+    who = READ_TENANT_WIDE(request)
     campaign_id = path_id(request.path_params, "campaign_id")
     query = request.query_params
     granularity = choice(query.get("granularity"), "granularity", ("hour", "day"), "day")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ..deps import READERS, authorize, cohort_scope
+from ..access import READ_TENANT_WIDE
+from ..deps import cohort_scope
 from ..freshness import freshness
 from ..hot import HotRoute, json_response, off_loop, param
 from ..params import month_of
@@ -14,16 +15,16 @@ router = APIRouter(prefix="/v1", tags=["cohorts"], route_class=HotRoute)
 
 @router.get(
     "/cohorts/retention",
-    openapi_extra={
-        "parameters": [
+    openapi_extra=READ_TENANT_WIDE.openapi(
+        parameters=[
             param("start", "query", "First cohort month, YYYY-MM"),
             param("end", "query", "Last cohort month, YYYY-MM"),
         ]
-    },
+    ),
 )
 async def retention(request: Request) -> Response:
     """Monthly order cohorts and the share of each cohort ordering again N months later."""
-    who = authorize(request, READERS, tenant_wide=True)
+    who = READ_TENANT_WIDE(request)
     cohort_scope(who)
     query = request.query_params
     start, end = month_of(query.get("start"), "start"), month_of(query.get("end"), "end")

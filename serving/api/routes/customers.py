@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from ...merge import NotFound, UnknownMetric
-from ..deps import NOT_FOUND, READERS, authorize, customer_scope
+from ..access import READ
+from ..deps import NOT_FOUND, customer_scope
 from ..freshness import freshness
 from ..hot import HotRoute, json_response, off_loop, param
 from ..params import GRANULARITY_MS, ID_SCHEMA, choice, iso, path_id, time_range
@@ -17,10 +18,10 @@ END = param("end", "query", "ISO 8601; default now.")
 GRANULARITY = param("granularity", "query", "Bucket width.", {"enum": ["hour", "day"], "default": "hour"})
 
 
-@router.get("/{customer_id}/profile", openapi_extra={"parameters": [CUSTOMER]})
+@router.get("/{customer_id}/profile", openapi_extra=READ.openapi(parameters=[CUSTOMER]))
 async def profile(request: Request) -> Response:
     """Every customer-grain metric and the RFM scores of one customer, batch ⊕ speed."""
-    who = authorize(request, READERS)
+    who = READ(request)
     customer_id = path_id(request.path_params, "customer_id")
     customer_scope(who, customer_id)
     state = request.app.state.serving
@@ -38,8 +39,8 @@ def profile_answer(state, tenant_id: str, customer_id: str) -> dict:
 
 @router.get(
     "/{customer_id}/timeseries",
-    openapi_extra={
-        "parameters": [
+    openapi_extra=READ.openapi(
+        parameters=[
             CUSTOMER,
             param(
                 "metric",
@@ -51,11 +52,11 @@ def profile_answer(state, tenant_id: str, customer_id: str) -> dict:
             END,
             GRANULARITY,
         ]
-    },
+    ),
 )
 async def timeseries(request: Request) -> Response:
     """One metric of one customer per hour or day, batch ⊕ speed."""
-    who = authorize(request, READERS)
+    who = READ(request)
     customer_id = path_id(request.path_params, "customer_id")
     query = request.query_params
     metric = query.get("metric")

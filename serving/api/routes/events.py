@@ -7,8 +7,9 @@ from fastapi import APIRouter, HTTPException, Request
 from lambdalytics.schemas.events import ContractViolation, parse_json, validate_event
 
 from ...ingest import NotAcknowledged, produce_acknowledged
+from ..access import IngestDep
 from ..body import read_body
-from ..deps import StateDep, TenantDep
+from ..deps import StateDep
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -18,7 +19,7 @@ BODY_EVENTS = 10
 
 
 @router.post("/events", status_code=202)
-async def post_events(request: Request, who: TenantDep, state: StateDep) -> dict:
+async def post_events(request: Request, who: IngestDep, state: StateDep) -> dict:
     """One event or an array. All are validated first; if any is invalid, nothing is produced (422).
 
     Each event is held to ``Settings.max_event_bytes`` in the canonical form it is produced in — the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ..deps import READERS, authorize
+from ..access import READ_TENANT_WIDE
 from ..freshness import freshness
 from ..hot import HotRoute, json_response, off_loop, param
 from ..params import window_seconds
@@ -14,15 +14,15 @@ router = APIRouter(prefix="/v1", tags=["live"], route_class=HotRoute)
 
 @router.get(
     "/live/orders",
-    openapi_extra={
-        "parameters": [
+    openapi_extra=READ_TENANT_WIDE.openapi(
+        parameters=[
             param("window", "query", "e.g. 30m, 2h, 1d (max 7d)", {"type": "string", "default": "30m"})
         ]
-    },
+    ),
 )
 async def live_orders(request: Request) -> Response:
     """Orders in progress and wait times over the window, for the tenant (every embed token may read it)."""
-    who = authorize(request, READERS, tenant_wide=True)
+    who = READ_TENANT_WIDE(request)
     seconds = window_seconds(request.query_params.get("window", "30m"))
     state = request.app.state.serving
     return json_response(await off_loop(request, lambda: live_orders_answer(state, who.tenant_id, seconds)))

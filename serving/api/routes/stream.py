@@ -24,7 +24,8 @@ from sse_starlette import EventSourceResponse
 
 from lambdalytics.speed.store import CoverageError
 
-from ..deps import READERS, authorize, customer_scope, no_longer_honoured, too_many
+from ..access import READ_TENANT_WIDE
+from ..deps import customer_scope, no_longer_honoured, too_many
 from ..hot import RESPONSES, off_loop
 from ..params import window_seconds
 from .customers import profile_answer
@@ -52,6 +53,7 @@ def _without_freshness(body: dict) -> dict:
 
 @router.get(
     "/live/stream",
+    openapi_extra=READ_TENANT_WIDE.openapi(),
     responses={
         **RESPONSES,
         200: {
@@ -69,7 +71,7 @@ async def live_stream(
     """The tenant's live order metrics over the window and, for an embed token (its own customer) or
     with ``customer=``, that customer's profile — each pushed whenever it changes. ``topics`` picks
     some of them (comma-separated ``live_orders``, ``profile``)."""
-    who = authorize(request, READERS, tenant_wide=True)
+    who = READ_TENANT_WIDE(request)
     seconds = window_seconds(window)
     wanted = set(TOPICS if topics is None else topics.split(","))
     if not wanted or not wanted <= set(TOPICS):
@@ -92,14 +94,13 @@ async def live_stream(
         pushed.append(("live_orders", (tenant, seconds), lambda: live_orders_answer(state, tenant, seconds)))
     if "profile" in wanted and customer_id is not None:
         pushed.append(("profile", None, lambda: profile_answer(state, tenant, customer_id)))
-    header = request.headers.get("authorization")
     ends_at = time.monotonic() + settings.stream_max_seconds
 
     async def events() -> AsyncIterator[dict]:
         sent: dict[str, tuple[str, dict]] = {}  # topic -> what was pushed last, without freshness
         try:
             while True:
-                if reason := no_longer_honoured(request, header):
+                if reason := no_longer_honoured(request):
                     yield {"event": "end", "data": orjson.dumps({"reason": reason}).decode()}
                     return
                 if time.monotonic() >= ends_at:

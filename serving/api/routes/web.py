@@ -1,9 +1,9 @@
 """The browser side: the tenant dashboard, the embeddable widgets, their script-tag loader and assets.
 
 Pages are small HTML shells around one bundled script (``serving/web``, built by esbuild); the data
-comes from the v1 API with a token the page holds. No page or asset ever carries a tenant key: the
-dashboard's login form trades the key for a read-only dashboard token on the server and redirects to
-``/dashboard#token=...`` (a fragment never reaches a server log), widgets take an embed token.
+comes from the v1 API. No page or asset ever carries a key: the dashboard signs a tenant's user in with
+email and password into a server-side session (an HttpOnly cookie, ``api.sign_in``) and reads the API
+with that cookie and the session's CSRF token; widgets take an embed token.
 
 Every page gets a strict CSP: this origin's script only (with a Subresource Integrity hash), one
 nonce'd ``<style>`` holding the tenant's validated theme variables, images from this origin and the
@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from lambdalytics.schemas.catalog import CATALOG
@@ -33,8 +32,8 @@ from lambdalytics.schemas.events import TENANT_ID_PATTERN
 
 from ...auth import KEY_PREFIX, AuthError, Principal, verify_token
 from ...branding import Branding, content_security_policy, style_block
-from ..body import read_body
-from ..deps import failed_authentication, refuse_if_failing
+from ..deps import SESSION_COOKIE
+from ..sign_in import accept_invite, login_csrf, set_login_csrf, sign_in, sign_out
 from .branding import branding_store
 
 router = APIRouter(include_in_schema=False)
@@ -47,8 +46,6 @@ WIDGETS = {
     "live-badge": "Live wait time",
     "cohort-heatmap": "Cohort retention",
 }
-DASHBOARD_TTL_S = 8 * 3600
-LOGIN_BODY_BYTES = 4096  # a key and a few form fields; more is refused (413) before it is read
 _TENANT = re.compile(TENANT_ID_PATTERN)
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 NOT_BUILT = (
@@ -181,7 +178,14 @@ def _embed_token(request: Request, token: str | None) -> tuple[str, Principal | 
     if token.startswith(KEY_PREFIX) or len(token) > 4096:
         return "invalid", None
     credentials = request.app.state.serving.credentials
-    check = partial(verify_token, token, registry=credentials.registry, signer=credentials.signer)
+    check = partial(
+        verify_token,
+        token,
+        registry=credentials.registry,
+        signer=credentials.signer,
+        keys=credentials.keys,
+        host_keys=credentials.host_keys,
+    )
     try:
         who, state = check(), "ok"
     except AuthError as exc:
@@ -244,54 +248,113 @@ _LOGIN = """<section id="ll-login" class="ll-login" aria-labelledby="ll-login-ti
 <div class="ll-card ll-login-card">
 <div class="ll-login-brand" id="ll-login-brand"></div>
 <h1 id="ll-login-title" class="ll-login-title">Sign in to {name}</h1>
-<p class="ll-muted">Paste your tenant API key. The server exchanges it for a read-only session that
-lasts {hours} hours; the key itself is never stored in this browser.</p>
-<form method="post" action="/dashboard/login" autocomplete="off" class="ll-form">
-<label for="ll-key" class="ll-label">Tenant API key</label>
-<input id="ll-key" name="key" type="password" required autocomplete="off" spellcheck="false"
- autocapitalize="off" placeholder="llk_…" class="ll-input" aria-describedby="ll-login-help{error_id}">
-<p id="ll-login-help" class="ll-help">Keys start with <code>llk_</code>. Ask your administrator if you
-do not have one.</p>
-{error}
-<button type="submit" class="ll-button">Open dashboard</button>
+<p class="ll-muted">Sign in with the email and password of your account. Ask an owner of your team
+for an invite if you do not have one.</p>
+{notice}
+<form method="post" action="/dashboard/login" class="ll-form">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="ll-email" class="ll-label">Email</label>
+<input id="ll-email" name="email" type="email" required autocomplete="username" spellcheck="false"
+ autocapitalize="off" class="ll-input"{described}>
+<label for="ll-password" class="ll-label">Password</label>
+<input id="ll-password" name="password" type="password" required autocomplete="current-password"
+ class="ll-input"{described}>
+<button type="submit" class="ll-button">Sign in</button>
 </form>
 </div>
 </section>"""
 
+_SIGN_OUT = """<form id="ll-signout" method="post" action="/dashboard/logout" hidden>
+<input type="hidden" name="csrf" value="{csrf}">
+</form>"""
+
+_NOTICES = {
+    "failed": ("ll-error", "alert", "That email and password were not accepted. Check them and try again."),
+    "expired": ("ll-note", "status", "Your session has ended. Sign in again."),
+    "signed-out": ("ll-note", "status", "You are signed out."),
+    "invited": ("ll-note", "status", "Your password is set. Sign in with your email and it."),
+}
+
+_INVITE = """<section id="ll-invite" class="ll-login" aria-labelledby="ll-invite-title">
+<div class="ll-card ll-login-card">
+<h1 id="ll-invite-title" class="ll-login-title">Accept your invite</h1>
+<p class="ll-muted">Paste the invite you were given and choose a password (at least 12 characters).</p>
+{notice}
+<form method="post" action="/dashboard/invite" class="ll-form">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="ll-invite-code" class="ll-label">Invite</label>
+<input id="ll-invite-code" name="invite" type="password" required autocomplete="off" spellcheck="false"
+ class="ll-input">
+<label for="ll-new-password" class="ll-label">New password</label>
+<input id="ll-new-password" name="password" type="password" required minlength="12" maxlength="256"
+ autocomplete="new-password" class="ll-input">
+<button type="submit" class="ll-button">Set password</button>
+</form>
+</div>
+</section>"""
+_INVITE_NOTICES = {
+    "unknown": "That invite is unknown, used or expired. Ask an owner of your team for a new one.",
+    "weak": "Choose a password of 12 to 256 characters.",
+}
+
+
+def _session_of(request: Request) -> dict | None:
+    """The signed-in user of the browser's session cookie (what the page's script reads), or None."""
+    credentials = request.app.state.serving.credentials
+    session = credentials.sessions.lookup(request.cookies.get(SESSION_COOKIE, ""))
+    user = credentials.users.get(session.user_id, session.tenant_id) if session else None
+    if session is None or user is None:
+        return None
+    return {
+        "tenant_id": user.tenant_id,
+        "email": user.email,
+        "role": user.role,
+        "csrf_token": session.csrf,
+        "expires_at": session.expires_at,
+    }
+
 
 @router.get("/dashboard")
 def dashboard(request: Request, tenant: str | None = None, login: str | None = None) -> Response:
-    """The tenant dashboard. ``tenant`` is a hint for the theme and the logo's CSP origin only; the data
-    and the authoritative branding come with the token in the URL fragment."""
-    hint = tenant if tenant and _TENANT.match(tenant) else None
+    """The tenant dashboard. Signed in (a live session cookie): the user's tenant's dashboard, with the
+    session's CSRF token in the page config. Otherwise the sign-in form; ``tenant`` is then a hint for
+    the theme and the logo's CSP origin only."""
+    session = _session_of(request)
+    hint = session["tenant_id"] if session else (tenant if tenant and _TENANT.match(tenant) else None)
     branding, look = _tenant_look(request, hint)
-    failed = login == "failed"
-    error = (
-        '<p id="ll-login-error" class="ll-error" role="alert">That key was not accepted. Check it and try '
-        "again.</p>"
-        if failed
+    notice = _NOTICES.get(login or "")
+    notice_html = (
+        f'<p id="ll-login-{login}" class="{notice[0]}" role="{notice[1]}">{html.escape(notice[2])}</p>'
+        if notice and not session
         else ""
     )
+    csrf = login_csrf(request)
     name = html.escape(look["display_name"]) if look else "your analytics"
-    body = (
-        _LOGIN.format(
+    form = (
+        _SIGN_OUT.format(csrf=html.escape(session["csrf_token"]))
+        if session
+        else _LOGIN.format(
             name=name,
-            hours=DASHBOARD_TTL_S // 3600,
-            error=error,
-            error_id=" ll-login-error" if failed else "",
+            notice=notice_html,
+            csrf=html.escape(csrf),
+            described=f' aria-describedby="ll-login-{login}"' if notice_html else "",
         )
+    )
+    body = (
+        form
         + '\n<div id="ll-root" class="ll-root ll-dash-root" aria-busy="true"></div>'
         + '\n<noscript><p class="ll-noscript">The dashboard needs JavaScript.</p></noscript>'
     )
     config = {
         "page": "dashboard",
         "widget": None,
-        "token_state": "missing",
+        "token_state": "session" if session else "missing",
         "scope": None,
         "tenant": look,
+        "session": session,
         "catalog": CATALOG.describe(),  # the GET /v1/metrics dictionary: labels, units, hints
     }
-    return _page(
+    response = _page(
         title="Analytics dashboard",
         body=body,
         config=config,
@@ -299,6 +362,35 @@ def dashboard(request: Request, tenant: str | None = None, login: str | None = N
         frameable=False,
         body_class="ll ll-dashboard",
     )
+    if not session:
+        set_login_csrf(response, request, csrf)
+    return response
+
+
+@router.get("/dashboard/invite")
+def invite_page(request: Request, invite: str | None = None) -> Response:
+    """The invited user's form: the invite token and a new password (no script needed)."""
+    text = _INVITE_NOTICES.get(invite or "")
+    notice = (
+        f'<p id="ll-invite-{invite}" class="ll-error" role="alert">{html.escape(text)}</p>' if text else ""
+    )
+    csrf = login_csrf(request)
+    config = {"page": "invite", "widget": None, "token_state": "missing", "scope": None, "tenant": None}
+    response = _page(
+        title="Accept your invite",
+        body=_INVITE.format(notice=notice, csrf=html.escape(csrf)),
+        config=config,
+        branding=None,
+        frameable=False,
+        body_class="ll ll-dashboard",
+    )
+    set_login_csrf(response, request, csrf)
+    return response
+
+
+@router.post("/dashboard/invite")
+async def invite(request: Request) -> Response:
+    return await accept_invite(request)
 
 
 @router.get("/dashboard/login")
@@ -308,26 +400,15 @@ def login_page() -> Response:
 
 @router.post("/dashboard/login")
 async def login(request: Request) -> Response:
-    """Trade a tenant key (form field ``key``) for a read-only dashboard token. The answer is a redirect
-    to ``/dashboard#token=...``: the token travels in the fragment, the key is never echoed."""
-    no_store = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
-        return PlainTextResponse("cross-site sign-in refused", 403, headers=no_store)
-    try:
-        refuse_if_failing(request)
-        raw = await read_body(request, LOGIN_BODY_BYTES)
-    except HTTPException as exc:
-        return PlainTextResponse(exc.detail, exc.status_code, headers={**no_store, **(exc.headers or {})})
-    fields = parse_qs(raw.decode("utf-8", "replace"))  # any other fields a form or extension adds: ignored
-    key = (fields.get("key") or [""])[0].strip()
-    state = request.app.state.serving
-    found = state.credentials.registry.lookup(key) if key.startswith(KEY_PREFIX) and len(key) < 200 else None
-    if found is None:
-        failed_authentication(request)
-        return RedirectResponse("/dashboard?login=failed", 303, headers=no_store)
-    tenant, generation = found
-    token, _ = state.credentials.signer.issue_dashboard(tenant, DASHBOARD_TTL_S, generation=generation)
-    return RedirectResponse(f"/dashboard?tenant={quote(tenant)}#token={token}", 303, headers=no_store)
+    """Sign in with the form's ``email`` and ``password`` (and its ``csrf`` field): a new session cookie
+    and a redirect to the dashboard. A tenant API key is not accepted here."""
+    return await sign_in(request)
+
+
+@router.post("/dashboard/logout")
+async def logout(request: Request) -> Response:
+    """Sign out (the form's ``csrf`` field is the session's CSRF token): the session ends at once."""
+    return await sign_out(request)
 
 
 @router.get("/assets/{name}")

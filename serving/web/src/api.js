@@ -1,4 +1,5 @@
-// The v1 API from the browser, with the page's token (an embed or dashboard token, never a tenant key).
+// The v1 API from the browser: a widget with its embed token (no cookies), the dashboard with its session
+// cookie (HttpOnly: this script never sees it) and the session's CSRF token for writes. Never a key.
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -17,26 +18,43 @@ export class ApiError extends Error {
   }
 }
 
+async function errorOf(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  const error = new ApiError(response.status, body && typeof body.detail === 'string' ? body.detail : '');
+  error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
+  return error;
+}
+
 export class Api {
-  constructor(token) {
+  /** `token`: an embed token; or null with `{ csrf }` for the signed-in dashboard's session. */
+  constructor(token, { csrf = null } = {}) {
     this.token = token;
+    this.csrf = csrf;
   }
 
   async get(path, params = {}) {
-    const response = await this.#fetch(path, params, 'application/json');
-    let body = null;
+    return this.#json('GET', this.#url(path, params));
+  }
+
+  /** A write (the dashboard's, with its session): the session's CSRF token goes with it. */
+  async send(method, path, payload) {
+    return this.#json(method, path, payload);
+  }
+
+  async #json(method, url, payload) {
+    const response = await this.#fetch(method, url, 'application/json', { payload });
+    if (!response.ok) throw await errorOf(response);
+    if (response.status === 204) return null;
     try {
-      body = await response.json();
+      return await response.json();
     } catch {
-      body = null;
+      return null;
     }
-    if (!response.ok) {
-      const detail = body && typeof body.detail === 'string' ? body.detail : '';
-      const error = new ApiError(response.status, detail);
-      error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
-      throw error;
-    }
-    return body;
   }
 
   /**
@@ -44,18 +62,8 @@ export class Api {
    * `onEvent(name, data)` per event with JSON data; resolves when the server closes the stream.
    */
   async stream(path, params, onEvent, signal) {
-    const response = await this.#fetch(path, params, 'text/event-stream', signal);
-    if (!response.ok || !response.body) {
-      let body = null;
-      try {
-        body = await response.json();
-      } catch {
-        body = null;
-      }
-      const error = new ApiError(response.status, body && typeof body.detail === 'string' ? body.detail : '');
-      error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
-      throw error;
-    }
+    const response = await this.#fetch('GET', this.#url(path, params), 'text/event-stream', { signal });
+    if (!response.ok || !response.body) throw await errorOf(response);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
     for (;;) {
@@ -82,15 +90,25 @@ export class Api {
     }
   }
 
-  async #fetch(path, params, accept, signal) {
+  #url(path, params) {
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== '') query.set(k, v);
     const qs = query.toString();
+    return qs ? `${path}?${qs}` : path;
+  }
+
+  async #fetch(method, url, accept, { payload, signal } = {}) {
+    const session = this.token === null;
+    const headers = session ? { Accept: accept } : { Authorization: `Bearer ${this.token}`, Accept: accept };
+    if (session && method !== 'GET' && this.csrf) headers['X-CSRF-Token'] = this.csrf;
+    if (payload !== undefined) headers['Content-Type'] = 'application/json';
     try {
-      return await fetch(qs ? `${path}?${qs}` : path, {
-        headers: { Authorization: `Bearer ${this.token}`, Accept: accept },
+      return await fetch(url, {
+        method,
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
         cache: 'no-store',
-        credentials: 'omit',
+        credentials: session ? 'same-origin' : 'omit',
         referrerPolicy: 'no-referrer',
         signal,
       });

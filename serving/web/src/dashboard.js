@@ -1,6 +1,7 @@
-// The tenant dashboard: a read-only session token (from the login redirect's URL fragment, then kept in
-// sessionStorage) — never the tenant key. Live wait times, a customer lookup, a campaign lookup and
-// the cohort table, each refreshing on its own.
+// The tenant dashboard of a signed-in user: the server-side session rides in an HttpOnly cookie (this
+// script never holds a credential); the page config says who is signed in. Live wait times, a customer
+// lookup, a campaign lookup and the cohort table, each refreshing on its own. Sign-out posts the
+// server-rendered form that carries the session's CSRF token.
 
 import { Api } from './api.js';
 import { ICONS, clear, h, icon } from './dom.js';
@@ -11,27 +12,20 @@ import { mountCohortHeatmap } from './widgets/cohort-heatmap.js';
 import { mountCustomerCard } from './widgets/customer-card.js';
 import { mountLiveBadge } from './widgets/live-badge.js';
 import { mountMetricChart } from './widgets/metric-chart.js';
+import { mountTeam } from './team.js';
 
-const STORE = 'lambdalytics.dashboard.token';
 const ID = /^\S(?:.{0,126}\S)?$/; // what the API accepts (1-128 characters), without edge spaces
+const ROLE_LABEL = { owner: 'Owner', analyst: 'Analyst', viewer: 'Viewer' };
 
-function takeToken() {
-  const hash = new URLSearchParams(location.hash.slice(1));
-  const fromHash = hash.get('token');
-  if (fromHash) {
-    sessionStorage.setItem(STORE, fromHash);
-    history.replaceState(null, '', location.pathname + location.search); // the token leaves the address bar
-  }
-  return sessionStorage.getItem(STORE);
+function showLogin() {
+  const login = document.getElementById('ll-login');
+  if (!login) return;
+  login.hidden = false;
+  login.querySelector('input[type=email]')?.focus();
 }
 
-function showLogin(note) {
-  const login = document.getElementById('ll-login');
-  login.hidden = false;
-  if (note && !login.querySelector('.ll-note')) {
-    login.querySelector('form').prepend(h('p', { class: 'll-note', role: 'status', text: note }));
-  }
-  login.querySelector('input')?.focus();
+function signedOut(expired) {
+  location.assign(`/dashboard?login=${expired ? 'expired' : 'signed-out'}`);
 }
 
 function applyTheme(branding) {
@@ -60,18 +54,18 @@ export async function mountDashboard(config, root) {
     document.getElementById('ll-login-brand')?.append(logoOf(tenantHint, 'll-login-logo'));
   }
   const params = new URLSearchParams(location.search);
-  const token = takeToken();
-  if (!token) {
+  const session = config.session;
+  if (!session) {
     showLogin();
     return;
   }
-  const api = new Api(token);
+  const api = new Api(null, { csrf: session.csrf_token });
   let branding;
   try {
     branding = await api.get('/v1/branding');
   } catch (error) {
-    sessionStorage.removeItem(STORE);
-    showLogin(error.expired ? 'Your session has expired. Sign in again.' : error.status === 401 ? 'Please sign in.' : 'The dashboard could not load. Try signing in again.');
+    if (error.status === 401) signedOut(true);
+    else clear(root).append(h('p', { class: 'll-error', role: 'alert', text: 'The dashboard could not load. Reload the page to try again.' }));
     return;
   }
   applyTheme(branding);
@@ -88,12 +82,10 @@ export async function mountDashboard(config, root) {
     scope: null,
     refresh,
     brand: branding.primary_color,
-    onUnauthorized(error) {
+    onUnauthorized() {
       for (const w of widgets) w.stop();
       widgets.clear();
-      sessionStorage.removeItem(STORE);
-      clear(root);
-      showLogin(error.expired ? 'Your session has expired. Sign in again.' : 'Please sign in again.');
+      signedOut(true); // idle or absolute timeout, or signed out elsewhere: the server says which page
     },
   };
   const track = (w) => {
@@ -103,10 +95,15 @@ export async function mountDashboard(config, root) {
   root.dataset.tenant = branding.tenant_id;
   document.title = `${branding.display_name} · Analytics`;
 
-  const signOut = h('button', { type: 'button', class: 'll-button ll-button-quiet', onClick: () => {
-    sessionStorage.removeItem(STORE);
-    location.assign(`/dashboard?tenant=${encodeURIComponent(branding.tenant_id)}`);
+  const signOut = h('button', { type: 'button', id: 'll-signout-button', class: 'll-button ll-button-quiet', onClick: () => {
+    document.getElementById('ll-signout').requestSubmit(); // a POST with the session's CSRF token
   } }, icon(ICONS.logout, 18), 'Sign out');
+  const account = h(
+    'div',
+    { class: 'll-account' },
+    h('p', { class: 'll-account-email', id: 'll-account-email', text: session.email }),
+    h('p', { class: 'll-muted ll-small', id: 'll-account-role', text: ROLE_LABEL[session.role] || session.role }),
+  );
 
   const header = h(
     'header',
@@ -119,7 +116,7 @@ export async function mountDashboard(config, root) {
         ? h('p', { class: 'll-brand-sub', text: 'Customer analytics' })
         : h('div', {}, h('p', { class: 'll-brand-name', text: branding.display_name }), h('p', { class: 'll-muted ll-small', text: 'Customer analytics' })),
     ),
-    signOut,
+    h('div', { class: 'll-topbar-end' }, account, signOut),
   );
 
   // customer lookup
@@ -176,6 +173,9 @@ export async function mountDashboard(config, root) {
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-customers-title' }, h('h2', { id: 'll-customers-title', class: 'll-panel-title', text: 'Customers' }), customerForm, customerSlot),
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-campaigns-title' }, h('h2', { id: 'll-campaigns-title', class: 'll-panel-title', text: 'Campaigns' }), campaignForm, campaignSlot),
       h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-cohorts-title' }, h('h2', { id: 'll-cohorts-title', class: 'll-panel-title', text: 'Retention' }), track(mountCohortHeatmap(ctx, { months: 12 })).el),
+      session.role === 'owner'
+        ? h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-team-title' }, h('h2', { id: 'll-team-title', class: 'll-panel-title', text: 'Team' }), mountTeam(ctx).el)
+        : null,
     ),
   );
   root.setAttribute('aria-busy', 'false');

@@ -117,4 +117,4 @@ function mountEmbed(config, root) {
 const config = readConfig();
 const root = document.getElementById('ll-root');
 if (config.page === 'dashboard') mountDashboard(config, root);
-else mountEmbed(config, root);
+else if (config.page !== 'invite') mountEmbed(config, root); // the invite page is a plain form
