@@ -189,15 +189,16 @@ def _full(session, table, version: int, watermark: Watermark, step):
 def _incremental(session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step):
     """The fold into ``previous`` (see ``batch.incremental``), or None when only a full run is exact."""
     data_dir = Path(settings.data_dir)
-    old: dict[str, pa.Table] = {}
+    stored = {}
     if previous is not None and set(previous.views) == set(VIEWS):
-        done = step(f"read batch version {previous.batch_version}")
-        old = {name: previous.table(data_dir, name).to_pyarrow_table() for name in VIEWS}
-        done()
-    columns = {name: t.schema.names for name, t in old.items()}
+        stored = {name: previous.table(data_dir, name) for name in VIEWS}
+    columns = {name: [f.name for f in t.schema().fields] for name, t in stored.items()}
     if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns):
         log.info("full batch run: %s", reason)
         return None
+    done = step(f"read the event views of batch version {previous.batch_version}")
+    old = {v.name: stored[v.name].to_pyarrow_table() for v in EVENT_VIEWS}
+    done()
     done = step("read new events and deduplicate them against the history")
     new = _read_events(session, table, watermark, since=previous.watermark)
     history = _read_events(session, table, previous.watermark)
@@ -212,7 +213,7 @@ def _incremental(session, table, previous: Manifest | None, watermark: Watermark
     done()
     done = step(f"fold {int(stats['n']):,} new events into the previous views")
     delta = build_views(events.drop("topic", "partition", "offset", "broker_time"))
-    tables = incremental.fold(session, {v.name: old[v.name] for v in EVENT_VIEWS}, delta)
+    tables = incremental.fold(session, old, delta)
     events.unpersist()
     done()
     tables = _derive(tables, step)
