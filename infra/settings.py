@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     token_secret: SecretStr | None = Field(None, description="HS256 key of embed tokens (dev: generated).")
     rate_limit_per_s: float = Field(100.0, gt=0, description="Requests per second per credential.")
     rate_limit_burst: int = Field(200, ge=1)
+    stream_interval_seconds: float = Field(
+        1.0, gt=0, le=60, description="GET /v1/live/stream: how often a stream looks for a changed answer."
+    )
+    stream_max_seconds: float = Field(
+        3600.0, gt=0, description="GET /v1/live/stream: a stream ends (`end` event) after this; clients reconnect."
+    )
+    stream_max_per_tenant: int = Field(100, ge=1, description="Open streams per tenant and API worker.")
     batch_poll_seconds: float = Field(
         2.0, gt=0, description="How often serving looks for a new batch version."
     )

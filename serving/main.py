@@ -12,7 +12,7 @@ from lambdalytics.speed.store import CoverageError
 from .api.deps import AUTH_FAILURE_BURST, AUTH_FAILURES_PER_S
 from .api.errors import json_safe_errors
 from .api.hot import HotLane, HotRoute, coverage_response
-from .api.routes import admin, branding, campaigns, cohorts, customers, events, live, system, web
+from .api.routes import admin, branding, campaigns, cohorts, customers, events, live, stream, system, web
 from .rate_limit import RateLimiter
 from .state import ServingState
 
@@ -38,7 +38,7 @@ def create_app(state: ServingState) -> FastAPI:
     app.state.serving = state
     app.state.limiter = RateLimiter(state.settings.rate_limit_per_s, state.settings.rate_limit_burst)
     app.state.auth_failures = RateLimiter(AUTH_FAILURES_PER_S, AUTH_FAILURE_BURST)  # per client address
-    for module in (*HOT, system, events, admin, branding, web):  # polled routes match first
+    for module in (*HOT, stream, system, events, admin, branding, web):  # polled routes match first
         app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)

@@ -19,6 +19,7 @@ from lambdalytics.speed.store import SpeedStore
 from .credentials import Credentials
 from .loader import BatchLoader
 from .merge import Merger
+from .streams import LiveStreams
 from .telemetry import Telemetry
 
 __all__ = ["NoKafka", "ServingState"]
@@ -44,6 +45,7 @@ class ServingState:
     merger: Merger = field(init=False)
     telemetry: Telemetry = field(init=False)
     runs: BatchRuns = field(init=False)
+    streams: LiveStreams = field(init=False)  # GET /v1/live/stream
     workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
     reads_block: bool = field(
         init=False
@@ -60,6 +62,10 @@ class ServingState:
         self.merger = Merger(
             self.loader.current, self.speed, profile_cache=self.settings.profile_cache_entries
         )
+        self.streams = LiveStreams(
+            max_per_tenant=self.settings.stream_max_per_tenant,
+            tick_seconds=self.settings.stream_interval_seconds,
+        )
         # supervised workers: lambdalytics_worker_restarts_total / lambdalytics_worker_up, per worker
         self.workers = [self.loader.worker]
         self.telemetry = Telemetry(
@@ -68,6 +74,7 @@ class ServingState:
             profiles=self.merger.profiles,
             dead_lettered=self.dead_lettered,
             workers=lambda: self.workers,
+            streams=self.streams,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
         self.reads_block = self.speed.reads_block

@@ -16,6 +16,7 @@ from lambdalytics.speed.store import SpeedStore
 
 from .answer_cache import AnswerCache
 from .loader import BatchLoader
+from .streams import LiveStreams
 
 __all__ = ["Telemetry"]
 
@@ -85,6 +86,22 @@ class _ProfileCacheCollector(Collector):
         )
 
 
+class _StreamCollector(Collector):
+    def __init__(self, streams: LiveStreams):
+        self.streams = streams
+
+    def collect(self):
+        yield GaugeMetricFamily(
+            "lambdalytics_open_streams", "GET /v1/live/stream connections open", value=self.streams.open
+        )
+        pushed = CounterMetricFamily(
+            "lambdalytics_stream_pushes", "Answers pushed over GET /v1/live/stream", labels=["event"]
+        )
+        for event, n in sorted(self.streams.pushed.items()):
+            pushed.add_metric([event], n)
+        yield pushed
+
+
 class Telemetry:
     """What /metrics shows for this worker."""
 
@@ -96,6 +113,7 @@ class Telemetry:
         profiles: AnswerCache,
         dead_lettered: Callable[[], Mapping[str, int]] | None = None,
         workers: Callable[[], list[Supervised]] = list,
+        streams: LiveStreams | None = None,
     ):
         self.registry = CollectorRegistry()
         self.request_latency = Histogram(
@@ -107,7 +125,9 @@ class Telemetry:
         )
         self.registry.register(_ServingCollector(speed, loader, dead_lettered))
         self.registry.register(_ProfileCacheCollector(profiles))
-        self.registry.register(WorkerMetrics(workers))  # restarts and up, per supervised worker
+        self.registry.register(WorkerMetrics(workers))
+        if streams is not None:
+            self.registry.register(_StreamCollector(streams))  # restarts and up, per supervised worker
 
     def scrape(self) -> bytes:
         """The Prometheus text exposition of everything above."""

@@ -46,6 +46,26 @@ def too_many(wait: float, message: str = "rate limit exceeded") -> HTTPException
     return HTTPException(429, message, headers={"Retry-After": str(max(1, round(wait + 0.5)))})
 
 
+def _resolve(request: Request, header: str | None) -> Principal:
+    credentials = request.app.state.serving.credentials
+    return resolve(
+        header,
+        registry=credentials.registry,
+        signer=credentials.signer,
+        admin_token=credentials.admin_token,
+    )
+
+
+def no_longer_honoured(request: Request, header: str | None) -> str | None:
+    """Why a credential accepted earlier is refused now (expired, key rotated or revoked), or None:
+    long-lived responses (``GET /v1/live/stream``) check it again before every push."""
+    try:
+        _resolve(request, header)
+    except AuthError as exc:
+        return exc.message
+    return None
+
+
 def authorize(request: Request, kinds: tuple[str, ...], *, tenant_wide: bool = False) -> Principal:
     """Who is asking, rate-limited, and allowed to use this endpoint — a plain function, so the hot
     routes (``api.hot``) pay for no dependency machinery; the FastAPI dependencies below wrap it.
@@ -54,15 +74,9 @@ def authorize(request: Request, kinds: tuple[str, ...], *, tenant_wide: bool = F
     and each embed token apart), and on ``tenant_wide`` routes (answers about the whole tenant, which
     every embed token may read) also one bucket per tenant, so N tokens are not N times the limit."""
     app = request.app
-    credentials = app.state.serving.credentials
     refuse_if_failing(request)
     try:
-        who = resolve(
-            request.headers.get("authorization"),
-            registry=credentials.registry,
-            signer=credentials.signer,
-            admin_token=credentials.admin_token,
-        )
+        who = _resolve(request, request.headers.get("authorization"))
     except AuthError as exc:
         failed_authentication(request)
         raise HTTPException(exc.status, exc.message, headers={"WWW-Authenticate": "Bearer"}) from None

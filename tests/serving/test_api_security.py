@@ -8,13 +8,11 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import to_row, validate_event
-from lambdalytics.serving.main import create_app
-from lambdalytics.serving.state import ServingState
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
+from .apps import bearer, serving_app
 from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET
 
 pytestmark = pytest.mark.unit
@@ -43,30 +41,7 @@ def api(tmp_path):
                 )
                 store.ingest(to_row(e), "events.transaction", 0, offset, T0 + offset)
                 offset += 1
-    settings = Settings(
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        token_secret=TOKEN_SECRET,
-        rate_limit_per_s=1000,
-        rate_limit_burst=1000,
-    )
-    state = ServingState(settings, store)
-    state.loader.refresh()
-    client = TestClient(create_app(state))
-    keys = {}
-    for tenant in ("alpha", "beta"):
-        r = client.post(
-            "/v1/admin/tenants",
-            json={"tenant_id": tenant, "name": tenant},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        assert r.status_code == 201
-        keys[tenant] = r.json()["api_key"]
-    return client, keys, state
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+    return serving_app(tmp_path, store, ("alpha", "beta"))
 
 
 def test_tenant_reads_only_its_own_customers_and_campaigns(api):

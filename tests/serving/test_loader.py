@@ -194,7 +194,9 @@ def _serving(tmp_path, monkeypatch, *, batch_block: int, watermark: dict, speed_
             }
         )
         store.ingest(to_row(event), *TP, offset, offset)
-    state = ServingState(Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store)
+    state = ServingState(
+        Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, token_secret=TOKEN_SECRET), store
+    )
     assert state.loader.refresh()
     key = state.credentials.registry.create("t", "T")
     return state, TestClient(create_app(state)), {"Authorization": f"Bearer {key}"}

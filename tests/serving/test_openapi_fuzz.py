@@ -41,6 +41,8 @@ def _app():
             token_secret=TOKEN_SECRET,
             rate_limit_per_s=1e6,
             rate_limit_burst=10**6,
+            stream_max_seconds=0.1,  # GET /v1/live/stream ends on its own, so each call returns
+            stream_interval_seconds=0.01,
         ),
         store,
     )

@@ -223,6 +223,37 @@ def test_live_badge_matches_the_api_and_refreshes_without_a_reload(demo, page):
     assert page.locator(".ll-fresh").get_attribute("data-state") in ("live", "stale")
 
 
+def test_live_widgets_change_without_polling_when_the_server_pushes(demo, page):
+    """refresh=3600: a poll would come an hour later; the numbers change within seconds, so they came
+    over GET /v1/live/stream, and the page made no polled read at all."""
+    food = demo.keys["demo-food"]
+    token = demo.svc.embed_token(food, customer_id=CUSTOMER)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(embed(demo, "live-badge", token, window="7d", refresh=3600))
+    ready(page)
+    start = int(page.locator("[data-metric='orders_in_progress']").get_attribute("data-value"))
+    now = int(time.time() * 1000)
+    demo.svc.produce(
+        {
+            "event_id": f"push-{now}-{i}",
+            "tenant_id": "demo-food",
+            "customer_id": CUSTOMER,
+            "event_type": "order_placed",
+            "order_id": f"push-{now}-{i}",
+            "event_time": now,
+        }
+        for i in range(2)
+    )
+    page.wait_for_function(
+        "n => Number(document.querySelector(\"[data-metric='orders_in_progress']\").dataset.value) >= n",
+        arg=start + 2,
+        timeout=20_000,
+    )
+    assert [u for u in requests if "/v1/live/stream" in u]
+    assert not [u for u in requests if "/v1/live/orders" in u]  # nothing polled
+
+
 # ---------------------------------------------------------------------- tokens: expired, foreign, invalid
 
 

@@ -24,20 +24,16 @@ async def profile(request: Request) -> Response:
     customer_id = path_id(request.path_params, "customer_id")
     customer_scope(who, customer_id)
     state = request.app.state.serving
+    return json_response(await off_loop(request, lambda: profile_answer(state, who.tenant_id, customer_id)))
 
-    def answer() -> dict:
-        try:
-            merged = state.merger.profile(who.tenant_id, customer_id)
-        except NotFound:
-            raise NOT_FOUND from None
-        return {
-            "tenant_id": who.tenant_id,
-            "customer_id": customer_id,
-            **merged,
-            "freshness": freshness(state),
-        }
 
-    return json_response(await off_loop(request, answer))
+def profile_answer(state, tenant_id: str, customer_id: str) -> dict:
+    """The answer of ``GET /v1/customers/{id}/profile`` (also pushed by ``GET /v1/live/stream``)."""
+    try:
+        merged = state.merger.profile(tenant_id, customer_id)
+    except NotFound:
+        raise NOT_FOUND from None
+    return {"tenant_id": tenant_id, "customer_id": customer_id, **merged, "freshness": freshness(state)}
 
 
 @router.get(

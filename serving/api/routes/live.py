@@ -25,9 +25,10 @@ async def live_orders(request: Request) -> Response:
     who = authorize(request, READERS, tenant_wide=True)
     seconds = window_seconds(request.query_params.get("window", "30m"))
     state = request.app.state.serving
+    return json_response(await off_loop(request, lambda: live_orders_answer(state, who.tenant_id, seconds)))
 
-    def answer() -> dict:
-        merged = state.merger.live_orders(who.tenant_id, seconds * 1000)
-        return {**merged, "window_seconds": seconds, "freshness": freshness(state)}
 
-    return json_response(await off_loop(request, answer))
+def live_orders_answer(state, tenant_id: str, seconds: int) -> dict:
+    """The answer of ``GET /v1/live/orders`` (also pushed by ``GET /v1/live/stream``)."""
+    merged = state.merger.live_orders(tenant_id, seconds * 1000)
+    return {**merged, "window_seconds": seconds, "freshness": freshness(state)}

@@ -1,7 +1,69 @@
-// Live refresh: poll every N seconds without reloading, pause while the page is hidden, back off on
-// transient errors, stop for good on 401/403/404. And the freshness badge every widget wears.
+// Live refresh: pushed over GET /v1/live/stream where a widget has a stream, else (or when the stream
+// cannot be had) polled every N seconds without reloading, pausing while the page is hidden, backing off
+// on transient errors, stopping for good on 401/403/404. And the freshness badge every widget wears.
 
+import { ApiError } from './api.js';
 import { h } from './dom.js';
+
+/**
+ * Answers pushed by the server (`event` of `path`'s stream) instead of polled; falls back to `poll` when
+ * the stream cannot be opened or breaks off without an `end`. An `end` for an expired or revoked token
+ * is fatal like a 401; one for the stream's lifetime reconnects.
+ */
+export function live(api, { path, params, event }, load, opts) {
+  let stopped = false;
+  let fallback = null;
+  const abort = new AbortController();
+  const failOver = () => {
+    if (!stopped && !fallback) fallback = poll(load, opts);
+  };
+
+  (async () => {
+    while (!stopped) {
+      let ended = null;
+      try {
+        await api.stream(
+          path,
+          params,
+          (name, data) => {
+            if (stopped) return;
+            if (name === event) opts.onData(data);
+            else if (name === 'error' && data.topic === event) {
+              const error = new ApiError(data.status, data.detail);
+              opts.onError(error, { fatal: error.fatal, failures: 1 });
+              if (error.fatal) stopped = true;
+            } else if (name === 'end') ended = data.reason || 'ended';
+          },
+          abort.signal,
+        );
+      } catch (error) {
+        if (stopped) return;
+        if (error.fatal) {
+          stopped = true;
+          opts.onError(error, { fatal: true, failures: 1 });
+        } else failOver();
+        return;
+      }
+      if (stopped) return;
+      if (ended === null) return failOver(); // closed without saying why: poll instead
+      if (ended !== 'stream lifetime reached') {
+        stopped = true;
+        opts.onError(new ApiError(401, ended), { fatal: true, failures: 1 });
+      }
+    }
+  })();
+
+  return {
+    stop() {
+      stopped = true;
+      abort.abort();
+      fallback?.stop();
+    },
+    now() {
+      fallback?.now();
+    },
+  };
+}
 
 export function poll(load, { seconds = 5, onData, onError }) {
   let timer = null;

@@ -2,7 +2,7 @@
 // and a footer with the freshness badge. Widgets only fill the body with data.
 
 import { ICONS, clear, h, icon } from './dom.js';
-import { FreshnessBadge, poll } from './live.js';
+import { FreshnessBadge, live, poll } from './live.js';
 
 export function skeleton(kind = 'tiles') {
   const rows = {
@@ -67,7 +67,7 @@ export function emptyView(title = 'No data yet', text = 'Numbers appear here as 
  * A card that polls `load`, renders with `render(data, body)`, and shows every state on the way.
  * Returns {el, stop}.
  */
-export function widgetCard(ctx, { title, subtitle, kind = 'tiles', what, load, render, className = '', headExtra }) {
+export function widgetCard(ctx, { title, subtitle, kind = 'tiles', what, load, push, render, className = '', headExtra }) {
   const titleEl = h('h2', { class: 'll-title', text: title });
   const subEl = subtitle ? h('p', { class: 'll-subtitle', text: subtitle }) : null;
   const body = h('div', { class: 'll-body' }, skeleton(kind));
@@ -80,7 +80,7 @@ export function widgetCard(ctx, { title, subtitle, kind = 'tiles', what, load, r
     h('footer', { class: 'll-card-foot' }, badge.el),
   );
   let shown = false;
-  const handle = poll(load, {
+  const refresh = {
     seconds: ctx.refresh,
     onData(data) {
       if (!shown) clear(body);
@@ -107,7 +107,9 @@ export function widgetCard(ctx, { title, subtitle, kind = 'tiles', what, load, r
       }
       ctx.resized?.();
     },
-  });
+  };
+  // `push`: the widget's answer has a stream; refresh=0 (a still snapshot) neither streams nor polls
+  const handle = push && ctx.refresh > 0 ? live(ctx.api, push, load, refresh) : poll(load, refresh);
   return {
     el,
     stop() {

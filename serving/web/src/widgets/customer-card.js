@@ -70,6 +70,7 @@ export function mountCustomerCard(ctx, { customer, metrics: wanted = [] }) {
     what: 'this customer',
     className: 'll-customer',
     load: () => ctx.api.get(`/v1/customers/${enc(customer)}/profile`),
+    push: { path: '/v1/live/stream', params: { customer, topics: 'profile' }, event: 'profile' },
     render(data, body) {
       const wasOpen = Boolean(body.querySelector('.ll-all-slot details')?.open);
       const m = data.metrics || {};

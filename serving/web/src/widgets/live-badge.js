@@ -1,5 +1,5 @@
 // Live wait-time badge: average and p90 wait of orders delivered in the window, and orders in progress,
-// refreshed every few seconds.
+// pushed by the server when they change (polled every few seconds where a stream cannot be had).
 
 import { clear, h } from '../dom.js';
 import { widgetCard } from '../shell.js';
@@ -24,6 +24,7 @@ export function mountLiveBadge(ctx, { window }) {
     className: 'll-live',
     headExtra: h('span', { class: 'll-live-tag' }, pulse, 'Live'),
     load: () => ctx.api.get('/v1/live/orders', { window }),
+    push: { path: '/v1/live/stream', params: { window, topics: 'live_orders' }, event: 'live_orders' },
     render(data, body) {
       card.el.dataset.window = window;
       const main = ctx.catalog.primary('tenant');
