@@ -28,6 +28,7 @@ from lambdalytics.schemas.views import (
     CUSTOMER_KEYS,
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
+    EVENT_VIEWS,
     ORDER_MONTHS,
     RFM_THRESHOLDS,
     VIEWS,
@@ -35,7 +36,7 @@ from lambdalytics.schemas.views import (
     cut,
 )
 
-from . import master
+from . import incremental, master
 from .indexing import ensure_indexed
 from .spark import spark_session
 from .tenant_views import cohort_views, rfm_thresholds
@@ -68,22 +69,25 @@ def _steps(show: bool) -> Iterator:
         yield step
 
 
-def _read_events(spark, master_table, watermark: Watermark):
-    """Master rows with offset < W[tp], shaped as ROW_COLUMNS (times as epoch ms)."""
+def _read_events(spark, master_table, watermark: Watermark, since: Watermark | None = None):
+    """Master rows with ``since[tp] <= offset < W[tp]``, shaped as ROW_COLUMNS (times as epoch ms).
+
+    ``since`` absent: from offset 0 (the whole history below W). None when no row can qualify.
+    """
     from pyspark.sql import functions as F
 
     uris = master_table.file_uris()
+    since = since or {}
     if not uris or not watermark:
         return None
-    df = spark.read.parquet(*uris)
-    cut = " OR ".join(
-        f"(topic = '{t}' AND `partition` = {p} AND `offset` < {o})"
+    ranges = [
+        f"(topic = '{t}' AND `partition` = {p} AND `offset` >= {since.get((t, p), 0)} AND `offset` < {o})"
         for (t, p), o in sorted(watermark.items())
-        if o > 0
-    )
-    if not cut:
+        if o > since.get((t, p), 0)
+    ]
+    if not ranges:
         return None
-    df = df.where(cut)
+    df = spark.read.parquet(*uris).where(" OR ".join(ranges))
     columns = [
         (F.unix_millis(F.col(c)) if c in ("event_time", "promised_at") else F.col(c)).alias(c)
         for c in ROW_COLUMNS
@@ -109,13 +113,23 @@ def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
     return tables
 
 
-def run_batch(settings: Settings, *, spark=None, show_progress: bool = True) -> Manifest | None:
-    """One batch run; returns the published manifest (or the current one when W has not moved)."""
+def run_batch(
+    settings: Settings, *, full: bool = False, spark=None, show_progress: bool = True
+) -> Manifest | None:
+    """One batch run; returns the published manifest (or the current one when W has not moved).
+
+    By default it folds the events in ``[W_prev, W_new)`` into the previous version
+    (``batch.incremental``); ``full`` recomputes every view from the whole master, as does any run the
+    fold cannot make exact (no previous version, another block size or view schema, a reused event id
+    sorting before a counted copy).
+    """
     with exclusive(Path(settings.data_dir)):
-        return _run_batch(settings, spark=spark, show_progress=show_progress)
+        return _run_batch(settings, full=full, spark=spark, show_progress=show_progress)
 
 
-def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) -> Manifest | None:
+def _run_batch(
+    settings: Settings, *, full: bool = False, spark=None, show_progress: bool = True
+) -> Manifest | None:
     data_dir = Path(settings.data_dir)
     previous = read_manifest(data_dir)
     try:
@@ -128,17 +142,14 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
         log.info("watermark unchanged since batch version %d: nothing to do", previous.batch_version)
         return previous
     with _session(settings, spark) as session, _steps(show_progress) as step:
-        done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")
-        events = _read_events(session, table, watermark)
-        if events is None:
-            events = _spark_empty_events(session)
-        events = dedup_events(events).persist()
-        stats = events.selectExpr("count(*) AS n", "max(broker_time) AS t").collect()[0]
-        done()
-        n_events, watermark_time = int(stats["n"]), stats["t"]
-        tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step)
-        events.unpersist()
-        writer = ViewWriter(data_dir)
+        folded = None if full else _incremental(session, table, previous, watermark, settings, step)
+        if folded is None:
+            tables, n_events, watermark_time = _full(session, table, version, watermark, step)
+            kind = "run"
+        else:
+            tables, n_events, watermark_time = folded
+            kind = "incremental"
+        writer = ViewWriter(data_dir, kind=kind)
         for name, arrow in tables.items():
             done = step(f"write {name} ({arrow.num_rows:,} rows)")
             writer.write(name, arrow)
@@ -158,7 +169,11 @@ def _run_batch(settings: Settings, *, spark=None, show_progress: bool = True) ->
         )
         done()
     log.info(
-        "published batch version %d: %d events, W=%s", manifest.batch_version, n_events, manifest.watermark
+        "published batch version %d (%s): %d events, W=%s",
+        manifest.batch_version,
+        kind,
+        n_events,
+        manifest.watermark,
     )
     return manifest
 
@@ -173,6 +188,58 @@ def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict
     done = step(f"build the serving store of version {version}")
     serving_store.build(serving_store.store_path(data_dir, version), tables)
     done()
+def _full(session, table, version: int, watermark: Watermark, step):
+    """Every view from the whole master below W: (tables, deduplicated events, watermark time)."""
+    done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")
+    events = _read_events(session, table, watermark)
+    if events is None:
+        events = _spark_empty_events(session)
+    events = dedup_events(events).persist()
+    stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
+    done()
+    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step)
+    events.unpersist()
+    return tables, int(stats["n"]), _utc(stats["t"])
+
+
+def _incremental(session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step):
+    """The fold into ``previous`` (see ``batch.incremental``), or None when only a full run is exact."""
+    data_dir = Path(settings.data_dir)
+    stored = {}
+    if previous is not None and set(previous.views) == set(VIEWS):
+        stored = {name: previous.table(data_dir, name) for name in VIEWS}
+    columns = {name: [f.name for f in t.schema().fields] for name, t in stored.items()}
+    if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns):
+        log.info("full batch run: %s", reason)
+        return None
+    done = step(f"read the event views of batch version {previous.batch_version}")
+    old = {v.name: stored[v.name].to_pyarrow_table() for v in EVENT_VIEWS}
+    done()
+    done = step("read new events and deduplicate them against the history")
+    new = _read_events(session, table, watermark, since=previous.watermark)
+    history = _read_events(session, table, previous.watermark)
+    if new is None:
+        new = _spark_empty_events(session)
+    try:
+        events = dedup_events(new).persist() if history is None else incremental.unseen(new, history)
+    except incremental.FullRunNeeded as exc:
+        log.warning("full batch run: %s", exc)
+        return None
+    stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
+    done()
+    done = step(f"fold {int(stats['n']):,} new events into the previous views")
+    delta = build_views(events.drop("topic", "partition", "offset", "broker_time"))
+    tables = incremental.fold(session, old, delta)
+    events.unpersist()
+    done()
+    tables = _derive(tables, step)
+    newest = _utc(stats["t"])
+    times = [t for t in (previous.watermark_time, newest) if t is not None]
+    return tables, previous.events + int(stats["n"]), max(times) if times else None
+
+
+def _utc(epoch_ms: int | None) -> dt.datetime | None:
+    return None if epoch_ms is None else dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
 
 
 def _spark_empty_events(session):

@@ -4,7 +4,8 @@ computing the same profile from the same master files in the same run as the ref
     python bench/batch.py --events 100000 --events 1000000 --events 10000000
 
 Events are generated, validated and landed straight into the master dataset (the archiver's own
-throughput is measured by bench/run.py), then ``run_batch`` runs on Spark ``local[*]``. With several
+throughput is measured by bench/run.py), then ``run_batch`` runs on Spark ``local[*]``; then
+``--new-share`` (1 %) more events are landed and the next ``run_batch`` folds them in incrementally. With several
 sizes, a second table shows how cost grows from one size to the next (×10 time for ×10 events is linear).
 Appends its tables to docs/benchmarks.md.
 """
@@ -56,47 +57,57 @@ FROM e GROUP BY ALL
 """
 
 
-def land(data_dir: Path, n_events: int) -> float:
-    # the stream's event rate ramps up over its first simulated hour (deliveries follow orders): a
-    # generous duration, cut at n_events (the first n events do not depend on the duration)
-    cfg = GeneratorConfig(
-        seed=1, rate=200, duration_s=3600 + n_events / 350, customers_per_tenant=max(1000, n_events // 30)
-    )
-    started = time.perf_counter()
-    offsets: dict[tuple[str, int], int] = {}
-    chunk, seq, landed = [], 0, 0
-    for obj in generate(cfg):
-        event = validate_event(obj)
-        tp = (event.topic, zlib.crc32(event.key) % PARTITIONS)
-        offset = offsets.get(tp, 0)
-        offsets[tp] = offset + 1
-        chunk.append(
-            {
-                **to_row(event),
-                "topic": tp[0],
-                "partition": tp[1],
-                "offset": offset,
-                "broker_time": event.event_time,
-                "raw": b"",
-            }
+class Stream:
+    """Generated events, validated and landed straight into the master in appends of up to 500,000."""
+
+    def __init__(self, data_dir: Path, total: int):
+        # the stream's event rate ramps up over its first simulated hour (deliveries follow orders): a
+        # generous duration, cut at the events asked for (the first n events do not depend on it)
+        cfg = GeneratorConfig(
+            seed=1, rate=200, duration_s=3600 + total / 350, customers_per_tenant=max(1000, total // 30)
         )
-        landed += 1
-        if len(chunk) == 500_000 or landed == n_events:
-            seq += 1
-            master.append_batch(master.master_path(data_dir), master.rows_to_table(chunk), dict(offsets), seq)
-            chunk = []
-            print(f"  landed {landed:,}", flush=True)
-        if landed == n_events:
-            break
-    if landed != n_events:
-        raise RuntimeError(f"the generator ended after {landed:,} of {n_events:,} events")
-    return time.perf_counter() - started
+        self.path = master.master_path(data_dir)
+        self.events = generate(cfg)
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.seq = 0
+
+    def land(self, n_events: int) -> float:
+        started = time.perf_counter()
+        chunk, landed = [], 0
+        for obj in self.events:
+            event = validate_event(obj)
+            tp = (event.topic, zlib.crc32(event.key) % PARTITIONS)
+            offset = self.offsets.get(tp, 0)
+            self.offsets[tp] = offset + 1
+            chunk.append(
+                {
+                    **to_row(event),
+                    "topic": tp[0],
+                    "partition": tp[1],
+                    "offset": offset,
+                    "broker_time": event.event_time,
+                    "raw": b"",
+                }
+            )
+            landed += 1
+            if len(chunk) == 500_000 or landed == n_events:
+                self.seq += 1
+                master.append_batch(self.path, master.rows_to_table(chunk), dict(self.offsets), self.seq)
+                chunk = []
+                print(f"  landed {landed:,}", flush=True)
+            if landed == n_events:
+                break
+        if landed != n_events:
+            raise RuntimeError(f"the generator ended after {landed:,} of {n_events:,} events")
+        return time.perf_counter() - started
 
 
-def bench(n_events: int) -> dict:
+def bench(n_events: int, new_share: float) -> dict:
+    new_events = max(1, round(n_events * new_share))
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        land_s = land(data_dir, n_events)
+        stream = Stream(data_dir, n_events + new_events)
+        land_s = stream.land(n_events)
         settings = Settings(data_dir=data_dir, block_size=1)
         files = master.snapshot(master.master_path(data_dir))[2].file_uris()
         t = time.perf_counter()
@@ -111,14 +122,22 @@ def bench(n_events: int) -> dict:
             events = spark.read.parquet(*files).drop("raw")
             profile = customer_profile(dedup_events(events)).toArrow()
             profile_s = time.perf_counter() - t
+            # then the next run: new_share more events archived, folded into this version
+            stream.land(new_events)
+            t = time.perf_counter()
+            folded = run_batch(settings, spark=spark, show_progress=False)
+            incremental_s = time.perf_counter() - t
         assert profile.num_rows == rows.num_rows and manifest is not None
+        assert folded is not None and folded.kind == "incremental", folded
         return {
             "events": n_events,
+            "new_events": new_events,
             "customers": rows.num_rows,
             "land_s": land_s,
             "duck_s": duck_s,
             "profile_s": profile_s,
             "run_s": run_s,
+            "incremental_s": incremental_s,
         }
 
 
@@ -128,16 +147,19 @@ def main() -> None:
     parser.add_argument(
         "--warmup-events", type=int, default=20_000, help="untimed first run (JVM JIT, caches); 0: none"
     )
+    parser.add_argument(
+        "--new-share", type=float, default=0.01, help="events archived before the incremental run, × events"
+    )
     args = parser.parse_args()
     sizes = sorted(args.events or [1_000_000])
     if args.warmup_events:
         print(f"warm-up run with {args.warmup_events:,} events", flush=True)
-        bench(args.warmup_events)
+        bench(args.warmup_events, args.new_share)
     results, loads = [], []
     for n in sizes:
         print(f"batch bench with {n:,} events", flush=True)
         loads.append(f"{os.getloadavg()[0]:.1f}")
-        results.append(bench(n))
+        results.append(bench(n, args.new_share))
         print(results[-1], flush=True)
     warm = f"after an untimed {args.warmup_events:,}-event run, " if args.warmup_events else ""
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -159,7 +181,28 @@ def main() -> None:
             f"{r['duck_s'] / r['profile_s']:.2f} | {r['run_s']:.1f} | {r['events'] / r['run_s']:,.0f} |"
         )
     lines += growth(results)
+    lines += incremental_table(results, args.new_share)
     write_section(lines)
+
+
+def incremental_table(results: list[dict], new_share: float) -> list[str]:
+    """The next run after the full one: only the new events folded into the version just published."""
+    lines = [
+        "",
+        f"Incremental run: after the full run above, {new_share:.0%} more events are archived and the next "
+        "`batch run` folds them into that version (read the previous views + dedup of the new events against "
+        "the whole history + fold + cohorts/RFM + Delta writes + manifest). *Ratio* = incremental run time / "
+        "full run time at the same size, same process.",
+        "",
+        "| events archived | new events | full run s | incremental run s | ratio | DuckDB profile s (all events) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['events']:,} | {r['new_events']:,} | {r['run_s']:.1f} | {r['incremental_s']:.1f} | "
+            f"{r['incremental_s'] / r['run_s']:.2f} | {r['duck_s']:.1f} |"
+        )
+    return lines
 
 
 def growth(results: list[dict]) -> list[str]:

@@ -287,12 +287,20 @@ def archive(
 
 
 @batch_app.command("run")
-def batch_run() -> None:
-    """Rebuild every batch view up to the current watermark and publish the version atomically."""
+def batch_run(
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Recompute every view from the whole master, not only the new events."),
+    ] = False,
+) -> None:
+    """Bring every batch view up to the current watermark and publish the version atomically.
+
+    Folds the events archived since the previous version into it; --full recomputes from the master.
+    """
     from lambdalytics.batch.job import BatchBusyError, run_batch
 
     try:
-        manifest = run_batch(get_settings())
+        manifest = run_batch(get_settings(), full=full)
     except BatchBusyError as exc:
         console.print(f"[yellow]skipped:[/] {exc}")
         raise typer.Exit(3) from None
@@ -300,7 +308,7 @@ def batch_run() -> None:
         console.print("nothing archived yet: no batch version")
         return
     console.print(
-        f"batch version [bold]{manifest.batch_version}[/]: {manifest.events:,} events, "
+        f"batch version [bold]{manifest.batch_version}[/] ({manifest.kind}): {manifest.events:,} events, "
         f"watermark time {manifest.watermark_time}"
     )
 

@@ -77,6 +77,31 @@ class SqlDialect:
         """``function`` over ``column`` for the rows passing ``cond`` (the one place dialects differ)."""
         return f"{function}(CASE WHEN {cond} THEN {column} END)"
 
+    def merge_aggregate(self, metric: BaseMetric, column: str) -> str:
+        """The SQL aggregate that merges view values of one base metric (``schemas.aggregates.merge``).
+
+        Applied to the rows of one key from several versions (the previous view and the new events'
+        view): counts and sums add, min/max keep the extreme, sketches union. SQL aggregates skip
+        NULL, which is the identity here as in ``aggregates.merge`` (a SUM that saw no matching event).
+        """
+        self.refuse(metric)
+        column = self.ident(column)
+        match metric.aggregate:
+            case Aggregate.count | Aggregate.sum:
+                return f"SUM({column})"
+            case Aggregate.min | Aggregate.max:
+                return f"{metric.aggregate.value.upper()}({column})"
+            case Aggregate.hll_distinct:
+                return self.hll_union_agg(column)
+        raise UnsupportedAggregate(metric.name, f"{self.engine.name} has no merge of {metric.aggregate}")
+
+    def merge_milestone(self, column: str) -> str:
+        """First times of one milestone merge as their minimum (``aggregates.merge_milestones``)."""
+        return f"MIN({self.ident(column)})"
+
+    def hll_union_agg(self, column: str) -> str:
+        raise NotImplementedError
+
     def milestone(self, entity: Entity, name: str) -> str:
         """First time (min event_time) the entity reached one milestone."""
         ms = entity.milestone(name)
@@ -97,6 +122,10 @@ class SparkSql(SqlDialect):
 
     def hll(self, expr: str) -> str:
         return f"HLL_SKETCH_AGG({expr}, {HLL_LG_K})"
+
+    def hll_union_agg(self, column: str) -> str:
+        """Union of sketch binaries, all built with :data:`HLL_LG_K` (equal lg_k required)."""
+        return f"HLL_UNION_AGG({column}, false)"
 
 
 def python_predicate(f: EventFilter):

@@ -337,3 +337,16 @@ def test_entity_metrics_are_grouped_by_the_entity_they_read():
         "order": ["avg_wait_seconds", "p90_wait_seconds", "orders_in_progress"]
     }
     assert list(CATALOG.entity_metrics(Grain.customer)) == ["ticket"]
+
+
+def test_views_merge_by_the_rule_of_each_aggregate_kind():
+    """Incremental batch runs merge view values per aggregate kind, as ``schemas.aggregates.merge``
+    does: counts and sums add, min/max keep the extreme, sketches union (never a per-metric formula)."""
+    rule = {"count": "SUM", "sum": "SUM", "min": "MIN", "max": "MAX", "hll_distinct": "HLL_UNION_AGG"}
+    for metric in CATALOG.of_kind(BaseMetric):
+        merged = SparkSql().merge_aggregate(metric, metric.name)
+        assert merged.startswith(f"{rule[metric.aggregate.value]}({metric.name}"), merged
+    assert SparkSql().merge_aggregate(CATALOG["sessions"], "sessions") == "HLL_UNION_AGG(sessions, false)"
+    assert SparkSql().merge_milestone("opened") == "MIN(opened)"
+    with pytest.raises(UnsupportedAggregate, match="pinot computes max over numeric columns only"):
+        PinotSql().merge_aggregate(_max("s", "session_id"), "s")
