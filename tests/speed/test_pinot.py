@@ -166,8 +166,11 @@ def test_user_values_are_quoted_literals_not_sql():
     store = pinot_store(double)
     evil = "x' OR '1'='1 %(tenant)s %s %("
     assert store.customer("demo-food", evil, {})["events_total"] == 0
+    before = len(double.received)
     assert store.customer(evil, "food-c00000", {})["events_total"] == 0
-    assert "'x'' OR ''1''=''1 %(tenant)s %s %('" in double.received[-1]["sql"]
+    # the read's own query (a coverage query may come with it when its cached answer has aged out)
+    sent = [q["sql"] for q in double.received[before:]]
+    assert any("'x'' OR ''1''=''1 %(tenant)s %s %('" in sql for sql in sent), sent
 
 
 @pytest.mark.unit
