@@ -94,8 +94,7 @@ class EmbeddedSpeedStore(SpeedStore):
         self._index_looked_at = float("-inf")
         self._lock = threading.RLock()
         self._profile = RowLayout(CATALOG.bases(Grain.customer))
-        self._series = self._profile.view(m.name for m in CATALOG.bases(Grain.customer) if m.timeseries)
-        self._cohort_slot = self._profile.slot[COHORT_METRIC]
+        self._series = frozenset(m.name for m in CATALOG.bases(Grain.customer) if m.timeseries)
         self._campaign = RowLayout(CATALOG.bases(Grain.campaign))
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
         self._entities = [
@@ -330,27 +329,17 @@ class EmbeddedSpeedStore(SpeedStore):
             state = customers[customer] = _Customer()
         state.gen += 1
         cells = state.cells
-        profile = cells.get(cell_id)
-        if profile is None:
-            profile = cells[cell_id] = self._profile.new_row()
-        self._profile.update(profile, self._profile.plan(event_type), row)
+        cells[cell_id] = self._profile.apply(cells.get(cell_id), row)
         campaign = row.get(self._campaign_key)
         if campaign is not None:
-            steps = self._campaign.plan(event_type)
             ckey = (tenant, campaign)
             ccells = self._campaign_cells.get(ckey)
             if ccells is None:
                 ccells = self._campaign_cells[ckey] = {}
                 self._campaign_totals[ckey] = {}
-            crow = ccells.get(cell_id)
-            if crow is None:
-                crow = ccells[cell_id] = self._campaign.new_row()
-            self._campaign.update(crow, steps, row)
-            totals = self._campaign_totals[ckey]
-            hour = self._cell_of[cell_id][1]
-            if (total := totals.get(hour)) is None:
-                total = totals[hour] = self._campaign.new_row()
-            self._campaign.update(total, steps, row)
+            ccells[cell_id] = self._campaign.apply(ccells.get(cell_id), row)
+            totals, hour = self._campaign_totals[ckey], self._cell_of[cell_id][1]
+            totals[hour] = self._campaign.apply(totals.get(hour), row)
         for name, id_column, by_type, milestones in self._entities:
             milestone = by_type.get(event_type)
             entity_id = row.get(id_column) if milestone is not None else None
@@ -413,11 +402,10 @@ class EmbeddedSpeedStore(SpeedStore):
 
     def _fold_campaign_hours(self, cells: dict[int, Row]) -> dict[int, Row]:
         """Per-cell campaign rows folded per hour over every block."""
-        totals: dict[int, Row] = {}
+        by_hour: dict[int, list[Row]] = defaultdict(list)
         for cell_id, row in cells.items():
-            hour = self._cell_of[cell_id][1]
-            totals[hour] = self._campaign.merged(totals.get(hour), row)
-        return totals
+            by_hour[self._cell_of[cell_id][1]].append(row)
+        return {hour: self._campaign.merged(rows) for hour, rows in by_hour.items()}
 
     def _recheck(self, partitions: set[TP]) -> None:
         """Ids applied above offsets this store never consumed (a lost range, a late start) were decided
@@ -616,11 +604,11 @@ class EmbeddedSpeedStore(SpeedStore):
     def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
         with self._lock:
             self._check(watermark)
-            wanted, cell_of, slot = self._wanted(watermark), self._cell_of, self._cohort_slot
+            wanted, cell_of = self._wanted(watermark), self._cell_of
             out: dict[str, set[int]] = {}
             for customer, state in self._tenants.get(tenant, {}).items():
                 if months := order_months(
-                    (cell_of[c][1], self._profile.raw(slot, row[slot]))
+                    (cell_of[c][1], self._profile.value(row, COHORT_METRIC))
                     for c, row in state.cells.items()
                     if wanted(c)
                 ):
