@@ -640,6 +640,11 @@ class EmbeddedSpeedStore(SpeedStore):
                 lost_offsets=self._lost,
             )
 
+    def active_customers(self) -> int:
+        """Customers with state in the store (what its memory is sized by, with their events)."""
+        with self._lock:
+            return sum(len(customers) for customers in self._tenants.values())
+
     def memory_keys(self) -> int:
         """Number of (key, cell) rows and entity block states held: what memory grows with."""
         with self._lock:
