@@ -118,6 +118,13 @@ class EventIndex:
             value = txn.get(index_key(tenant_id, event_id))
             return _decode(value) if value is not None else None
 
+    def lowest_of(self, ids: Iterable[tuple[str, str]]) -> list[Position | None]:
+        """:meth:`lowest` of each (tenant_id, event_id), in one read transaction."""
+        with self._env.begin(db=self._entries, buffers=True) as txn:
+            return [
+                _decode(value) if (value := txn.get(index_key(t, e))) is not None else None for t, e in ids
+            ]
+
     def covered(self) -> Watermark:
         """Per partition, the offset below which every master row is indexed (absent: 0)."""
         with self._env.begin(db=self._meta) as txn:
