@@ -106,7 +106,6 @@ from kafka.structs import OffsetAndMetadata
 
 from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
 from lambdalytics.infra.event_index import EventIndex, event_index_path
-from lambdalytics.infra.quality_ledger import QualityLedger, ledger_path
 from lambdalytics.infra.kafka_io import (
     EventDecoder,
     EventProducer,
@@ -114,13 +113,13 @@ from lambdalytics.infra.kafka_io import (
     event_limit,
     refused_for_good,
 )
+from lambdalytics.infra.quality_ledger import QualityLedger, ledger_path
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS
 from lambdalytics.schemas.views import Gap, Watermark
 
 from .compaction import MaintenancePolicy, describe, maintain
 from .indexing import ensure_indexed
-from .quality import QualityBatch
 from .master import (
     APP_ID,
     BATCH_SEQ_KEY,
@@ -133,6 +132,7 @@ from .master import (
     rows_to_table,
     snapshot,
 )
+from .quality import QualityBatch
 
 __all__ = [
     "EPOCH_KEY",

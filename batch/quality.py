@@ -47,8 +47,11 @@ def tenant_of_invalid(value: bytes | None, key: bytes | None) -> str | None:
     return claimed if isinstance(claimed, str) and _TENANT.match(claimed) else None
 
 
-def _arrival(record: Any) -> int:
-    return record.timestamp if record.timestamp is not None and record.timestamp >= 0 else int(time.time() * 1000)
+def _arrival(kafka_timestamp: int | None) -> int:
+    """A record's arrival: its Kafka timestamp, or the clock when it has none (-1)."""
+    if kafka_timestamp is None or kafka_timestamp < 0:
+        return int(time.time() * 1000)
+    return kafka_timestamp
 
 
 class QualityBatch:
@@ -65,7 +68,7 @@ class QualityBatch:
                 record.partition,
                 offset,
                 tenant_of_invalid(record.value, record.key),
-                _arrival(record),
+                _arrival(record.timestamp),
                 (DEAD_LETTER_PREFIX + reason,),
             )
         )
@@ -79,7 +82,7 @@ class QualityBatch:
         lowest = index.lowest_of((r["tenant_id"], r["event_id"]) for r in self._rows)
         observations = list(self._invalid)
         for row, first in zip(self._rows, lowest, strict=True):
-            arrived = row["broker_time"] if row["broker_time"] is not None else int(time.time() * 1000)
+            arrived = _arrival(row["broker_time"])
             duplicate = first is not None and first < (row["topic"], row["partition"], row["offset"])
             counters = ["records"]
             if duplicate:
@@ -91,6 +94,8 @@ class QualityBatch:
                 if _is_attributed(row):
                     counters.append("attributed_orders")
             observations.append(
-                Observation(row["topic"], row["partition"], row["offset"], row["tenant_id"], arrived, tuple(counters))
+                Observation(
+                    row["topic"], row["partition"], row["offset"], row["tenant_id"], arrived, tuple(counters)
+                )
             )
         return ledger.record(observations, covers=covers)

@@ -57,7 +57,11 @@ def test_each_record_is_classified_once_and_a_replay_adds_nothing(kafka_bootstra
     def counts() -> tuple[dict, dict, dict]:
         with QualityLedger.open(ledger_path(tmp_path), create=False) as ledger:
             window = ledger.window(tenant, now - HOUR_MS, now + HOUR_MS)
-            return window, ledger.last_events(tenant), ledger.window(UNKNOWN_TENANT, now - HOUR_MS, now + HOUR_MS)
+            return (
+                window,
+                ledger.last_events(tenant),
+                ledger.window(UNKNOWN_TENANT, now - HOUR_MS, now + HOUR_MS),
+            )
 
     window, last, unknown = counts()
     assert window == {

@@ -53,7 +53,8 @@ def test_the_newest_valid_record_per_topic_is_kept(tmp_path):
         ledger.record([seen(0, "t", T0 + 50, "records"), seen(1, "t", T0 + 20, "records")], covers={TP: 2})
         ledger.record([seen(2, "t", T0 + 90, "dead_letters:schema")], covers={TP: 3})  # invalid: not a source
         ledger.record(
-            [Observation("events.support", 0, 0, "t", T0 + 5, ("records",))], covers={("events.support", 0): 1}
+            [Observation("events.support", 0, 0, "t", T0 + 5, ("records",))],
+            covers={("events.support", 0): 1},
         )
         assert ledger.last_events("t") == {TOPIC: T0 + 50, "events.support": T0 + 5}
         assert ledger.last_events("u") == {}
