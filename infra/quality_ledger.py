@@ -21,7 +21,6 @@ tenant id).
 from __future__ import annotations
 
 import struct
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +31,8 @@ import lmdb
 from lambdalytics.schemas.catalog.model import HOUR_MS
 from lambdalytics.schemas.views import Watermark, decode_offsets, encode_offsets
 
+from . import lmdb_envs
+
 __all__ = ["QUALITY_LEDGER_DIR", "UNKNOWN_TENANT", "Coverage", "Observation", "QualityLedger", "ledger_path"]
 
 QUALITY_LEDGER_DIR = "quality_ledger"
@@ -40,8 +41,6 @@ MAP_SIZE = 1 << 32  # 4 GiB of address space; the file grows with its pages (ten
 _DBS = (b"hours", b"totals", b"last", b"meta")
 _COUNTED, _FROM = b"counted", b"from"
 _U64 = struct.Struct(">Q")
-_ENVS: dict[Path, tuple[lmdb.Environment, int]] = {}
-_ENVS_LOCK = threading.Lock()
 
 
 class Observation(NamedTuple):
@@ -87,29 +86,12 @@ class QualityLedger:
         if not create and not (path / "data.mdb").exists():
             return None
         path = path.resolve()
-        with _ENVS_LOCK:
-            if path in _ENVS:
-                env, handles = _ENVS[path]
-            else:
-                path.mkdir(parents=True, exist_ok=True)
-                env, handles = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=len(_DBS)), 0
-                with env.begin(write=True) as txn:
-                    for name in _DBS:
-                        env.open_db(name, txn=txn)
-            _ENVS[path] = (env, handles + 1)
-            return cls(env, path)
+        return cls(lmdb_envs.acquire(path, map_size=MAP_SIZE, dbs=_DBS), path)
 
     def close(self) -> None:
-        with _ENVS_LOCK:
-            if self._closed:
-                return
+        if not self._closed:
             self._closed = True
-            env, handles = _ENVS[self.path]
-            if handles > 1:
-                _ENVS[self.path] = (env, handles - 1)
-            else:
-                del _ENVS[self.path]
-                env.close()
+            lmdb_envs.release(self.path)
 
     def __enter__(self) -> QualityLedger:
         return self

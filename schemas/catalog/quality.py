@@ -68,6 +68,19 @@ class QualityMetric(_Frozen):
 
 _HOURS = "the arrival hours (Kafka timestamp, UTC) overlapping the window; default 24h, up to 30d"
 
+
+def _rate(name: str, label: str, description: str, numerator: str, denominator: str) -> QualityMetric:
+    return QualityMetric(
+        name=name,
+        label=label,
+        description=description,
+        unit=Unit.ratio,
+        numerator=numerator,
+        denominator=denominator,
+        window=_HOURS,
+    )
+
+
 QUALITY: tuple[QualityMetric, ...] = (
     QualityMetric(
         name="dead_letters",
@@ -79,35 +92,29 @@ QUALITY: tuple[QualityMetric, ...] = (
         per="reason",
         window=_HOURS,
     ),
-    QualityMetric(
-        name="duplicate_rate",
-        label="Duplicate rate",
-        description="Share of valid records that are a later copy of an event_id the tenant already sent "
+    _rate(
+        "duplicate_rate",
+        "Duplicate rate",
+        "Share of valid records that are a later copy of an event_id the tenant already sent "
         "(the copy the batch and speed views do not count).",
-        unit=Unit.ratio,
-        numerator="duplicates",
-        denominator="records",
-        window=_HOURS,
+        "duplicates",
+        "records",
     ),
-    QualityMetric(
-        name="late_event_rate",
-        label="Late-event rate",
-        description=f"Share of valid records whose Kafka timestamp is more than {LATE_AFTER_MS // 60_000} "
-        "minutes after their event_time.",
-        unit=Unit.ratio,
-        numerator="late",
-        denominator="records",
-        window=_HOURS,
+    _rate(
+        "late_event_rate",
+        "Late-event rate",
+        f"Share of valid records whose Kafka timestamp is more than {LATE_AFTER_MS // 60_000} minutes "
+        "after their event_time.",
+        "late",
+        "records",
     ),
-    QualityMetric(
-        name="attributed_order_share",
-        label="Orders attributed to a campaign",
-        description=f"Share of orders (the filter of catalog metric {ORDER_METRIC!r}, first copies only) "
-        f"that carry a campaign_id (the filter of {ATTRIBUTED_METRIC!r}).",
-        unit=Unit.ratio,
-        numerator="attributed_orders",
-        denominator="orders",
-        window=_HOURS,
+    _rate(
+        "attributed_order_share",
+        "Orders attributed to a campaign",
+        f"Share of orders (the filter of catalog metric {ORDER_METRIC!r}, first copies only) that carry a "
+        f"campaign_id (the filter of {ATTRIBUTED_METRIC!r}).",
+        "attributed_orders",
+        "orders",
     ),
     QualityMetric(
         name="seconds_since_last_event",
@@ -132,6 +139,8 @@ def describe_quality() -> list[dict]:
             "formula": m.formula,
             "unit": m.unit.value,
             "window": m.window,
+            "numerator": m.numerator,
+            "denominator": m.denominator,
         }
         for m in QUALITY
     ]
