@@ -338,6 +338,7 @@ class Archiver:
         else:
             self._index = EventIndex.open(event_index_path(self.data_dir))
         self._quality = QualityLedger.open(ledger_path(self.data_dir))
+        self._quality.begin(self._offsets)
         log.info(
             "archiver resuming %s at batch %d, version %s, %d partitions known",
             self.path,

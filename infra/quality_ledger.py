@@ -8,8 +8,9 @@ the one consumer that decodes every record and dead-letters it (docs/metrics.md 
   which every record is counted; :meth:`QualityLedger.record` skips a record below it, in the same LMDB
   write transaction that adds the others. The archiver records a micro-batch before its Delta commit, so
   a crash in between replays records the ledger already holds and adds nothing.
-- **Coverage.** It also keeps the offset it began counting at per partition: above 0 (a ledger created
-  on a data folder that already had a master), answers say ``complete: false`` and from where.
+- **Coverage.** It also keeps the offset it began counting at per partition (:meth:`QualityLedger.begin`):
+  above 0 (a ledger created on a data folder that already had a master), answers say ``complete: false``
+  and from where.
 - **Cost follows the answer.** Hourly keys are ``tenant \\0 hour counter``: a window reads its hours,
   an all-time total is one key per (tenant, counter). Memory-mapped, shared by every worker like the
   event index (``<data_dir>/quality_ledger``).
@@ -100,6 +101,15 @@ class QualityLedger:
         self.close()
 
     # ------------------------------------------------------------------ writes
+
+    def begin(self, archived: Watermark) -> None:
+        """The archiver resumes at ``archived``: a partition the ledger never counted begins there (a
+        ledger created beside an older master has not seen what lies below)."""
+        with self._env.begin(write=True) as txn:
+            started = self._offsets(txn, _FROM)
+            for tp, offset in archived.items():
+                started.setdefault(tp, offset)
+            txn.put(_FROM, encode_offsets(started).encode(), db=self._meta)
 
     def record(self, observations: Iterable[Observation], *, covers: Watermark) -> int:
         """Count the observations not counted yet, in one transaction; ``covers``: the offsets the batch

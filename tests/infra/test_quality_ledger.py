@@ -67,6 +67,16 @@ def test_a_ledger_begun_after_the_start_of_a_partition_says_so(tmp_path):
         assert not coverage.complete and coverage.started == {TP: 1000}
 
 
+def test_the_archivers_resume_offsets_begin_the_partitions_it_never_counted(tmp_path):
+    other = ("events.support", 1)
+    with QualityLedger.open(tmp_path) as ledger:
+        ledger.begin({})  # a new data folder
+        ledger.record([seen(0, "t", T0, "records")], covers={TP: 1})
+        assert ledger.coverage().complete
+        ledger.begin({TP: 1, other: 40})  # support:1 was archived before this ledger existed
+        assert ledger.coverage().started == {TP: 0, other: 40} and not ledger.coverage().complete
+
+
 def test_every_handle_sees_each_commit(tmp_path):
     with QualityLedger.open(tmp_path) as writer:
         reader = QualityLedger.open(tmp_path, create=False)
