@@ -114,32 +114,36 @@ class QualityLedger:
     def record(self, observations: Iterable[Observation], *, covers: Watermark) -> int:
         """Count the observations not counted yet, in one transaction; ``covers``: the offsets the batch
         of records ends at (every record below them was consumed). Returns how many were counted."""
-        hours: Counter[bytes] = Counter()
-        totals: Counter[bytes] = Counter()
-        last: dict[bytes, int] = {}
+        seen: Counter[tuple[str, int, tuple[str, ...]]] = Counter()  # (tenant, hour, counters) → records
+        last: dict[tuple[str, str], int] = {}
         counted = 0
         with self._env.begin(write=True) as txn:
             marks = self._offsets(txn, _COUNTED)
             started = self._offsets(txn, _FROM)
             for o in observations:
                 tp = (o.topic, o.partition)
-                started.setdefault(tp, marks.get(tp, o.offset))
+                if tp not in started:
+                    started[tp] = marks.get(tp, o.offset)
                 if o.offset < marks.get(tp, 0):
                     continue  # a replay: counted before
                 counted += 1
-                prefix = _prefix(o.tenant_id or UNKNOWN_TENANT)
-                hour = _U64.pack(o.arrived_ms // HOUR_MS)
-                for name in o.counters:
-                    hours[prefix + hour + name.encode()] += 1
-                    totals[prefix + name.encode()] += 1
-                if "records" in o.counters:
-                    key = prefix + o.topic.encode()
-                    last[key] = max(last.get(key, 0), o.arrived_ms)
+                tenant = o.tenant_id or UNKNOWN_TENANT
+                seen[(tenant, o.arrived_ms // HOUR_MS, o.counters)] += 1
+                if "records" in o.counters and last.get((tenant, o.topic), -1) < o.arrived_ms:
+                    last[(tenant, o.topic)] = o.arrived_ms
+            hours: Counter[bytes] = Counter()
+            totals: Counter[bytes] = Counter()
+            for (tenant, hour, counters), n in seen.items():
+                prefix = _prefix(tenant)
+                for name in counters:
+                    hours[prefix + _U64.pack(hour) + name.encode()] += n
+                    totals[prefix + name.encode()] += n
             for db, deltas in ((self._hours, hours), (self._totals, totals)):
                 for key, n in deltas.items():
                     raw = txn.get(key, db=db)
                     txn.put(key, _U64.pack((_U64.unpack(raw)[0] if raw else 0) + n), db=db)
-            for key, ms in last.items():
+            for (tenant, topic), ms in last.items():
+                key = _prefix(tenant) + topic.encode()
                 raw = txn.get(key, db=self._last)
                 if raw is None or _U64.unpack(raw)[0] < ms:
                     txn.put(key, _U64.pack(ms), db=self._last)
