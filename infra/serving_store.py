@@ -186,13 +186,13 @@ def _keys(table: pa.Table, parts: Iterable[tuple[str, str]]) -> pa.ChunkedArray:
 def _sorted_chunks(
     keys: pa.ChunkedArray, values: list[pa.ChunkedArray]
 ) -> Iterator[Iterable[tuple[bytes, bytes]]]:
-    """(key, msgpack of the values) in key order, ``_CHUNK`` rows at a time (LMDB appends sorted keys)."""
+    """(key, msgpack of the values) in key order, ``_CHUNK`` rows at a time (LMDB appends sorted keys);
+    rows are taken chunk by chunk, so no sorted copy of the view is ever whole in memory."""
     order = pc.sort_indices(keys)
-    keys = keys.take(order)
-    values = [v.take(order) for v in values]
-    for at in range(0, len(keys), _CHUNK):
-        cols = [v.slice(at, _CHUNK).to_pylist() for v in values]
-        yield zip(keys.slice(at, _CHUNK).to_pylist(), map(_encode, zip(*cols, strict=True)), strict=True)
+    for at in range(0, len(order), _CHUNK):
+        rows = order.slice(at, _CHUNK)
+        cols = [v.take(rows).to_pylist() for v in values]
+        yield zip(keys.take(rows).to_pylist(), map(_encode, zip(*cols, strict=True)), strict=True)
 
 
 def _view_chunks(table: pa.Table, view: View, kinds: str) -> Iterator[Iterable[tuple[bytes, bytes]]]:
