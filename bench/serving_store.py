@@ -424,7 +424,7 @@ def main() -> None:
             "",
             "## Serving store: live orders and cohorts as history grows, memory per customer",
             "",
-            f"_{today}, `python bench/serving_store.py`, load average {os.getloadavg()[0]:.1f} on 2 cores — "
+            f"_{today}, `python bench/serving_store.py`, load average {os.getloadavg()[0]:.1f} on 2 cores at the end — "
             "in process, one thread, `BatchIndex` + `Merger` "
             "over the memory-mapped serving store; one food-delivery tenant, a year of orders, 3 orders per "
             f"customer, {SPEED_EVENTS:,} speed events above W, the API's default 30 min window. Synthetic "
