@@ -28,12 +28,14 @@ __all__ = [
     "AUDITORS",
     "INGEST",
     "MANAGERS",
+    "QUALITY_READERS",
     "READ",
     "READ_TENANT_WIDE",
     "SHARERS",
     "SIGNED_IN",
     "Access",
     "AdminDep",
+    "QualityReaderDep",
     "admits",
     "api_routes",
 ]
@@ -64,6 +66,8 @@ READ = Access(*DATA_READERS)
 READ_TENANT_WIDE = Access(*DATA_READERS, tenant_wide=True)
 """The tenant's data: every role (a viewer sees the dashboard), read keys, dashboard and embed tokens."""
 INGEST = Access("key:ingest")
+QUALITY_READERS = Access(*ROLES, "key:read", "dashboard")
+"""The tenant's data-quality figures: its people and read keys, never an embed (not its customers')."""
 SHARERS = Access("owner", "analyst", "key:read")
 """Minting an embed token shares the tenant's data: owners, analysts and read keys, never a viewer."""
 DASHBOARD_TOKENS = Access("key:read")
@@ -81,6 +85,7 @@ AuditorDep = Annotated[Principal, Depends(AUDITORS)]
 IngestDep = Annotated[Principal, Depends(INGEST)]
 SignedInDep = Annotated[Principal, Depends(SIGNED_IN)]
 DashboardTokenDep = Annotated[Principal, Depends(DASHBOARD_TOKENS)]
+QualityReaderDep = Annotated[Principal, Depends(QUALITY_READERS)]
 
 
 def admits(route: APIRoute) -> frozenset[str] | None:
