@@ -60,9 +60,10 @@ EdgesOf = Callable[[Iterable[str]], Iterable[Alias]]
 """Given ids, every alias edge touching any of them (both sides of the cut, for serving)."""
 
 
-def component_of(customer: str, edges_of: EdgesOf, *, cap: int = MAX_COMPONENT_IDS) -> Component:
+def component_of(customer: str, edges_of: EdgesOf, *, cap: int | None = None) -> Component:
     """The component of ``customer``: a breadth-first walk over alias edges, asking ``edges_of`` once
     per layer, that stops as soon as the component is over ``cap`` (so a read costs at most the cap)."""
+    cap = MAX_COMPONENT_IDS if cap is None else cap
     seen, frontier, edges = {customer}, {customer}, set()
     while frontier:
         found = set(edges_of(sorted(frontier)))
@@ -76,8 +77,9 @@ def component_of(customer: str, edges_of: EdgesOf, *, cap: int = MAX_COMPONENT_I
     return Component(tuple(sorted(seen)), max(edges).customer_id)
 
 
-def components(edges: Iterable[Alias], *, cap: int = MAX_COMPONENT_IDS) -> dict[str, Component]:
+def components(edges: Iterable[Alias], *, cap: int | None = None) -> dict[str, Component]:
     """Every id an edge names → its component (the batch side: all of a tenant's edges at once)."""
+    cap = MAX_COMPONENT_IDS if cap is None else cap
     by_id: dict[str, list[Alias]] = {}
     for edge in edges:
         for i in edge.ids:
