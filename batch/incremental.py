@@ -27,9 +27,9 @@ from pyspark.sql import functions as F
 
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.compile import SparkSql
-from lambdalytics.schemas.views import ENTITY_STATES, EVENT_VIEWS, VIEWS, View, Watermark
+from lambdalytics.schemas.views import ALIAS_EDGES, ENTITY_STATES, EVENT_VIEWS, VIEWS, View, Watermark
 
-from .views import dedup_events
+from .views import dedup_events, latest_alias
 from .writer import Manifest
 
 __all__ = ["FullRunNeeded", "fold", "full_run_reason", "unseen"]
@@ -125,6 +125,8 @@ def _fold_view(spark: SparkSession, view: View, old: pa.Table, new: DataFrame) -
 def _merge(spark: SparkSession, view: View, old: pa.Table, added: pa.Table) -> pa.Table:
     """The rows of both versions, grouped by the view's keys; each value column merged by its rule."""
     rows = spark.createDataFrame(pa.concat_tables([old.cast(added.schema), added]))
+    if view is ALIAS_EDGES:  # the latest alias of an edge: a max over the pair of columns
+        return latest_alias(rows).toArrow().select(list(view.columns)).cast(added.schema)
     values = [F.expr(_merge_sql(view, c)).alias(c) for c in view.values]
     return rows.groupBy(*view.keys).agg(*values).toArrow().select(list(view.columns)).cast(added.schema)
 

@@ -22,6 +22,7 @@ from lambdalytics.infra import serving_store
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.events import ROW_COLUMNS
 from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
     CAMPAIGN_KEYS,
     CAMPAIGN_STATS,
     COHORT_COUNTS,
@@ -29,6 +30,7 @@ from lambdalytics.schemas.views import (
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
     EVENT_VIEWS,
+    IDENTITY_COMPONENTS,
     ORDER_MONTHS,
     RFM_THRESHOLDS,
     VIEWS,
@@ -39,7 +41,7 @@ from lambdalytics.schemas.views import (
 from . import incremental, master
 from .indexing import ensure_indexed
 from .spark import spark_session
-from .tenant_views import cohort_views, rfm_thresholds
+from .tenant_views import cohort_views, identity_components, rfm_thresholds, tenant_components
 from .views import build_views, dedup_events
 from .writer import BatchBusyError, Manifest, ViewWriter, exclusive, read_manifest
 
@@ -87,7 +89,8 @@ def _read_events(spark, master_table, watermark: Watermark, since: Watermark | N
     ]
     if not ranges:
         return None
-    df = spark.read.parquet(*uris).where(" OR ".join(ranges))
+    # mergeSchema: files written before a column was added (previous_id) read it as null
+    df = spark.read.option("mergeSchema", "true").parquet(*uris).where(" OR ".join(ranges))
     columns = [
         (F.unix_millis(F.col(c)) if c in ("event_time", "promised_at") else F.col(c)).alias(c)
         for c in ROW_COLUMNS
@@ -106,9 +109,13 @@ def _compute(events, step) -> dict[str, pa.Table]:
 
 def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
     """The derived views (order months, cohort counts, RFM cut points) from the event views."""
-    done = step("order months, cohort counts and RFM cut points")
-    tables[ORDER_MONTHS.name], tables[COHORT_COUNTS.name] = cohort_views(tables[CUSTOMER_TIMESERIES.name])
-    tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name])
+    done = step("identity components, order months, cohort counts and RFM cut points")
+    groups = tenant_components(tables[ALIAS_EDGES.name])
+    tables[IDENTITY_COMPONENTS.name] = identity_components(groups)
+    tables[ORDER_MONTHS.name], tables[COHORT_COUNTS.name] = cohort_views(
+        tables[CUSTOMER_TIMESERIES.name], groups
+    )
+    tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name], groups)
     done()
     return tables
 
@@ -188,6 +195,8 @@ def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict
     done = step(f"build the serving store of version {version}")
     serving_store.build(serving_store.store_path(data_dir, version), tables)
     done()
+
+
 def _full(session, table, version: int, watermark: Watermark, step):
     """Every view from the whole master below W: (tables, deduplicated events, watermark time)."""
     done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from lambdalytics.schemas.catalog import CATALOG, HOUR_MS, Entity
 from lambdalytics.schemas.compile import SparkSql
 from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
     CAMPAIGN_KEYS,
     CAMPAIGN_STATS,
     CUSTOMER_PROFILE,
@@ -26,7 +27,7 @@ from lambdalytics.schemas.views import (
 )
 from lambdalytics.schemas.views import entity_state as entity_state_view
 
-__all__ = ["build_views", "dedup_events"]
+__all__ = ["alias_edges", "build_views", "dedup_events", "latest_alias"]
 
 _SQL = SparkSql()
 
@@ -75,6 +76,30 @@ def entity_state(events: DataFrame, entity: Entity) -> DataFrame:
     )
 
 
+def latest_alias(rows: DataFrame) -> DataFrame:
+    """Per edge, the latest of its aliases by ``(alias_time, alias_event_id)`` (``schemas.identity``'s
+    order): a max of the pair, not of each column, so a run and a fold of two runs agree."""
+    time, event_id = ALIAS_EDGES.values
+    latest = F.max(F.struct(F.col(time), F.col(event_id))).alias("_latest")
+    return (
+        rows.groupBy(*ALIAS_EDGES.keys)
+        .agg(latest)
+        .select(
+            *ALIAS_EDGES.keys,
+            F.col(f"_latest.{time}").alias(time),
+            F.col(f"_latest.{event_id}").alias(event_id),
+        )
+    )
+
+
+def alias_edges(events: DataFrame) -> DataFrame:
+    time, event_id = ALIAS_EDGES.values
+    aliases = events.where((F.col("event_type") == "alias") & F.col("previous_id").isNotNull())
+    return latest_alias(
+        aliases.select(*ALIAS_EDGES.keys, F.col("event_time").alias(time), F.col("event_id").alias(event_id))
+    )
+
+
 def build_views(events: DataFrame) -> dict[str, DataFrame]:
     """All event views by name from deduplicated events (ROW_COLUMNS, event_time in epoch ms)."""
     views = {
@@ -84,4 +109,5 @@ def build_views(events: DataFrame) -> dict[str, DataFrame]:
     }
     for entity in CATALOG.entities:
         views[entity_state_view(entity).name] = entity_state(events, entity)
+    views[ALIAS_EDGES.name] = alias_edges(events)
     return views

@@ -17,6 +17,8 @@ hold only by history:
   milestone) - LIVE_WINDOW_CAP_MS`` — so a live-orders read scans only its window. A window starting
   before the horizon cannot be served from it (:meth:`ServingStore.entities_in_window` says None).
 - ``cohort_counts`` per tenant as one value (the table is cohorts × months, whatever the history).
+- ``alias_edges`` per (tenant, id): every alias edge naming the id, under both of its ids, so a read
+  walks a customer's identity component edge by edge (``schemas.identity.component_of``).
 
 A file is complete before anyone opens it: written to a temporary name, synced, renamed.
 """
@@ -42,7 +44,9 @@ import pyarrow.compute as pc
 
 from lambdalytics.schemas.catalog import CATALOG, Grain
 from lambdalytics.schemas.cohorts import CohortCounts
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
     CAMPAIGN_STATS,
     COHORT_COUNTS,
     CUSTOMER_PROFILE,
@@ -66,7 +70,7 @@ __all__ = [
     "windowed_milestones",
 ]
 
-FORMAT = 1
+FORMAT = 2
 """Layout version, stored in the file: a file of another layout is rebuilt, never misread."""
 
 _MAP_SIZE = 1 << 40  # address space only: written with writemap=False, the file holds the used pages
@@ -245,6 +249,17 @@ def _put(env: lmdb.Environment, name: str, chunks: Iterable[Iterable[tuple[bytes
             raise ValueError(f"serving store: {name} holds {consumed - added:,} duplicate keys")
 
 
+def _alias_rows(table: pa.Table) -> list[tuple[bytes, bytes]]:
+    """Each edge under both of its ids: (tenant, id) → [[previous, survivor, time, event id], …]."""
+    per_id: dict[bytes, list] = {}
+    columns = [table.column(c).to_pylist() for c in ALIAS_EDGES.columns]
+    for tenant, survivor, previous, at, event_id in zip(*columns, strict=True):
+        edge = [previous, survivor, at, event_id]
+        for customer in (previous, survivor):
+            per_id.setdefault(_s(tenant) + _s(customer), []).append(edge)
+    return sorted((k, _encode(v)) for k, v in per_id.items())
+
+
 def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = None) -> Path:
     """Write the serving store of one view version (view name → table) to ``path``, atomically.
 
@@ -295,6 +310,7 @@ def _write_views(env: lmdb.Environment, tables: Mapping[str, pa.Table], now_ms: 
     ):
         _put(env, view.name, _view_chunks(tables[view.name], view, kinds))
     _put(env, COHORT_COUNTS.name, [_cohort_rows(tables[COHORT_COUNTS.name])])
+    _put(env, ALIAS_EDGES.name, [_alias_rows(tables[ALIAS_EDGES.name])])
     horizons = {}
     for name, view in ENTITY_STATES.items():
         _put(env, view.name, _view_chunks(tables[view.name], view, "sss"))
@@ -345,6 +361,7 @@ class ServingStore:
                     ORDER_MONTHS.name,
                     COHORT_COUNTS.name,
                     RFM_THRESHOLDS.name,
+                    ALIAS_EDGES.name,
                     *(v.name for v in ENTITY_STATES.values()),
                     *(_WINDOW.format(e) for e in windowed_milestones()),
                 )
@@ -452,6 +469,20 @@ class ServingStore:
                 raw = txn.get(t + _s(customer))
                 if raw is not None:
                     out[customer] = frozenset(_decode(raw)[-1])
+        return out
+
+    def alias_edges(self, tenant: str, customers: Iterable[str]) -> set[Alias]:
+        """Every alias edge below W naming one of these ids, in one read transaction."""
+        t = _s(tenant)
+        out = set()
+        with self._env.begin(db=self._dbs[ALIAS_EDGES.name], buffers=True) as txn:
+            for customer in customers:
+                raw = txn.get(t + _s(customer))
+                if raw is not None:
+                    out |= {
+                        Alias(at, event_id, previous, survivor)
+                        for previous, survivor, at, event_id in _decode(raw)
+                    }
         return out
 
     # -------------------------------------------------------------------- tenants

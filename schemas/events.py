@@ -382,19 +382,41 @@ class _EventBase(BaseModel):
 
 
 _AD_TYPES = frozenset({"ad_impression", "ad_click"})
+_ALIAS = frozenset({"alias"})
 
 
 class BehavioralEvent(_EventBase):
     family: ClassVar[Family] = Family.behavioral
-    required_on: ClassVar[dict[str, frozenset[str]]] = {"campaign_id": _AD_TYPES}
-    allowed_only_on: ClassVar[dict[str, frozenset[str]]] = {"campaign_id": _AD_TYPES, "cost": _AD_TYPES}
+    required_on: ClassVar[dict[str, frozenset[str]]] = {"campaign_id": _AD_TYPES, "previous_id": _ALIAS}
+    allowed_only_on: ClassVar[dict[str, frozenset[str]]] = {
+        "campaign_id": _AD_TYPES,
+        "cost": _AD_TYPES,
+        "previous_id": _ALIAS,
+    }
 
     event_type: Literal[
-        "session_start", "page_view", "app_event", "search", "add_to_cart", "ad_impression", "ad_click"
+        "session_start",
+        "page_view",
+        "app_event",
+        "search",
+        "add_to_cart",
+        "ad_impression",
+        "ad_click",
+        "alias",
     ]
     session_id: Id128 | None = None
     campaign_id: Id128 | None = None
     cost: Money | None = Field(default=None, description="Advertiser spend for this ad event.")
+    previous_id: Id128 | None = Field(
+        default=None,
+        description="On alias: the id merged into customer_id (the id that survives); see schemas.identity.",
+    )
+
+    @model_validator(mode="after")
+    def _not_self_alias(self) -> BehavioralEvent:
+        if self.previous_id is not None and self.previous_id == self.customer_id:
+            raise ValueError("'previous_id' must differ from 'customer_id' (an id cannot merge into itself)")
+        return self
 
 
 _MONEY_TYPES = frozenset({"order_paid", "refund"})
@@ -570,6 +592,7 @@ ROW_COLUMNS: dict[str, str] = {
     "priority": "string",
     "promised_at": "int64",  # UTC epoch ms
     "properties": "string",  # JSON text
+    "previous_id": "string",  # alias: the id merged into customer_id
 }
 """Typed columns of one event, the same for all families (absent fields are null).
 
@@ -603,4 +626,5 @@ def to_row(event: Event) -> dict[str, Any]:
         "priority": get("priority"),
         "promised_at": get("promised_at"),
         "properties": None if event.properties is None else orjson.dumps(event.properties).decode(),
+        "previous_id": get("previous_id"),
     }

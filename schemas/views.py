@@ -28,6 +28,7 @@ from .catalog import CATALOG, GRAIN_KEYS, Entity, Grain
 from .rfm import DIMENSIONS
 
 __all__ = [
+    "ALIAS_EDGES",
     "CAMPAIGN_KEYS",
     "CAMPAIGN_STATS",
     "COHORT_COUNTS",
@@ -39,6 +40,7 @@ __all__ = [
     "EVENT_VIEWS",
     "Gap",
     "HOUR",
+    "IDENTITY_COMPONENTS",
     "LIVE_WINDOW_CAP_MS",
     "ORDER_MONTHS",
     "RFM_CUTS",
@@ -185,13 +187,26 @@ RFM_CUTS: dict[str, str] = {d: f"{d}_cuts" for d in DIMENSIONS}
 RFM_THRESHOLDS = View("rfm_thresholds", TENANT_KEYS, ("customers", *RFM_CUTS.values()))
 """Per tenant: the quintile cut points of R, F and M over its customers who ordered (``schemas.rfm``)."""
 
+ALIAS_EDGES = View(
+    "alias_edges",
+    (*CUSTOMER_KEYS, "previous_id"),
+    ("alias_time", "alias_event_id"),
+    recompute_by=CUSTOMER_KEYS,
+)
+"""Per (tenant, survivor, previous id): the latest alias between them by ``(event_time, event_id)``, the
+alias order of ``schemas.identity`` (the only alias of an edge a canonical id can depend on)."""
+IDENTITY_COMPONENTS = View("identity_components", CUSTOMER_KEYS, ("canonical", "ids", "refused"))
+"""Per id named by an alias below W: its component's canonical id, its number of ids and whether it is
+refused (over the cap). Cohorts and RFM count a component as one customer (``schemas.identity``)."""
+
 EVENT_VIEWS: tuple[View, ...] = (
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
     CAMPAIGN_STATS,
     *ENTITY_STATES.values(),
+    ALIAS_EDGES,
 )
-DERIVED_VIEWS: tuple[View, ...] = (ORDER_MONTHS, COHORT_COUNTS, RFM_THRESHOLDS)
+DERIVED_VIEWS: tuple[View, ...] = (ORDER_MONTHS, COHORT_COUNTS, RFM_THRESHOLDS, IDENTITY_COMPONENTS)
 VIEWS: dict[str, View] = {v.name: v for v in (*EVENT_VIEWS, *DERIVED_VIEWS)}
 
 

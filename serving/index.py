@@ -22,6 +22,7 @@ import pyarrow as pa
 from lambdalytics.batch.writer import Manifest
 from lambdalytics.infra.serving_store import ServingStore, StoreBroken, build, store_path
 from lambdalytics.schemas.cohorts import CohortCounts
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import VIEWS, Watermark
 
 __all__ = ["BatchIndex"]
@@ -103,6 +104,10 @@ class BatchIndex:
     ) -> dict[tuple[str, str], Milestones]:
         """The batch states of these (customer, id) entities; absent ones are not in the batch."""
         return self.store.entity_states(entity, tenant, keys) if self.store else {}
+
+    def alias_edges(self, tenant: str, customers: Iterable[str]) -> set[Alias]:
+        """The alias edges below W naming one of these ids."""
+        return self.store.alias_edges(tenant, customers) if self.store else set()
 
     def order_months_of(self, tenant: str, customers: Iterable[str]) -> dict[str, frozenset[int]]:
         """The batch order months of these customers; absent ones had no order below W."""

@@ -3,7 +3,9 @@
 Every answer is computed from a single (batch index, W) snapshot: the batch view covers offsets < W,
 the speed store is asked for offsets >= W, base states are merged with ``schemas.aggregates``, and only
 then are derived metrics, durations, RFM scores and cohort shares computed — from catalog definitions
-and the analyses in ``schemas.rfm`` / ``schemas.cohorts``. If the speed
+and the analyses in ``schemas.rfm`` / ``schemas.cohorts``. A customer is its identity component
+(``schemas.identity``, edges from both sides via ``serving.identity``): its ids' states are merged like
+the two sides are, and cohorts count a component once. If the speed
 store cannot cover W (it dropped blocks because a newer batch version was swapped in mid-request), the
 answer is recomputed once from the new snapshot; a second failure propagates (503, fail closed).
 """
@@ -16,9 +18,11 @@ from typing import Any
 
 from lambdalytics.schemas import aggregates, rfm
 from lambdalytics.schemas.catalog import CATALOG, Grain, finalize
+from lambdalytics.schemas.identity import Component
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
 from .answer_cache import AnswerCache
+from .identity import IdentityGraph
 from .index import BatchIndex
 
 __all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
@@ -52,38 +56,51 @@ class Merger:
         except CoverageError:
             return fn(self._index())  # a swap raced this request: the new snapshot covers it
 
+    # ------------------------------------------------------------------ identity
+
+    def component_ids(self, tenant: str, customer: str) -> list[str]:
+        """Every id merged with ``customer`` (itself included), batch and speed aliases together: what
+        erasing or reading the whole customer has to reach. ``[customer]`` when it has no alias or its
+        component is refused (over ``schemas.identity.MAX_COMPONENT_IDS``)."""
+        return self._with_snapshot(
+            lambda ix: list(IdentityGraph(ix, self.speed, tenant).component(customer).ids)
+        )
+
     # ------------------------------------------------------------------ customer
 
     def profile(self, tenant: str, customer: str, now_ms: int | None = None) -> dict[str, Any]:
+        """The merged customer's profile; ``identity`` says which ids it merges and its canonical id."""
         now_ms = now_ms or int(time.time() * 1000)
         return self._with_snapshot(lambda ix: self._profile(ix, tenant, customer, now_ms))
 
     def _profile(self, ix: BatchIndex, tenant: str, customer: str, now_ms: int) -> dict[str, Any]:
-        key = (tenant, customer)
-        version = self.speed.customer_version(tenant, customer)  # before computing: see AnswerCache
+        comp = IdentityGraph(ix, self.speed, tenant).component(customer)
+        key = (tenant, comp.ids)
+        versions = [self.speed.customer_version(tenant, i) for i in comp.ids]  # before computing
+        version = None if None in versions else tuple(versions)
         cached = None if version is None else self.profiles.get(ix, key, version)
         if cached is None:
-            cached = self._profile_at(ix, tenant, customer)
+            cached = self._profile_at(ix, tenant, comp)
             if version is not None:
                 self.profiles.put(ix, key, version, cached)
         metrics, scores, last_order = cached
         recency = rfm.recency_days(last_order, now_ms) if last_order is not None else None
-        return {"metrics": metrics, "rfm": {"recency_days": recency, **scores}}
+        return {"metrics": metrics, "rfm": {"recency_days": recency, **scores}, "identity": _identity(comp)}
 
-    def _profile_at(self, ix: BatchIndex, tenant: str, customer: str) -> tuple[dict, dict, int | None]:
+    def _profile_at(self, ix: BatchIndex, tenant: str, comp: Component) -> tuple[dict, dict, int | None]:
         """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order)."""
         w = ix.watermark
-        batch = ix.profile(tenant, customer)
-        speed = self.speed.customer(tenant, customer, w)
-        if batch is None and not speed.get("events_total"):
-            raise NotFound(customer)
+        batch = [b for i in comp.ids if (b := ix.profile(tenant, i)) is not None]
+        speed = [self.speed.customer(tenant, i, w) for i in comp.ids]
+        if not batch and not any(s.get("events_total") for s in speed):
+            raise NotFound(comp.canonical)
         raw = {
-            m.name: aggregates.merge_with_batch(m, (batch or {}).get(m.name), speed.get(m.name))
+            m.name: aggregates.merge_all(m, [b.get(m.name) for b in batch], [s.get(m.name) for s in speed])
             for m in CATALOG.bases(Grain.customer)
         }
         raw = CATALOG.derive(Grain.customer, raw)
         for entity, metrics in CATALOG.entity_metrics(Grain.customer).items():
-            states = self._customer_entities(ix, tenant, customer, entity)
+            states = [s for i in comp.ids for s in self._customer_entities(ix, tenant, i, entity)]
             for m in metrics:
                 raw[m.name] = m.compute(states)  # customer-grain entity metrics are not windowed
         metrics = {m.name: finalize(m, raw[m.name]) for m in CATALOG.at(Grain.customer, public_only=True)}
@@ -114,18 +131,20 @@ class Merger:
     @staticmethod
     def _buckets(
         grain: Grain,
-        batch_hours: dict[int, dict],
-        speed_hours: dict[int, dict],
+        batch_hours: list[dict[int, dict]],
+        speed_hours: list[dict[int, dict]],
         start_ms: int,
         end_ms: int,
         bucket_ms: int,
         names: list[str],
     ) -> list[tuple[int, dict]]:
+        """Hours of any number of keys (a component's ids) on each side, merged per bucket."""
         grouped: dict[int, tuple[list, list]] = {}
-        for hours, side in ((batch_hours, 0), (speed_hours, 1)):
-            for hour, values in hours.items():
-                if start_ms <= hour < end_ms:
-                    grouped.setdefault(hour - hour % bucket_ms, ([], []))[side].append(values)
+        for side, per_key in enumerate((batch_hours, speed_hours)):
+            for hours in per_key:
+                for hour, values in hours.items():
+                    if start_ms <= hour < end_ms:
+                        grouped.setdefault(hour - hour % bucket_ms, ([], []))[side].append(values)
         out = []
         for bucket in sorted(grouped):
             b, s = grouped[bucket]
@@ -145,11 +164,14 @@ class Merger:
             raise UnknownMetric(metric)
 
         def run(ix: BatchIndex):
-            batch = ix.customer_hours(tenant, customer, start_ms, end_ms)
-            speed = self.speed.customer_hours(tenant, customer, ix.watermark, start_ms, end_ms)
-            known = ix.profile(tenant, customer) is not None or self.speed.customer(
-                tenant, customer, ix.watermark
-            ).get("events_total")
+            ids = IdentityGraph(ix, self.speed, tenant).component(customer).ids
+            batch = [ix.customer_hours(tenant, i, start_ms, end_ms) for i in ids]
+            speed = [self.speed.customer_hours(tenant, i, ix.watermark, start_ms, end_ms) for i in ids]
+            known = any(
+                ix.profile(tenant, i) is not None
+                or self.speed.customer(tenant, i, ix.watermark).get("events_total")
+                for i in ids
+            )
             if not known:
                 raise NotFound(customer)
             points = self._buckets(Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric])
@@ -170,8 +192,8 @@ class Merger:
             unknown = not batch and not speed and not ix.has_campaign(tenant, campaign)
             if unknown and not self.speed.campaign_hours(tenant, campaign, ix.watermark, 0, 2**62):
                 raise NotFound(campaign)
-            points = self._buckets(Grain.campaign, batch, speed, start_ms, end_ms, bucket_ms, names)
-            total = self._buckets(Grain.campaign, batch, speed, start_ms, end_ms, 2**62, names)
+            points = self._buckets(Grain.campaign, [batch], [speed], start_ms, end_ms, bucket_ms, names)
+            total = self._buckets(Grain.campaign, [batch], [speed], start_ms, end_ms, 2**62, names)
             if total:
                 totals = total[0][1]
             else:
@@ -212,20 +234,36 @@ class Merger:
         return self._with_snapshot(run)
 
     def cohorts(self, tenant: str, start_month: int | None, end_month: int | None) -> list[dict[str, Any]]:
-        """The batch cohort counts, corrected customer by customer for what the speed side saw after W.
+        """The batch cohort counts, corrected for what the speed side saw after W.
 
-        Costs the cohort table plus the customers with order months above W, never the tenant's history;
-        equal to ``schemas.cohorts.retention`` over the merged (batch ∪ speed) months of every customer.
+        The batch counted each of its components (aliases below W) once. The customers the speed side
+        touched — orders above W, or named by an alias above W — and everything merged with them, before
+        or after, are taken out as the batch grouped them and put back as merged components with their
+        merged months. Costs the cohort table plus those customers, never the tenant's history; equal
+        to ``schemas.cohorts.retention`` over the merged months of every merged customer.
         """
 
         def run(ix: BatchIndex):
             table = ix.cohorts(tenant)  # a fresh copy of the tenant's table
             speed = self.speed.order_months(tenant, ix.watermark)
-            batch = ix.order_months_of(tenant, speed)
-            for customer, extra in speed.items():
-                before = batch.get(customer, frozenset())
-                if not extra <= before:
-                    table.replace(set(before), before | extra)
+            graph = IdentityGraph(ix, self.speed, tenant, preload=True)
+            pending, seen, before, after = set(speed) | graph.speed_ids(), set(), set(), set()
+            while pending:  # close over both groupings: each id's batch and merged component
+                customer = pending.pop()
+                seen.add(customer)
+                b, m = graph.batch_component(customer).ids, graph.component(customer).ids
+                before.add(b)
+                after.add(m)
+                pending |= {*b, *m} - seen
+            batch = ix.order_months_of(tenant, seen)
+            for ids in before:
+                table.add(set().union(*(batch.get(i, ()) for i in ids)), -1)
+            for ids in after:
+                table.add(set().union(*(batch.get(i, ()) for i in ids), *(speed.get(i, ()) for i in ids)))
             return table.retention(start=start_month, end=end_month)
 
         return self._with_snapshot(run)
+
+
+def _identity(comp: Component) -> dict[str, Any]:
+    return {"canonical": comp.canonical, "ids": list(comp.ids), "refused": comp.refused}

@@ -45,8 +45,10 @@ from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import python_predicate
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import Gap, at_or_above, block_of, cut_mismatch
 
+from .aliases import AliasEdges, alias_of
 from .config import DEDUP_WINDOW_MS
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 
@@ -119,6 +121,7 @@ class EmbeddedSpeedStore(SpeedStore):
             name: {} for name in self._entities
         }
         self._tenant_customers: dict[str, set[str]] = defaultdict(set)
+        self._aliases = AliasEdges()  # alias edges above the floor, per block (speed.aliases)
         self._tenant_entities: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
         # (entity, tenant, customer) -> entity ids: a profile read must not scan every entity held
         self._customer_entities: dict[tuple[str, str, str], set[str]] = defaultdict(set)
@@ -296,6 +299,8 @@ class EmbeddedSpeedStore(SpeedStore):
         ckey = (tenant, customer)
         self._customer_gen[ckey] = self._customer_gen.get(ckey, 0) + 1
         self._tenant_customers[tenant].add(customer)
+        if (edge := alias_of(row)) is not None:
+            self._aliases.add(tenant, edge, block)
         blocks = self._customers.setdefault(ckey, {})
         self._profile.update(blocks.setdefault(block, self._profile.empty()), row)
         hour = row["event_time"] - row["event_time"] % HOUR_MS
@@ -347,6 +352,7 @@ class EmbeddedSpeedStore(SpeedStore):
                 self._entity_states[name] = _prune(
                     self._entity_states[name], self._floor, self.block_size, lambda k: k
                 )
+            self._aliases.keep(lambda b: at_or_above(b[2], self._floor.get((b[0], b[1]), 0), self.block_size))
             live = {(t, c) for t, c in self._customers}
             self._tenant_customers = defaultdict(set)
             for t, c in live:
@@ -546,6 +552,11 @@ class EmbeddedSpeedStore(SpeedStore):
                 ):
                     out[customer] = months
             return out
+
+    def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
+        with self._lock:
+            self._check(watermark)
+            return self._aliases.edges(tenant, customers, self._wanted(watermark))
 
     def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
         with self._lock:

@@ -53,8 +53,10 @@ from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Aggregate
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import PinotSql
 from lambdalytics.schemas.events import FAMILY_BY_EVENT_TYPE, MODEL_BY_FAMILY
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.topics import FAMILY_BY_TOPIC, Family
 
+from .aliases import ALIAS_EVENT
 from .config import TABLE_BY_TOPIC, PinotConfig
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 
@@ -170,6 +172,13 @@ class PinotSpeedStore(SpeedStore):
 
     def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
         return self._answer(self._plan_order_months(tenant, watermark), watermark)
+
+    def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
+        edges = self._answer(self._plan_alias_edges(tenant, watermark), watermark)
+        if customers is None:
+            return edges
+        wanted = set(customers)
+        return {e for e in edges if wanted & set(e.ids)}
 
     def status(self) -> SpeedStatus:
         cached = self._status
@@ -390,6 +399,33 @@ class PinotSpeedStore(SpeedStore):
                         (_exact_int(row["month"], "month"), self._state(self._orders, row))
                     )
             return {c: months for c, pairs in buckets.items() if (months := order_months(pairs))}
+
+        return _Plan(queries, reduce)
+
+    def _plan_alias_edges(self, tenant: str, watermark: Watermark) -> _Plan:
+        """Every alias of the tenant after W (few: one per identity merge); the caller keeps those naming
+        the ids it walks, so one statement answers a whole layer of ``schemas.identity.component_of``."""
+        ident = self.sql.ident
+        columns = [(c, ident(c)) for c in ("customer_id", "previous_id", "event_time", "event_id")]
+        queries = []
+        for topic in self._topics:
+            if not _can_be_set(FAMILY_BY_TOPIC[topic], "previous_id"):
+                continue
+            where, params = self._where(topic, tenant, [], watermark)
+            where.append(f"{ident('event_type')} = {self.sql.literal(ALIAS_EVENT)}")
+            queries.append(self._select("alias edges", topic, columns, where, params, distinct=True))
+
+        def reduce(results: list[list[dict[str, Any]]]) -> set[Alias]:
+            return {
+                Alias(
+                    _exact_int(r["event_time"], "event_time"),
+                    r["event_id"],
+                    r["previous_id"],
+                    r["customer_id"],
+                )
+                for rows in results
+                for r in rows
+            }
 
         return _Plan(queries, reduce)
 

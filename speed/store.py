@@ -17,9 +17,11 @@ the milestone times. Hours and months are epoch-ms hour starts and months since 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import Gap, Watermark
 
 Partial = dict[str, Any]  # base metric name -> raw state
@@ -82,6 +84,10 @@ class SpeedStore(ABC):
     @abstractmethod
     def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
         """Per customer, the months with an order_placed after W (cohorts)."""
+
+    @abstractmethod
+    def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
+        """The alias edges after W naming one of these ids (None: all of the tenant's; ``schemas.identity``)."""
 
     @abstractmethod
     def status(self) -> SpeedStatus: ...

@@ -124,7 +124,43 @@ def rfm_raw(events: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     )
 
 
+def identity_groups(events: pd.DataFrame, cap: int) -> dict[tuple[str, str], str]:
+    """(tenant, id) → the id its merged customer is counted as: union-find over the alias events, the
+    survivor of the latest alias (event_time, then event_id) of each component; an id alone when its
+    component has more than ``cap`` ids."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(x):
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    aliases = events[events.event_type == "alias"]
+    for t, a, b in zip(aliases.tenant_id, aliases.previous_id, aliases.customer_id, strict=True):
+        parent[root((t, a))] = root((t, b))
+    members: dict = {}
+    for x in list(parent):
+        members.setdefault(root(x), []).append(x)
+    latest = {}
+    for row in aliases.sort_values(["event_time", "event_id"]).itertuples():
+        latest[root((row.tenant_id, row.customer_id))] = row.customer_id
+    out = {}
+    for r, ids in members.items():
+        for key in ids:
+            out[key] = key[1] if len(ids) > cap else latest[r]
+    return out
+
+
+def relabel(events: pd.DataFrame, groups: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """The events with each customer id replaced by its merged customer's id."""
+    out = events.copy()
+    out["customer_id"] = [groups.get((t, c), c) for t, c in zip(out.tenant_id, out.customer_id, strict=True)]
+    return out
+
+
 __all__ = [
+    "identity_groups",
+    "relabel",
     "campaign_stats",
     "cohort_counts",
     "cohorts",

@@ -26,6 +26,7 @@ READS = (
     "campaign_hours",
     "tenant_entities",
     "order_months",
+    "alias_edges",
 )
 """Every read of :class:`SpeedStore`; the suite checks this is all of them."""
 
@@ -97,6 +98,10 @@ def reads(records: list[Record], w, *, every: int = 1) -> list[Read]:
     for tenant in tenants:
         out += [("tenant_entities", (tenant, e.name, w)) for e in CATALOG.entities]
         out.append(("order_months", (tenant, w)))
+        out.append(("alias_edges", (tenant, None, w)))
+    for i, (tenant, customer) in enumerate(customers):
+        if i % 3 == 0:
+            out.append(("alias_edges", (tenant, [customer, f"anon-{i}"], w)))
     return out
 
 

@@ -17,6 +17,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from lambdalytics.schemas.identity import Alias  # the value type of the answer, not its computation
+
 HOUR = 3_600_000
 ALL = None  # every event type
 _SESSION = ("session_start", "page_view", "app_event", "search", "add_to_cart")
@@ -161,6 +163,15 @@ class SpeedOracle:
 
     def tenant_entities(self, tenant, entity, watermark):
         return _milestones(entity, self._rows(watermark, tenant))
+
+    def alias_edges(self, tenant, customers, watermark):
+        wanted = None if customers is None else set(customers)
+        return {
+            Alias(r["event_time"], r["event_id"], r["previous_id"], r["customer_id"])
+            for r in self._rows(watermark, tenant)
+            if r["event_type"] == "alias"
+            and (wanted is None or r["customer_id"] in wanted or r["previous_id"] in wanted)
+        }
 
     def order_months(self, tenant, watermark):
         out: dict[str, set[int]] = {}

@@ -62,6 +62,8 @@ def test_the_streams_have_what_makes_this_hard(seed):
     assert any(p["revenue"] is None for p in partials)  # None, not 0, where no order was paid
     assert oracle.tenant_entities("demo-food", "order", w) and oracle.order_months("demo-food", w)
     assert oracle.tenant_entities("demo-saas", "ticket", w)
+    tenants = {r[0]["tenant_id"] for r in records}
+    assert all(oracle.alias_edges(t, None, w) and oracle.alias_edges(t, None, {}) for t in tenants)
     key = GRAIN_KEYS[Grain.campaign][1]
     tenant, campaign = next((r[0]["tenant_id"], r[0][key]) for r in records if r[0][key])
     assert oracle.campaign_hours(tenant, campaign, w, 0, 2**62)
