@@ -17,6 +17,7 @@ from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.speed.store import SpeedStore
 
 from .credentials import Credentials
+from .erasure import Erasures
 from .loader import BatchLoader
 from .merge import Merger
 from .streams import LiveStreams
@@ -45,6 +46,7 @@ class ServingState:
     merger: Merger = field(init=False)
     telemetry: Telemetry = field(init=False)
     runs: BatchRuns = field(init=False)
+    erasures: Erasures = field(init=False)  # DELETE /v1/customers/{id}; pending ones applied on each poll
     streams: LiveStreams = field(init=False)  # GET /v1/live/stream
     workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
     reads_block: bool = field(
@@ -77,6 +79,8 @@ class ServingState:
             streams=self.streams,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
+        self.erasures = Erasures(self.settings, self.speed, self.merger.profiles)
+        self.loader.after_poll = self.erasures.sync
         self.reads_block = self.speed.reads_block
         self.produce_pool = ThreadPoolExecutor(PRODUCE_THREADS, thread_name_prefix="produce")
 
@@ -97,6 +101,7 @@ class ServingState:
     def close(self) -> None:
         self.loader.stop()
         self.credentials.close()
+        self.erasures.close()
         self.produce_pool.shutdown(wait=False, cancel_futures=True)
         if self._producer is not None:
             self._producer.close()

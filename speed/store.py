@@ -17,6 +17,7 @@ the milestone times. Hours and months are epoch-ms hour starts and months since 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -95,6 +96,15 @@ class SpeedStore(ABC):
         store may now forget. A store with nothing to free does nothing; afterwards a read for an older W
         may raise :class:`CoverageError`, never answer less — nor may a read at a W whose blocks the store
         cannot split the way the batch did.
+        """
+
+    @abstractmethod
+    def erase(self, tenant: str, customers: Iterable[str]) -> int:
+        """Forget every event of ``customers`` (one identity component of ``tenant``): an erasure.
+
+        Afterwards no read answers anything of theirs, and tenant-level reads (campaigns, live entities,
+        order months) equal a store that never held their events. Idempotent; returns how many partials
+        (or rows) it removed. The consumer keeps their later events out (``infra.erasures``).
         """
 
     def customer_version(self, tenant: str, customer: str) -> object | None:
