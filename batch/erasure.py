@@ -43,7 +43,7 @@ from lambdalytics.infra.settings import Settings
 
 from .job import republish_locked
 from .master import master_path
-from .writer import MANIFEST, BatchBusyError, exclusive, views_dir
+from .writer import BatchBusyError, exclusive, views_dir
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +117,8 @@ def _purge_master(settings: Settings, erasure: Erasure, erasures: ErasureLog) ->
 def _purge_views(settings: Settings, erasure: Erasure, erasures: ErasureLog, *, spark, show_progress: bool):
     data_dir = Path(settings.data_dir)
     manifest = republish_locked(settings, kind=ERASURE_KIND, spark=spark, show_progress=show_progress)
-    files = 0
-    root = views_dir(data_dir)
-    for table in sorted(root.iterdir()) if root.exists() else ():
-        if table.name != MANIFEST and DeltaTable.is_deltatable(str(table)):
-            files += _vacuum(table)
+    # every view table the new version names: their older versions held the customer
+    files = sum(_vacuum(views_dir(data_dir) / name) for name in (manifest.views if manifest else ()))
     removed = serving_store.remove_below(data_dir, manifest.batch_version) if manifest else []
     erasures.purged(
         erasure.erasure_id,
