@@ -13,7 +13,6 @@ from ..params import iso
 from ..trail import record
 
 router = APIRouter(prefix="/v1", tags=["erasures"])
-ID = Path(min_length=1, max_length=128)
 
 
 def receipt(erasure: Erasure) -> dict:
@@ -36,7 +35,7 @@ def receipt(erasure: Erasure) -> dict:
 
 @router.delete("/customers/{customer_id}", status_code=202)
 def erase_customer(
-    request: Request, response: Response, who: EraserDep, state: StateDep, customer_id: str = ID
+    request: Request, response: Response, who: EraserDep, state: StateDep, customer_id: str = Path(min_length=1, max_length=128)
 ) -> dict:
     """Erase the customer and its identity component from the master dataset, every view version, the
     serving store, the speed store and every cache; later events of theirs are not counted. 202: the
@@ -50,7 +49,7 @@ def erase_customer(
 
 
 @router.get("/erasures/{erasure_id}")
-def erasure_receipt(who: EraserDep, state: StateDep, erasure_id: str = ID) -> dict:
+def erasure_receipt(who: EraserDep, state: StateDep, erasure_id: str = Path(min_length=1, max_length=128)) -> dict:
     """The receipt of one of this tenant's erasures."""
     erasure = state.erasures.get(who.tenant_id, erasure_id)
     if erasure is None:
