@@ -210,7 +210,7 @@ class PinotSpeedStore(SpeedStore):
         Pinot deletes no row of a REALTIME table (no upsert ``deleteRecordColumn`` is configured, and a
         Minion purge rewrites only completed segments), so the rows stay in its segments until its
         retention; what this store answers no longer includes them. Held in this process: the serving
-        layer re-applies the pending erasures on start (``serving.erasure``). Returns 0 (no row removed).
+        layer applies pending erasures on every poll (``serving.erasure``); see docs/reliability.md. Returns 0 (no row removed).
         """
         with self._erased_lock:
             self._erased[tenant] = self._erased.get(tenant, frozenset()) | frozenset(customers)
