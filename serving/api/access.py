@@ -29,6 +29,7 @@ __all__ = [
     "ERASERS",
     "INGEST",
     "MANAGERS",
+    "QUALITY_READERS",
     "READ",
     "READ_TENANT_WIDE",
     "SHARERS",
@@ -36,6 +37,7 @@ __all__ = [
     "Access",
     "AdminDep",
     "EraserDep",
+    "QualityReaderDep",
     "admits",
     "api_routes",
 ]
@@ -66,6 +68,8 @@ READ = Access(*DATA_READERS)
 READ_TENANT_WIDE = Access(*DATA_READERS, tenant_wide=True)
 """The tenant's data: every role (a viewer sees the dashboard), read keys, dashboard and embed tokens."""
 INGEST = Access("key:ingest")
+QUALITY_READERS = Access(*ROLES, "key:read", "dashboard")
+"""The tenant's data-quality figures: its people and read keys, never an embed (not its customers')."""
 SHARERS = Access("owner", "analyst", "key:read")
 """Minting an embed token shares the tenant's data: owners, analysts and read keys, never a viewer."""
 DASHBOARD_TOKENS = Access("key:read")
@@ -87,6 +91,7 @@ EraserDep = Annotated[Principal, Depends(ERASERS)]
 IngestDep = Annotated[Principal, Depends(INGEST)]
 SignedInDep = Annotated[Principal, Depends(SIGNED_IN)]
 DashboardTokenDep = Annotated[Principal, Depends(DASHBOARD_TOKENS)]
+QualityReaderDep = Annotated[Principal, Depends(QUALITY_READERS)]
 
 
 def admits(route: APIRoute) -> frozenset[str] | None:
