@@ -105,6 +105,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
+from lambdalytics.infra.erasures import ErasureList
 from lambdalytics.infra.event_index import EventIndex, event_index_path
 from lambdalytics.infra.kafka_io import (
     EventDecoder,
@@ -166,6 +167,7 @@ class ArchiverStats:
     records: int = 0  # records consumed (valid + dead-lettered)
     rows: int = 0  # rows written to the master dataset
     dead_lettered: int = 0
+    erased_skipped: int = 0  # events of erased customers not archived (infra.erasures)
     lost_offsets: int = 0  # offsets jumped over (lost positions), see "Lost positions"
     unlanded: int = 0  # records the broker held, not landed by the end of a drain (see Archiver.run)
     seconds: float = 0.0
@@ -261,6 +263,7 @@ class Archiver:
         kafka_commit_timeout_s: float = 2.0,
         maintenance: MaintenancePolicy | None = None,
         block_size: int = Settings.model_fields["block_size"].default,
+        erasures: ErasureList | None = None,
     ):
         if max_batch_records < 1 or max_batch_seconds <= 0:
             raise ValueError("max_batch_records must be >= 1 and max_batch_seconds > 0")
@@ -280,6 +283,8 @@ class Archiver:
         self.entered_epoch = threading.Event()  # set once the progress stands in the broker's epoch
         self.writer_id = uuid.uuid4().hex
         self.stats = ArchiverStats()
+        # events of erased customers are not archived again (infra.erasures); the data dir's own list
+        self.erasures = erasures or ErasureList(Settings(data_dir=self.data_dir), component="archiver")
         self._stop = threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._dead_letters: _DeadLetterSender | None = None
@@ -599,7 +604,9 @@ class Archiver:
                     if gap := self._check_position(key, offset, advanced):
                         gaps.append(gap)
                     row = self._decoder.row(record)  # None: dead-lettered (no record raises here)
-                    if row is not None:
+                    if row is not None and self.erasures.skips(row):
+                        self.stats.erased_skipped += 1  # its offset still advances: consumed, not landed
+                    elif row is not None:
                         row["topic"] = record.topic
                         row["partition"] = record.partition
                         row["offset"] = offset
@@ -794,6 +801,7 @@ def _archiver(
         max_batch_seconds=max_batch_seconds,
         max_event_bytes=max_event_bytes,
         maintenance=maintenance,
+        erasures=ErasureList(settings, component="archiver") if isinstance(settings, Settings) else None,
     )
 
 

@@ -47,7 +47,7 @@ from .writer import BatchBusyError, Manifest, ViewWriter, exclusive, read_manife
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BackfillError", "BatchBusyError", "backfill", "exclusive", "run_batch"]
+__all__ = ["BackfillError", "BatchBusyError", "backfill", "exclusive", "republish_locked", "run_batch"]
 
 
 class BackfillError(RuntimeError):
@@ -183,6 +183,38 @@ def _run_batch(
         manifest.watermark,
     )
     return manifest
+
+
+def republish_locked(
+    settings: Settings, *, kind: str, spark=None, show_progress: bool = True
+) -> Manifest | None:
+    """Recompute every view from the master as it is now, at the current version's W, and publish the
+    result as the next version (None before the first run). For a change *inside* the history — an
+    erasure deleted rows below W — which neither W nor an incremental fold can see. The speed side is
+    untouched: W does not move. The caller holds :func:`exclusive`.
+    """
+    data_dir = Path(settings.data_dir)
+    previous = read_manifest(data_dir)
+    if previous is None:
+        return None
+    version, archived, table = master.snapshot(master.master_path(data_dir))
+    with _session(settings, spark) as session, _steps(show_progress) as step:
+        tables, n_events, _ = _full(session, table, version, previous.watermark, step)
+        writer = ViewWriter(data_dir, kind=kind)
+        for name, arrow in tables.items():
+            done = step(f"write {name} ({arrow.num_rows:,} rows)")
+            writer.write(name, arrow)
+            done()
+        ensure_indexed(data_dir, table, archived, need=previous.watermark).close()
+        _build_serving_store(data_dir, previous, tables, step)
+        return writer.publish(
+            previous=previous,
+            watermark=previous.watermark,
+            block_size=previous.block_size,
+            watermark_time=previous.watermark_time,
+            master_version=version,
+            events=n_events,
+        )
 
 
 def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict[str, pa.Table], step):

@@ -313,6 +313,52 @@ def batch_run(
     )
 
 
+@app.command()
+def erase(
+    tenant: Annotated[str, typer.Option(help="The tenant id.")],
+    customer: Annotated[str, typer.Option(help="The customer id (its whole identity component is erased).")],
+) -> None:
+    """Erase a customer from every store (right to erasure) and print the receipt.
+
+    Records the erasure first (pending), purges the master, the event-id index, every view version and
+    the serving-store files, then marks it complete. Running it again completes a pending one. Serving
+    workers purge their speed stores and caches on their next poll.
+    """
+    import re
+
+    from lambdalytics.batch.erasure import master_component, purge
+    from lambdalytics.batch.writer import BatchBusyError
+    from lambdalytics.infra.erasures import REMAINS, ErasureLog
+    from lambdalytics.schemas.events import TENANT_ID_PATTERN
+    from lambdalytics.serving.audit import AuditLog
+
+    if not re.fullmatch(TENANT_ID_PATTERN, tenant):
+        raise typer.BadParameter(f"--tenant must match {TENANT_ID_PATTERN}")
+    if not 1 <= len(customer) <= 128:
+        raise typer.BadParameter("--customer: 1 to 128 characters")
+    settings = get_settings()
+    erasures = ErasureLog.open(settings)
+    erasure, created = erasures.request(tenant, customer, master_component(settings, tenant, customer))
+    erasures.close()
+    if created:
+        audit = AuditLog(Path(settings.data_dir) / "run" / "audit.sqlite")
+        actor = f"cli:{os.environ.get('USER', 'unknown')}"
+        audit.record("erasure", tenant_id=tenant, actor=actor, address="cli", target=erasure.erasure_id)
+        audit.close()
+    console.print(f"erasure [bold]{erasure.erasure_id}[/] ({'recorded' if created else erasure.state})")
+    try:
+        done = purge(settings, erasure.erasure_id, say=lambda text: console.print(f"· {text}"))
+    except BatchBusyError as exc:
+        console.print(f"[yellow]still pending:[/] {exc}; run the same command again")
+        raise typer.Exit(3) from None
+    table = Table("store", "removed", "at")
+    for name, facts in sorted(done.stores.items()):
+        removed = ", ".join(f"{k}={v}" for k, v in facts.items() if k != "at")
+        table.add_row(name, removed, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(facts["at"])))
+    console.print(table)
+    console.print(f"[bold]{done.state}[/]. {REMAINS}")
+
+
 @batch_app.command("backfill")
 def batch_backfill(
     since: Annotated[str, typer.Option(help="First event date (UTC), YYYY-MM-DD.")],

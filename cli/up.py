@@ -43,12 +43,12 @@ from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.compaction import MaintenancePolicy
 from lambdalytics.batch.master import master_path
 from lambdalytics.batch.writer import read_manifest
+from lambdalytics.infra import private_files
 from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.runtime import running_broker
 from lambdalytics.infra.settings import Settings, child_env
 from lambdalytics.infra.supervisor import Supervised, stop_on_signals
-from lambdalytics.serving import private_files
 from lambdalytics.serving.credentials import Credentials
 
 from .sources.generator import TENANTS, GeneratorConfig, generate

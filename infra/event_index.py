@@ -160,3 +160,10 @@ class EventIndex:
                     covered[tp] = max(covered.get(tp, 0), offset)
             txn.put(_COVERED, encode_offsets(covered).encode(), db=self._meta)
         return changed
+
+    def forget(self, tenant_id: str, event_ids: Iterable[str]) -> int:
+        """Remove the entries of ``event_ids`` (an erasure removed their rows from the master): the
+        index stays what a rebuild from the master would give. Returns how many entries were removed.
+        LMDB frees their pages; the bytes stay in the file until a later write reuses them."""
+        with self._env.begin(write=True, db=self._entries) as txn:
+            return sum(bool(txn.delete(index_key(tenant_id, e))) for e in set(event_ids))

@@ -17,6 +17,7 @@ from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.speed.store import SpeedStore
 
 from .credentials import Credentials
+from .erasure import Erasures
 from .loader import BatchLoader
 from .merge import Merger
 from .quality import QualitySource
@@ -46,6 +47,7 @@ class ServingState:
     merger: Merger = field(init=False)
     telemetry: Telemetry = field(init=False)
     runs: BatchRuns = field(init=False)
+    erasures: Erasures = field(init=False)  # DELETE /v1/customers/{id}; pending ones applied on each poll
     quality: QualitySource = field(init=False)  # the archiver's quality ledger (GET /v1/quality)
     streams: LiveStreams = field(init=False)  # GET /v1/live/stream
     workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
@@ -81,6 +83,8 @@ class ServingState:
             quality=self.quality,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
+        self.erasures = Erasures(self.settings, self.speed, self.merger.profiles, self.merger.component_ids)
+        self.loader.after_poll = self.erasures.sync
         self.reads_block = self.speed.reads_block
         self.produce_pool = ThreadPoolExecutor(PRODUCE_THREADS, thread_name_prefix="produce")
 
@@ -101,6 +105,7 @@ class ServingState:
     def close(self) -> None:
         self.loader.stop()
         self.credentials.close()
+        self.erasures.close()
         self.quality.close()
         self.produce_pool.shutdown(wait=False, cancel_futures=True)
         if self._producer is not None:

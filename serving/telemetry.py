@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lambdalytics.infra.erasures import ERASED_EVENTS_SKIPPED
 from lambdalytics.infra.quality_ledger import UNKNOWN_TENANT
 from lambdalytics.infra.supervisor import Supervised, WorkerMetrics
 from lambdalytics.schemas.catalog.quality import DEAD_LETTER_PREFIX, UNKNOWN_TENANT_LABEL
@@ -175,6 +176,7 @@ class Telemetry:
             buckets=LATENCY_BUCKETS,
         )
         self.registry.register(_ServingCollector(speed, loader, dead_lettered))
+        self.registry.register(ERASED_EVENTS_SKIPPED)  # counted by this process's archiver and consumer
         self.registry.register(_ProfileCacheCollector(profiles))
         self.registry.register(WorkerMetrics(workers))
         if streams is not None:

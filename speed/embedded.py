@@ -50,6 +50,7 @@ from lambdalytics.schemas.views import Gap, at_or_above, block_of, cut_mismatch
 
 from .aliases import AliasEdges, alias_of
 from .config import DEDUP_WINDOW_MS
+from .erasure import CampaignContributions
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 
 __all__ = ["EmbeddedSpeedStore"]
@@ -117,6 +118,8 @@ class EmbeddedSpeedStore(SpeedStore):
         # per (tenant, campaign) and hour, the fold of every block held: what a read at the served W
         # answers without folding blocks; the per-block partials above stay only to drop blocks below W
         self._campaign_totals: dict[tuple[str, str], dict[int, Partial]] = {}
+        # each customer's own share of the campaign partials: what an erasure re-folds without it
+        self._contributions = CampaignContributions()
         self._entity_states: dict[str, dict[tuple[str, str, str], dict[Block, Milestones]]] = {
             name: {} for name in self._entities
         }
@@ -312,6 +315,10 @@ class EmbeddedSpeedStore(SpeedStore):
             self._campaign.update(chours.setdefault((block, hour), self._campaign.empty()), row)
             totals = self._campaign_totals.setdefault((tenant, campaign), {})
             self._campaign.update(totals.setdefault(hour, self._campaign.empty()), row)
+            cell = (campaign, block, hour)
+            self._campaign.update(
+                self._contributions.partial(tenant, customer, cell, self._campaign.empty), row
+            )
         for name, (entity, by_type) in self._entities.items():
             milestone = by_type.get(row["event_type"])
             entity_id = row.get(entity.id_column)
@@ -348,6 +355,7 @@ class EmbeddedSpeedStore(SpeedStore):
             self._campaign_totals = {
                 key: _fold_hours(self._campaign, held) for key, held in self._campaign_hours.items()
             }
+            self._contributions.prune(self._floor, self.block_size)
             for name in self._entity_states:
                 self._entity_states[name] = _prune(
                     self._entity_states[name], self._floor, self.block_size, lambda k: k
@@ -557,6 +565,36 @@ class EmbeddedSpeedStore(SpeedStore):
         with self._lock:
             self._check(watermark)
             return self._aliases.edges(tenant, customers, self._wanted(watermark))
+
+    def erase(self, tenant: str, customers: Iterable[str]) -> int:
+        """Forget every event of ``customers`` of ``tenant``: their own partials, entities and order
+        months go, and the campaign cells they touched are re-folded from the other customers'
+        shares (``speed.erasure``), so campaign answers equal a store that never saw them."""
+        removed = 0
+        with self._lock:
+            campaigns: set[tuple[str, str]] = set()
+            for customer in set(customers):
+                ckey = (tenant, customer)
+                removed += len(self._customers.pop(ckey, {})) + len(self._customer_hours.pop(ckey, {}))
+                self._tenant_customers.get(tenant, set()).discard(customer)
+                for name, states in self._entity_states.items():
+                    for entity_id in self._customer_entities.pop((name, tenant, customer), set()):
+                        removed += len(states.pop((tenant, customer, entity_id), {}))
+                        self._tenant_entities.get((tenant, name), set()).discard((customer, entity_id))
+                for campaign, block, hour in self._contributions.take(tenant, customer):
+                    held = self._campaign_hours.get((tenant, campaign), {})
+                    rest = self._contributions.others(tenant, (campaign, block, hour))
+                    if rest:
+                        held[(block, hour)] = self._campaign.fold(rest)
+                    else:
+                        held.pop((block, hour), None)
+                    campaigns.add((tenant, campaign))
+                    removed += 1
+                self._customer_gen[ckey] = self._customer_gen.get(ckey, 0) + 1
+            for key in campaigns:
+                self._campaign_totals[key] = _fold_hours(self._campaign, self._campaign_hours.get(key, {}))
+            self._epoch += 1  # every cached answer's token changes
+        return removed
 
     def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
         with self._lock:

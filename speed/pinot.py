@@ -35,6 +35,7 @@ because without query-level null handling Pinot answers 0 or ±Infinity there.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -89,6 +90,10 @@ class _Plan:
     reduce: Callable[[list[list[dict[str, Any]]]], Any]
 
 
+_PLACEHOLDER = re.compile(r"%\((?:tenant|customer|campaign|erased\d+)\)s")
+"""The only placeholders a statement carries: the key values and the erased customers (``erase``)."""
+
+
 class PinotSpeedStore(SpeedStore):
     """:class:`SpeedStore` over Pinot REALTIME tables, answer for answer equal to the embedded store."""
 
@@ -121,6 +126,9 @@ class PinotSpeedStore(SpeedStore):
         self._campaign = CATALOG.bases(Grain.campaign)
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
         self._orders = CATALOG[COHORT_METRIC]
+        # erased customers per tenant, excluded from every statement (Pinot cannot delete REALTIME rows)
+        self._erased: dict[str, frozenset[str]] = {}
+        self._erased_lock = threading.Lock()
         names = {m.name for m in CATALOG.of_kind(BaseMetric)}
         clash = {n for n in names if n.endswith(_MATCHED) or f"{n}{_MATCHED}" in names}
         if clash:  # pragma: no cover - a catalog rule in spirit; keeps companion aliases unambiguous
@@ -204,6 +212,19 @@ class PinotSpeedStore(SpeedStore):
     def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
         """Nothing to free: every read filters ``offset >= W`` itself (exact at any W, whatever B), and
         Pinot's retention bounds the tables."""
+
+    def erase(self, tenant: str, customers: Iterable[str]) -> int:
+        """Exclude ``customers`` from every statement of ``tenant`` from now on.
+
+        Pinot deletes no row of a REALTIME table (no upsert ``deleteRecordColumn`` is configured, and a
+        Minion purge rewrites only completed segments), so the rows stay in its segments until its
+        retention; what this store answers no longer includes them. Held in this process: the serving
+        layer applies pending erasures on every poll (``serving.erasure``); see docs/reliability.md. Returns 0 (no row removed).
+        """
+        with self._erased_lock:
+            self._erased[tenant] = self._erased.get(tenant, frozenset()) | frozenset(customers)
+        self._status = None
+        return 0
 
     def explain(self, method: str, *args: Any) -> list[str]:
         """The statements a read sends, without running them: ``explain("customer", tenant, customer, W)``.
@@ -457,6 +478,10 @@ class PinotSpeedStore(SpeedStore):
             params[param] = value
         if (clause := self._watermark(topic, watermark)) is not None:
             where.append(clause)
+        if erased := sorted(self._erased.get(tenant, ())):
+            names = [f"erased{i}" for i in range(len(erased))]
+            where.append(f"{ident('customer_id')} NOT IN ({', '.join(f'%({n})s' for n in names)})")
+            params.update(zip(names, erased, strict=True))
         return where, params
 
     def _watermark(self, topic: str, watermark: Watermark) -> str | None:
@@ -502,12 +527,7 @@ class PinotSpeedStore(SpeedStore):
         limit = self.config.max_rows + 1 if limit is None else limit
         template = sql + f" LIMIT {limit}"
         # pinotdb formats the statement with %: only our placeholders may carry a percent sign
-        if (
-            template.replace("%(tenant)s", "")
-            .replace("%(customer)s", "")
-            .replace("%(campaign)s", "")
-            .count("%")
-        ):
+        if _PLACEHOLDER.sub("", template).count("%"):
             raise ValueError(f"statement has a stray '%': {template}")
         return _Query(purpose, table, template, tuple(sorted(params.items())), limit, truncates)
 

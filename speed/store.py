@@ -103,6 +103,15 @@ class SpeedStore(ABC):
         cannot split the way the batch did.
         """
 
+    @abstractmethod
+    def erase(self, tenant: str, customers: Iterable[str]) -> int:
+        """Forget every event of ``customers`` (one identity component of ``tenant``): an erasure.
+
+        Afterwards no read answers anything of theirs, and tenant-level reads (campaigns, live entities,
+        order months) equal a store that never held their events. Idempotent; returns how many partials
+        (or rows) it removed. The consumer keeps their later events out (``infra.erasures``).
+        """
+
     def customer_version(self, tenant: str, customer: str) -> object | None:
         """A token that changes whenever ``customer``/``customer_entities`` could answer differently
         for this customer (an event of theirs applied, coverage changed). ``None``: this store cannot

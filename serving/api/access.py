@@ -26,6 +26,7 @@ from .deps import authorize
 __all__ = [
     "ADMIN",
     "AUDITORS",
+    "ERASERS",
     "INGEST",
     "MANAGERS",
     "QUALITY_READERS",
@@ -35,6 +36,7 @@ __all__ = [
     "SIGNED_IN",
     "Access",
     "AdminDep",
+    "EraserDep",
     "QualityReaderDep",
     "admits",
     "api_routes",
@@ -73,6 +75,9 @@ SHARERS = Access("owner", "analyst", "key:read")
 DASHBOARD_TOKENS = Access("key:read")
 MANAGERS = Access("owner", "key:admin")
 """Users, API keys, host keys, the tenant's branding: owners and admin keys."""
+ERASERS = Access("owner", "key:admin")
+"""Erasing a customer (and reading its receipt): owners and admin keys, never the operator's token —
+the tenant's own decision, recorded in its audit log."""
 AUDITORS = Access("owner", "key:admin", "admin")
 SIGNED_IN = Access(*ROLES)
 ADMIN = Access("admin")
@@ -82,6 +87,7 @@ ReaderDep = Annotated[Principal, Depends(READ)]
 SharerDep = Annotated[Principal, Depends(SHARERS)]
 ManagerDep = Annotated[Principal, Depends(MANAGERS)]
 AuditorDep = Annotated[Principal, Depends(AUDITORS)]
+EraserDep = Annotated[Principal, Depends(ERASERS)]
 IngestDep = Annotated[Principal, Depends(INGEST)]
 SignedInDep = Annotated[Principal, Depends(SIGNED_IN)]
 DashboardTokenDep = Annotated[Principal, Depends(DASHBOARD_TOKENS)]

@@ -43,6 +43,7 @@ PARAMS = {
     "user_id": "usr_0000000000000000",
     "key_id": "key_0000000000000000",
     "kid": "no-such-kid",
+    "erasure_id": "no-such-erasure",
 }
 
 
@@ -149,6 +150,8 @@ POLICY = {
     ("DELETE", "/v1/host-keys/{kid}"): MANAGERS,
     ("PUT", "/v1/branding"): MANAGERS,
     ("GET", "/v1/audit"): {"owner", "key:admin", "admin"},
+    ("DELETE", "/v1/customers/{customer_id}"): MANAGERS,
+    ("GET", "/v1/erasures/{erasure_id}"): MANAGERS,
     ("GET", "/v1/session"): {"owner", "analyst", "viewer"},
     ("POST", "/v1/admin/tenants"): {"admin"},
     ("POST", "/v1/admin/tenants/{tenant_id}/rotate-key"): {"admin"},
