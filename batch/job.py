@@ -18,8 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lambdalytics.infra import serving_store
+from lambdalytics.infra import metric_registry, serving_store
 from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.catalog import Catalog
 from lambdalytics.schemas.events import ROW_COLUMNS
 from lambdalytics.schemas.views import (
     CAMPAIGN_KEYS,
@@ -38,9 +39,10 @@ from lambdalytics.schemas.views import (
 
 from . import incremental, master
 from .indexing import ensure_indexed
+from .metric_backfill import held, held_views
 from .spark import spark_session
 from .tenant_views import cohort_views, rfm_thresholds
-from .views import build_views, dedup_events
+from .views import build_views, dedup_events, registered_views
 from .writer import BatchBusyError, Manifest, ViewWriter, exclusive, read_manifest
 
 log = logging.getLogger(__name__)
@@ -95,9 +97,9 @@ def _read_events(spark, master_table, watermark: Watermark, since: Watermark | N
     return df.select(*columns, "topic", "partition", "offset", "broker_time")
 
 
-def _compute(events, step) -> dict[str, pa.Table]:
+def _compute(events, step, registered: tuple[Catalog, tuple[str, ...]]) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
-    for name, frame in build_views(events).items():
+    for name, frame in {**build_views(events), **registered_views(events, *registered)}.items():
         done = step(f"view {name}")
         tables[name] = frame.toArrow()
         done()
@@ -138,13 +140,15 @@ def _run_batch(
         log.info("nothing archived yet: no batch run")
         return previous
     watermark = cut(archived, settings.block_size)
+    # the registered metrics the previous version holds stay held (batch.metric_backfill)
+    registered = (metric_registry.current(data_dir).catalog, held(previous, data_dir))
     if previous is not None and previous.watermark == watermark:
         log.info("watermark unchanged since batch version %d: nothing to do", previous.batch_version)
         return previous
     with _session(settings, spark) as session, _steps(show_progress) as step:
-        folded = None if full else _incremental(session, table, previous, watermark, settings, step)
+        folded = None if full else _incremental(session, table, previous, watermark, settings, step, registered)
         if folded is None:
-            tables, n_events, watermark_time = _full(session, table, version, watermark, step)
+            tables, n_events, watermark_time = _full(session, table, version, watermark, step, registered)
             kind = "run"
         else:
             tables, n_events, watermark_time = folded
@@ -188,7 +192,7 @@ def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict
     done = step(f"build the serving store of version {version}")
     serving_store.build(serving_store.store_path(data_dir, version), tables)
     done()
-def _full(session, table, version: int, watermark: Watermark, step):
+def _full(session, table, version: int, watermark: Watermark, step, registered):
     """Every view from the whole master below W: (tables, deduplicated events, watermark time)."""
     done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")
     events = _read_events(session, table, watermark)
@@ -197,23 +201,27 @@ def _full(session, table, version: int, watermark: Watermark, step):
     events = dedup_events(events).persist()
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
-    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step)
+    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step, registered)
     events.unpersist()
     return tables, int(stats["n"]), _utc(stats["t"])
 
 
-def _incremental(session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step):
+def _incremental(
+    session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step, registered
+):
     """The fold into ``previous`` (see ``batch.incremental``), or None when only a full run is exact."""
     data_dir = Path(settings.data_dir)
+    extra = held_views(*registered)
+    views = {**VIEWS, **extra}
     stored = {}
-    if previous is not None and set(previous.views) == set(VIEWS):
-        stored = {name: previous.table(data_dir, name) for name in VIEWS}
+    if previous is not None and set(previous.views) == set(views):
+        stored = {name: previous.table(data_dir, name) for name in views}
     columns = {name: [f.name for f in t.schema().fields] for name, t in stored.items()}
-    if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns):
+    if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns, views=views):
         log.info("full batch run: %s", reason)
         return None
     done = step(f"read the event views of batch version {previous.batch_version}")
-    old = {v.name: stored[v.name].to_pyarrow_table() for v in EVENT_VIEWS}
+    old = {v.name: stored[v.name].to_pyarrow_table() for v in (*EVENT_VIEWS, *extra.values())}
     done()
     done = step("read new events and deduplicate them against the history")
     new = _read_events(session, table, watermark, since=previous.watermark)
@@ -228,8 +236,9 @@ def _incremental(session, table, previous: Manifest | None, watermark: Watermark
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
     done = step(f"fold {int(stats['n']):,} new events into the previous views")
-    delta = build_views(events.drop("topic", "partition", "offset", "broker_time"))
-    tables = incremental.fold(session, old, delta)
+    rows = events.drop("topic", "partition", "offset", "broker_time")
+    delta = {**build_views(rows), **registered_views(rows, *registered)}
+    tables = incremental.fold(session, old, delta, views=(*EVENT_VIEWS, *extra.values()), catalog=registered[0])
     events.unpersist()
     done()
     tables = _derive(tables, step)
