@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from lambdalytics.schemas.catalog import CATALOG, Grain
 from lambdalytics.schemas.cohorts import CohortCounts
+from lambdalytics.schemas.registered import REGISTERED_PROFILE, REGISTERED_TIMESERIES, registered_view
 from lambdalytics.schemas.views import (
     CAMPAIGN_STATS,
     COHORT_COUNTS,
@@ -230,8 +231,15 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
             databases[_WINDOW.format(name)], horizons[name] = _window_rows(
                 tables[view.name], view, on, now_ms
             )
+    registered = {}  # registered view -> its value columns (those of its table: what was backfilled)
+    for name in (REGISTERED_PROFILE, REGISTERED_TIMESERIES):
+        if name in tables:
+            keys = registered_view(name, ()).keys
+            view = registered_view(name, [c for c in tables[name].schema.names if c not in keys])
+            rows = _customer_rows if name == REGISTERED_PROFILE else _hour_rows
+            databases[name], registered[name] = rows(tables[name], view), view.values
     _pair.cache_clear()
-    meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons}
+    meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons, "registered": registered}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     os.close(fd)
     try:
@@ -312,6 +320,12 @@ class ServingStore:
         if meta.get("format") != FORMAT:
             raise StoreBroken(f"{self.path}: layout {meta.get('format')}, expected {FORMAT}")
         self.horizons: dict[str, int] = meta["horizons"]
+        self.registered: dict[str, View] = {
+            name: registered_view(name, values) for name, values in meta.get("registered", {}).items()
+        }
+        """The registered views this version holds, with the metrics backfilled into them."""
+        for name in self.registered:
+            self._dbs[name] = self._env.open_db(name.encode(), create=False)
 
     def close(self) -> None:
         self._env.close()
@@ -344,7 +358,13 @@ class ServingStore:
 
     def profile(self, tenant: str, customer: str) -> dict[str, Any] | None:
         values = self._get(CUSTOMER_PROFILE.name, _s(tenant) + _s(customer))
-        return None if values is None else dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+        if values is None:
+            return None
+        out = dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+        if view := self.registered.get(REGISTERED_PROFILE):  # one more lookup, only with registered metrics
+            extra = self._get(view.name, _s(tenant) + _s(customer))
+            out.update(zip(view.values, extra or (), strict=bool(extra)))
+        return out
 
     def customers(self) -> Iterator[tuple[str, str]]:
         """Every (tenant, customer) with a profile, in key order (reports and benchmarks; never a request)."""
@@ -353,7 +373,12 @@ class ServingStore:
                 yield tuple(_parts(key, 2))
 
     def customer_hours(self, tenant: str, customer: str, start_ms: int, end_ms: int) -> dict[int, dict]:
-        return self._hours(CUSTOMER_TIMESERIES, _s(tenant) + _s(customer), start_ms, end_ms)
+        prefix = _s(tenant) + _s(customer)
+        hours = self._hours(CUSTOMER_TIMESERIES, prefix, start_ms, end_ms)
+        if view := self.registered.get(REGISTERED_TIMESERIES):
+            for hour, values in self._hours(view, prefix, start_ms, end_ms).items():
+                hours.setdefault(hour, {}).update(values)
+        return hours
 
     def campaign_hours(self, tenant: str, campaign: str, start_ms: int, end_ms: int) -> dict[int, dict]:
         return self._hours(CAMPAIGN_STATS, _s(tenant) + _s(campaign), start_ms, end_ms)
