@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from lambdalytics.schemas import aggregates, rfm
-from lambdalytics.schemas.catalog import CATALOG, Grain, finalize
+from lambdalytics.schemas.catalog import CATALOG, Catalog, Grain, finalize
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
 from .answer_cache import AnswerCache
 from .index import BatchIndex
+from .served_metrics import MetricPending, pending
 
 __all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
 
@@ -43,6 +44,7 @@ class Merger:
         self.speed = speed
         self.profiles = AnswerCache(profile_cache)
         self.stale: Callable[[], str | None] | None = None  # why the speed side is stale, if it is
+        self._pending_at: tuple[tuple[int, int] | None, frozenset[str]] = (None, frozenset())
 
     def _with_snapshot(self, fn):
         if self.stale is not None and (reason := self.stale()):
@@ -70,23 +72,37 @@ class Merger:
         recency = rfm.recency_days(last_order, now_ms) if last_order is not None else None
         return {"metrics": metrics, "rfm": {"recency_days": recency, **scores}}
 
+    def _pending(self, ix: BatchIndex) -> frozenset[str]:
+        """Registered metrics this snapshot cannot answer exactly (``serving.served_metrics``), per version."""
+        if self._pending_at[0] != (ix.version, id(self.speed.catalog)):
+            self._pending_at = (
+                (ix.version, id(self.speed.catalog)),
+                pending(self.speed.catalog, ix.registered),
+            )
+        return self._pending_at[1]
+
     def _profile_at(self, ix: BatchIndex, tenant: str, customer: str) -> tuple[dict, dict, int | None]:
         """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order)."""
         w = ix.watermark
+        catalog, skip = self.speed.catalog, self._pending(ix)  # built-in plus registered metrics
         batch = ix.profile(tenant, customer)
         speed = self.speed.customer(tenant, customer, w)
         if batch is None and not speed.get("events_total"):
             raise NotFound(customer)
         raw = {
             m.name: aggregates.merge_with_batch(m, (batch or {}).get(m.name), speed.get(m.name))
-            for m in CATALOG.bases(Grain.customer)
+            for m in catalog.bases(Grain.customer)
         }
-        raw = CATALOG.derive(Grain.customer, raw)
+        raw = catalog.derive(Grain.customer, raw)
         for entity, metrics in CATALOG.entity_metrics(Grain.customer).items():
             states = self._customer_entities(ix, tenant, customer, entity)
             for m in metrics:
                 raw[m.name] = m.compute(states)  # customer-grain entity metrics are not windowed
-        metrics = {m.name: finalize(m, raw[m.name]) for m in CATALOG.at(Grain.customer, public_only=True)}
+        metrics = {
+            m.name: finalize(m, raw[m.name])
+            for m in catalog.at(Grain.customer, public_only=True)
+            if m.name not in skip
+        }
         return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC]
 
     def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
@@ -120,6 +136,7 @@ class Merger:
         end_ms: int,
         bucket_ms: int,
         names: list[str],
+        catalog: Catalog = CATALOG,
     ) -> list[tuple[int, dict]]:
         grouped: dict[int, tuple[list, list]] = {}
         for hours, side in ((batch_hours, 0), (speed_hours, 1)):
@@ -131,20 +148,26 @@ class Merger:
             b, s = grouped[bucket]
             raw = {
                 m.name: aggregates.merge_all(m, [v.get(m.name) for v in b], [v.get(m.name) for v in s])
-                for m in CATALOG.bases(grain)
-                if m.name in CATALOG.series(grain)
+                for m in catalog.bases(grain)
+                if m.name in catalog.series(grain)
             }
-            raw = CATALOG.derive(grain, raw)
-            out.append((bucket, {n: finalize(CATALOG[n], raw[n]) for n in names}))
+            raw = catalog.derive(grain, raw)
+            out.append((bucket, {n: finalize(catalog[n], raw[n]) for n in names}))
         return out
 
     def timeseries(
         self, tenant: str, customer: str, metric: str, start_ms: int, end_ms: int, bucket_ms: int
     ) -> list[tuple[int, Any]]:
-        if metric not in CATALOG.series(Grain.customer) or not CATALOG[metric].public:
+        catalog = self.speed.catalog  # built-in plus registered metrics
+        if metric not in catalog.series(Grain.customer) or not catalog[metric].public:
             raise UnknownMetric(metric)
 
         def run(ix: BatchIndex):
+            if metric in self._pending(ix):
+                raise MetricPending(
+                    f"{metric} is registered but batch version {ix.version} does not hold it yet: "
+                    f"run `lambdalytics batch backfill --metric {metric}`"
+                )
             batch = ix.customer_hours(tenant, customer, start_ms, end_ms)
             speed = self.speed.customer_hours(tenant, customer, ix.watermark, start_ms, end_ms)
             known = ix.profile(tenant, customer) is not None or self.speed.customer(
@@ -152,7 +175,9 @@ class Merger:
             ).get("events_total")
             if not known:
                 raise NotFound(customer)
-            points = self._buckets(Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric])
+            points = self._buckets(
+                Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric], catalog
+            )
             return [(ts, values[metric]) for ts, values in points]
 
         return self._with_snapshot(run)
