@@ -58,7 +58,9 @@ def parse_entries(entries: Iterable[Any], source: str) -> tuple[Metric, ...]:
     for position, entry in enumerate(entries, 1):
         where = _entry_name(entry, position)
         if not isinstance(entry, dict):
-            problems.append(f"{where}: entry-is-table: expected a [[metric]] table, got {type(entry).__name__}")
+            problems.append(
+                f"{where}: entry-is-table: expected a [[metric]] table, got {type(entry).__name__}"
+            )
             continue
         try:
             metric = _METRIC.validate_python(_with_kind(entry))

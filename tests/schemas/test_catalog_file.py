@@ -67,8 +67,14 @@ def test_the_example_file_extends_the_catalog_and_compiles_for_every_engine():
         (base(name="revenue"), "unique-names: metric 'revenue' is defined more than once"),
         (base(column="no_such"), "known-columns: largest uses unknown column 'no_such'"),
         (base(aggregate="sum", column="event_type"), "numeric-sum: largest sums non-numeric column"),
-        (base(aggregate="max", column="session_id"), "engine-support: largest: pinot computes max over numeric"),
-        (base(unit="count").replace('"max"', '"median"'), "metric #1 'largest': entry-fields: base.aggregate"),
+        (
+            base(aggregate="max", column="session_id"),
+            "engine-support: largest: pinot computes max over numeric",
+        ),
+        (
+            base(unit="count").replace('"max"', '"median"'),
+            "metric #1 'largest': entry-fields: base.aggregate",
+        ),
         (base(grain="campaign"), "metric #1 'largest': file-scope"),
         (base() + 'colour = "red"\n', "entry-fields: base.colour: Extra inputs are not permitted"),
         (
