@@ -341,13 +341,6 @@ def _backfill(
             return previous
         _build_serving_store(data_dir, previous, tables, step)
         done = step("publish view version")
-        manifest = writer.publish(
-            previous=previous,
-            watermark=previous.watermark,
-            block_size=previous.block_size,
-            watermark_time=previous.watermark_time,
-            master_version=previous.master_version,
-            events=previous.events,
-        )
+        manifest = writer.publish_at(previous)
         done()
         return manifest

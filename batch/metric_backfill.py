@@ -124,14 +124,7 @@ def _backfill(settings: Settings, catalog: Catalog, name: str, *, spark, show_pr
         }
         _build_serving_store(data_dir, previous, {**unchanged, **tables}, step)
         done = step("publish view version")
-        manifest = writer.publish(
-            previous=previous,
-            watermark=previous.watermark,
-            block_size=previous.block_size,
-            watermark_time=previous.watermark_time,
-            master_version=previous.master_version,
-            events=previous.events,
-        )
+        manifest = writer.publish_at(previous)
         done()
     log.info("published batch version %d with %s (W unchanged)", manifest.batch_version, ", ".join(todo))
     return manifest
