@@ -154,9 +154,9 @@ def main() -> None:
             f"| **from `metrics add` to the first exact answer** | **{total:.1f}** |",
             "",
             f"Customer 17850's largest order: £{first:,.2f}. All {len(truth):,} customers with a paid order answer "
-            "the directly recomputed maximum (batch below W ⊕ speed at and above W). In `up` the speed store "
-            "is rebuilt while the backfill runs (the API restarts on the new set), so the wall time there is "
-            "the backfill plus the load, the slower of the two paths.",
+            "the directly recomputed maximum (batch below W ⊕ speed at and above W). The total runs the "
+        "steps one after the other; in `up` the API restarts on the new set while the operator starts "
+        "the backfill, so the speed store's rebuild overlaps it.",
         ]
     )
 
