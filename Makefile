@@ -70,6 +70,7 @@ bench: setup
 	$(BIN)/python bench/freshness.py
 	$(BIN)/python bench/serving.py $(BENCH_CUSTOMERS)
 	$(BIN)/python bench/serving_store.py $(STORE_SIZES)
+	$(BIN)/python bench/metric_file.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache $(WEB)/dist $(WEB)/node_modules

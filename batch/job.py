@@ -18,8 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lambdalytics.infra import serving_store
+from lambdalytics.infra import metric_registry, serving_store
 from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.catalog import Catalog
 from lambdalytics.schemas.events import ROW_COLUMNS
 from lambdalytics.schemas.views import (
     ALIAS_EDGES,
@@ -40,9 +41,10 @@ from lambdalytics.schemas.views import (
 
 from . import incremental, master
 from .indexing import ensure_indexed
+from .metric_backfill import held, held_views
 from .spark import spark_session
 from .tenant_views import cohort_views, identity_components, rfm_thresholds, tenant_components
-from .views import build_views, dedup_events
+from .views import build_views, dedup_events, registered_views
 from .writer import BatchBusyError, Manifest, ViewWriter, exclusive, read_manifest
 
 log = logging.getLogger(__name__)
@@ -98,9 +100,9 @@ def _read_events(spark, master_table, watermark: Watermark, since: Watermark | N
     return df.select(*columns, "topic", "partition", "offset", "broker_time")
 
 
-def _compute(events, step) -> dict[str, pa.Table]:
+def _compute(events, step, registered: tuple[Catalog, tuple[str, ...]]) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
-    for name, frame in build_views(events).items():
+    for name, frame in {**build_views(events), **registered_views(events, *registered)}.items():
         done = step(f"view {name}")
         tables[name] = frame.toArrow()
         done()
@@ -145,13 +147,15 @@ def _run_batch(
         log.info("nothing archived yet: no batch run")
         return previous
     watermark = cut(archived, settings.block_size)
+    # the registered metrics the previous version holds stay held (batch.metric_backfill)
+    registered = (metric_registry.current(data_dir).catalog, held(previous, data_dir))
     if previous is not None and previous.watermark == watermark:
         log.info("watermark unchanged since batch version %d: nothing to do", previous.batch_version)
         return previous
     with _session(settings, spark) as session, _steps(show_progress) as step:
-        folded = None if full else _incremental(session, table, previous, watermark, settings, step)
+        folded = None if full else _incremental(session, table, previous, watermark, settings, step, registered)
         if folded is None:
-            tables, n_events, watermark_time = _full(session, table, version, watermark, step)
+            tables, n_events, watermark_time = _full(session, table, version, watermark, step, registered)
             kind = "run"
         else:
             tables, n_events, watermark_time = folded
@@ -199,7 +203,8 @@ def republish_locked(
         return None
     version, archived, table = master.snapshot(master.master_path(data_dir))
     with _session(settings, spark) as session, _steps(show_progress) as step:
-        tables, n_events, _ = _full(session, table, version, previous.watermark, step)
+        registered = (metric_registry.current(data_dir).catalog, held(previous, data_dir))
+        tables, n_events, _ = _full(session, table, version, previous.watermark, step, registered)
         writer = ViewWriter(data_dir, kind=kind)
         for name, arrow in tables.items():
             done = step(f"write {name} ({arrow.num_rows:,} rows)")
@@ -229,7 +234,7 @@ def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict
     done()
 
 
-def _full(session, table, version: int, watermark: Watermark, step):
+def _full(session, table, version: int, watermark: Watermark, step, registered):
     """Every view from the whole master below W: (tables, deduplicated events, watermark time)."""
     done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")
     events = _read_events(session, table, watermark)
@@ -238,23 +243,27 @@ def _full(session, table, version: int, watermark: Watermark, step):
     events = dedup_events(events).persist()
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
-    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step)
+    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step, registered)
     events.unpersist()
     return tables, int(stats["n"]), _utc(stats["t"])
 
 
-def _incremental(session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step):
+def _incremental(
+    session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step, registered
+):
     """The fold into ``previous`` (see ``batch.incremental``), or None when only a full run is exact."""
     data_dir = Path(settings.data_dir)
+    extra = held_views(*registered)
+    views = {**VIEWS, **extra}
     stored = {}
-    if previous is not None and set(previous.views) == set(VIEWS):
-        stored = {name: previous.table(data_dir, name) for name in VIEWS}
+    if previous is not None and set(previous.views) == set(views):
+        stored = {name: previous.table(data_dir, name) for name in views}
     columns = {name: [f.name for f in t.schema().fields] for name, t in stored.items()}
-    if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns):
+    if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns, views=views):
         log.info("full batch run: %s", reason)
         return None
     done = step(f"read the event views of batch version {previous.batch_version}")
-    old = {v.name: stored[v.name].to_pyarrow_table() for v in EVENT_VIEWS}
+    old = {v.name: stored[v.name].to_pyarrow_table() for v in (*EVENT_VIEWS, *extra.values())}
     done()
     done = step("read new events and deduplicate them against the history")
     new = _read_events(session, table, watermark, since=previous.watermark)
@@ -269,8 +278,9 @@ def _incremental(session, table, previous: Manifest | None, watermark: Watermark
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
     done = step(f"fold {int(stats['n']):,} new events into the previous views")
-    delta = build_views(events.drop("topic", "partition", "offset", "broker_time"))
-    tables = incremental.fold(session, old, delta)
+    rows = events.drop("topic", "partition", "offset", "broker_time")
+    delta = {**build_views(rows), **registered_views(rows, *registered)}
+    tables = incremental.fold(session, old, delta, views=(*EVENT_VIEWS, *extra.values()), catalog=registered[0])
     events.unpersist()
     done()
     tables = _derive(tables, step)
@@ -373,13 +383,6 @@ def _backfill(
             return previous
         _build_serving_store(data_dir, previous, tables, step)
         done = step("publish view version")
-        manifest = writer.publish(
-            previous=previous,
-            watermark=previous.watermark,
-            block_size=previous.block_size,
-            watermark_time=previous.watermark_time,
-            master_version=previous.master_version,
-            events=previous.events,
-        )
+        manifest = writer.publish_at(previous)
         done()
         return manifest

@@ -14,8 +14,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lambdalytics.schemas.catalog import CATALOG, HOUR_MS, Entity
+from lambdalytics.schemas.catalog import CATALOG, HOUR_MS, Catalog, Entity
 from lambdalytics.schemas.compile import SparkSql
+from lambdalytics.schemas.registered import REGISTERED_PROFILE, REGISTERED_TIMESERIES, registered_view
 from lambdalytics.schemas.views import (
     ALIAS_EDGES,
     CAMPAIGN_KEYS,
@@ -27,7 +28,7 @@ from lambdalytics.schemas.views import (
 )
 from lambdalytics.schemas.views import entity_state as entity_state_view
 
-__all__ = ["alias_edges", "build_views", "dedup_events", "latest_alias"]
+__all__ = ["alias_edges", "build_views", "dedup_events", "latest_alias", "registered_views"]
 
 _SQL = SparkSql()
 
@@ -44,9 +45,9 @@ def dedup_events(events: DataFrame) -> DataFrame:
     return events.withColumn("_copy", F.row_number().over(order)).where("_copy = 1").drop("_copy")
 
 
-def _aggregate(events: DataFrame, view: View) -> DataFrame:
+def _aggregate(events: DataFrame, view: View, catalog: Catalog = CATALOG) -> DataFrame:
     """Group by the view's keys; each value column is the catalog aggregate of that name."""
-    columns = [F.expr(_SQL.aggregate(CATALOG[name])).alias(name) for name in view.values]
+    columns = [F.expr(_SQL.aggregate(catalog[name])).alias(name) for name in view.values]
     return events.groupBy(*view.keys).agg(*columns)
 
 
@@ -98,6 +99,19 @@ def alias_edges(events: DataFrame) -> DataFrame:
     return latest_alias(
         aliases.select(*ALIAS_EDGES.keys, F.col("event_time").alias(time), F.col("event_id").alias(event_id))
     )
+
+
+def registered_views(events: DataFrame, catalog: Catalog, names: tuple[str, ...]) -> dict[str, DataFrame]:
+    """The registered views (``schemas.registered``) of these registered base metrics, from the same
+    compiler as every built-in view; none when ``names`` is empty."""
+    if not names:
+        return {}
+    hourly = tuple(n for n in names if catalog[n].timeseries)
+    views = {REGISTERED_PROFILE: _aggregate(events, registered_view(REGISTERED_PROFILE, names), catalog)}
+    if hourly:
+        series = registered_view(REGISTERED_TIMESERIES, hourly)
+        views[REGISTERED_TIMESERIES] = _aggregate(_with_hour(events), series, catalog)
+    return views
 
 
 def build_views(events: DataFrame) -> dict[str, DataFrame]:

@@ -20,7 +20,6 @@ from rich.table import Table
 from lambdalytics.infra.kafka_io import EventProducer, SendSummary, ensure_topics
 from lambdalytics.infra.runtime import NoBrokerError, find_bootstrap, running_broker
 from lambdalytics.infra.settings import get_settings
-from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import MODEL_BY_FAMILY, ContractViolation, parse_utc_ms, validate_event
 
 from .sources.generator import TENANTS, GeneratorConfig, generate
@@ -361,15 +360,33 @@ def erase(
 
 @batch_app.command("backfill")
 def batch_backfill(
-    since: Annotated[str, typer.Option(help="First event date (UTC), YYYY-MM-DD.")],
-    until: Annotated[str, typer.Option(help="Last event date (UTC), YYYY-MM-DD, inclusive.")],
+    since: Annotated[str | None, typer.Option(help="First event date (UTC), YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last event date (UTC), YYYY-MM-DD, inclusive.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Compute only this registered metric, over the whole history below W."),
+    ] = None,
 ) -> None:
-    """Recompute the views for keys with events in a date range; idempotent."""
+    """Recompute the views for keys with events in a date range, or one registered metric; idempotent."""
     import datetime as dt
 
     from lambdalytics.batch.job import BackfillError, BatchBusyError, backfill
 
+    if metric is not None:
+        if since or until or tenant:
+            raise typer.BadParameter("--metric covers the whole history: no --since, --until or --tenant")
+        from lambdalytics.batch.metric_backfill import backfill_metric
+
+        try:
+            manifest = backfill_metric(get_settings(), metric)
+        except (BackfillError, BatchBusyError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        console.print(f"batch version [bold]{manifest.batch_version}[/] ({manifest.kind}) serves {metric}")
+        return
+    if since is None or until is None:
+        raise typer.BadParameter("give --since and --until, or --metric")
     try:
         start, end = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
     except ValueError as exc:
@@ -458,18 +475,49 @@ def schemas_validate(
     raise typer.Exit(1 if bad else 0)
 
 
-@app.command()
+metrics_app = typer.Typer(help="The metric catalog: built-in and registered metrics.")
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.callback(invoke_without_command=True)
 def metrics(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The metric catalog: name, grain, formula, unit."""
-    rows = CATALOG.describe()
+    """The metric catalog: name, grain, formula, unit (built-in and registered)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lambdalytics.infra import metric_registry
+
+    registered = metric_registry.current(get_settings().data_dir)
+    rows = registered.catalog.describe()
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} metrics")
-    for col in ("name", "grain", "formula", "unit"):
+    table = Table(title=f"{len(rows)} metrics (registered set v{registered.version})")
+    for col in ("name", "grain", "formula", "unit", "source"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["grain"], r["formula"], r["unit"])
+        source = "file" if registered.is_registered(r["name"]) else "built-in"
+        table.add_row(r["name"], r["grain"], r["formula"], r["unit"], source)
     Console().print(table)
+
+
+@metrics_app.command("add")
+def metrics_add(
+    file: Annotated[Path, typer.Argument(help="A TOML catalog file of [[metric]] tables (docs/metrics.md).")],
+) -> None:
+    """Validate a catalog file with the catalog's rules and register its metrics (nothing on error).
+
+    Then `lambdalytics batch backfill --metric NAME` computes a new base metric over the whole history.
+    """
+    from lambdalytics.infra import metric_registry
+
+    try:
+        registered, added = metric_registry.add(get_settings().data_dir, file)
+    except metric_registry.CatalogFileError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    for m in added:
+        console.print(f"registered [bold]{m.name}[/] ({m.kind}, {m.grain}): {m.formula}")
+    console.print(f"registered metric set v{registered.version}")

@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 from lambdalytics.schemas.catalog import CATALOG, Grain
 from lambdalytics.schemas.cohorts import CohortCounts
 from lambdalytics.schemas.identity import Alias
+from lambdalytics.schemas.registered import REGISTERED_PROFILE, REGISTERED_TIMESERIES, registered_view
 from lambdalytics.schemas.views import (
     ALIAS_EDGES,
     CAMPAIGN_STATS,
@@ -278,8 +279,8 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
         collecting = gc.isenabled()
         gc.disable()  # millions of short-lived keys and values, no cycles: collections would only cost
         try:
-            horizons = _write_views(env, tables, now_ms)
-            meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons}
+            horizons, registered = _write_views(env, tables, now_ms)
+            meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons, "registered": registered}
             with env.begin(write=True, db=env.open_db(_META)) as txn:
                 txn.put(b"meta", _encode(meta))
             env.sync(True)
@@ -299,8 +300,11 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
     return path
 
 
-def _write_views(env: lmdb.Environment, tables: Mapping[str, pa.Table], now_ms: int) -> dict[str, int]:
-    """Every database of the layout; returns the live-window horizons per entity."""
+def _write_views(
+    env: lmdb.Environment, tables: Mapping[str, pa.Table], now_ms: int
+) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """Every database of the layout; returns the live-window horizons per entity and the value columns
+    of each registered view held (those of its table: what was backfilled)."""
     for view, kinds in (
         (CUSTOMER_PROFILE, "ss"),
         (CUSTOMER_TIMESERIES, "ssi"),
@@ -317,7 +321,14 @@ def _write_views(env: lmdb.Environment, tables: Mapping[str, pa.Table], now_ms: 
         if on := windowed_milestones().get(name):
             chunks, horizons[name] = _window_chunks(tables[view.name], view, on, now_ms)
             _put(env, _WINDOW.format(name), chunks)
-    return horizons
+    registered = {}
+    for name, kinds in ((REGISTERED_PROFILE, "ss"), (REGISTERED_TIMESERIES, "ssi")):
+        if name in tables:
+            keys = registered_view(name, ()).keys
+            view = registered_view(name, [c for c in tables[name].schema.names if c not in keys])
+            _put(env, name, _view_chunks(tables[name], view, kinds))
+            registered[name] = view.values
+    return horizons, registered
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -373,6 +384,12 @@ class ServingStore:
         if meta.get("format") != FORMAT:
             raise StoreBroken(f"{self.path}: layout {meta.get('format')}, expected {FORMAT}")
         self.horizons: dict[str, int] = meta["horizons"]
+        self.registered: dict[str, View] = {
+            name: registered_view(name, values) for name, values in meta.get("registered", {}).items()
+        }
+        """The registered views this version holds, with the metrics backfilled into them."""
+        for name in self.registered:
+            self._dbs[name] = self._env.open_db(name.encode(), create=False)
 
     def close(self) -> None:
         self._env.close()
@@ -405,7 +422,13 @@ class ServingStore:
 
     def profile(self, tenant: str, customer: str) -> dict[str, Any] | None:
         values = self._get(CUSTOMER_PROFILE.name, _s(tenant) + _s(customer))
-        return None if values is None else dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+        if values is None:
+            return None
+        out = dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+        if view := self.registered.get(REGISTERED_PROFILE):  # one more lookup, only with registered metrics
+            extra = self._get(view.name, _s(tenant) + _s(customer))
+            out.update(zip(view.values, extra or (), strict=bool(extra)))
+        return out
 
     def customers(self) -> Iterator[tuple[str, str]]:
         """Every (tenant, customer) with a profile, in key order (reports and benchmarks; never a request)."""
@@ -414,7 +437,12 @@ class ServingStore:
                 yield tuple(_parts(key, 2))
 
     def customer_hours(self, tenant: str, customer: str, start_ms: int, end_ms: int) -> dict[int, dict]:
-        return self._hours(CUSTOMER_TIMESERIES, _s(tenant) + _s(customer), start_ms, end_ms)
+        prefix = _s(tenant) + _s(customer)
+        hours = self._hours(CUSTOMER_TIMESERIES, prefix, start_ms, end_ms)
+        if view := self.registered.get(REGISTERED_TIMESERIES):
+            for hour, values in self._hours(view, prefix, start_ms, end_ms).items():
+                hours.setdefault(hour, {}).update(values)
+        return hours
 
     def campaign_hours(self, tenant: str, campaign: str, start_ms: int, end_ms: int) -> dict[int, dict]:
         return self._hours(CAMPAIGN_STATS, _s(tenant) + _s(campaign), start_ms, end_ms)

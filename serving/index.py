@@ -23,7 +23,8 @@ from lambdalytics.batch.writer import Manifest
 from lambdalytics.infra.serving_store import ServingStore, StoreBroken, build, store_path
 from lambdalytics.schemas.cohorts import CohortCounts
 from lambdalytics.schemas.identity import Alias
-from lambdalytics.schemas.views import VIEWS, Watermark
+from lambdalytics.schemas.registered import REGISTERED_PROFILE
+from lambdalytics.schemas.views import Watermark
 
 __all__ = ["BatchIndex"]
 
@@ -44,6 +45,12 @@ class BatchIndex:
         return self.manifest.watermark if self.manifest else {}
 
     @property
+    def registered(self) -> frozenset[str]:
+        """The registered metrics this version holds (backfilled into its registered profile view)."""
+        view = self.store.registered.get(REGISTERED_PROFILE) if self.store else None
+        return frozenset(view.values) if view else frozenset()
+
+    @property
     def version(self) -> int:
         return self.manifest.batch_version if self.manifest else 0
 
@@ -62,7 +69,7 @@ class BatchIndex:
                 return cls(manifest, ServingStore.open(path))
             except StoreBroken as exc:
                 log.warning("%s: rebuilding it from the Delta views", exc)
-        tables = {name: manifest.table(data_dir, name).to_pyarrow_table() for name in VIEWS}
+        tables = {name: manifest.table(data_dir, name).to_pyarrow_table() for name in manifest.views}
         return cls(manifest, ServingStore.open(build(path, tables)))
 
     @classmethod

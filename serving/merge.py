@@ -17,13 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from lambdalytics.schemas import aggregates, rfm
-from lambdalytics.schemas.catalog import CATALOG, Grain, finalize
+from lambdalytics.schemas.catalog import CATALOG, Catalog, Grain, finalize
 from lambdalytics.schemas.identity import Component
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
 from .answer_cache import AnswerCache
 from .identity import IdentityGraph
 from .index import BatchIndex
+from .served_metrics import MetricPending, pending
 
 __all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
 
@@ -47,6 +48,7 @@ class Merger:
         self.speed = speed
         self.profiles = AnswerCache(profile_cache)
         self.stale: Callable[[], str | None] | None = None  # why the speed side is stale, if it is
+        self._pending_at: tuple[tuple[int, int] | None, frozenset[str]] = (None, frozenset())
 
     def _with_snapshot(self, fn):
         if self.stale is not None and (reason := self.stale()):
@@ -87,23 +89,37 @@ class Merger:
         recency = rfm.recency_days(last_order, now_ms) if last_order is not None else None
         return {"metrics": metrics, "rfm": {"recency_days": recency, **scores}, "identity": _identity(comp)}
 
+    def _pending(self, ix: BatchIndex) -> frozenset[str]:
+        """Registered metrics this snapshot cannot answer exactly (``serving.served_metrics``), per version."""
+        if self._pending_at[0] != (ix.version, id(self.speed.catalog)):
+            self._pending_at = (
+                (ix.version, id(self.speed.catalog)),
+                pending(self.speed.catalog, ix.registered),
+            )
+        return self._pending_at[1]
+
     def _profile_at(self, ix: BatchIndex, tenant: str, comp: Component) -> tuple[dict, dict, int | None]:
         """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order)."""
         w = ix.watermark
+        catalog, skip = self.speed.catalog, self._pending(ix)  # built-in plus registered metrics
         batch = [b for i in comp.ids if (b := ix.profile(tenant, i)) is not None]
         speed = [self.speed.customer(tenant, i, w) for i in comp.ids]
         if not batch and not any(s.get("events_total") for s in speed):
             raise NotFound(comp.canonical)
         raw = {
             m.name: aggregates.merge_all(m, [b.get(m.name) for b in batch], [s.get(m.name) for s in speed])
-            for m in CATALOG.bases(Grain.customer)
+            for m in catalog.bases(Grain.customer)
         }
-        raw = CATALOG.derive(Grain.customer, raw)
+        raw = catalog.derive(Grain.customer, raw)
         for entity, metrics in CATALOG.entity_metrics(Grain.customer).items():
             states = [s for i in comp.ids for s in self._customer_entities(ix, tenant, i, entity)]
             for m in metrics:
                 raw[m.name] = m.compute(states)  # customer-grain entity metrics are not windowed
-        metrics = {m.name: finalize(m, raw[m.name]) for m in CATALOG.at(Grain.customer, public_only=True)}
+        metrics = {
+            m.name: finalize(m, raw[m.name])
+            for m in catalog.at(Grain.customer, public_only=True)
+            if m.name not in skip
+        }
         return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC]
 
     def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
@@ -137,6 +153,7 @@ class Merger:
         end_ms: int,
         bucket_ms: int,
         names: list[str],
+        catalog: Catalog = CATALOG,
     ) -> list[tuple[int, dict]]:
         """Hours of any number of keys (a component's ids) on each side, merged per bucket."""
         grouped: dict[int, tuple[list, list]] = {}
@@ -150,20 +167,26 @@ class Merger:
             b, s = grouped[bucket]
             raw = {
                 m.name: aggregates.merge_all(m, [v.get(m.name) for v in b], [v.get(m.name) for v in s])
-                for m in CATALOG.bases(grain)
-                if m.name in CATALOG.series(grain)
+                for m in catalog.bases(grain)
+                if m.name in catalog.series(grain)
             }
-            raw = CATALOG.derive(grain, raw)
-            out.append((bucket, {n: finalize(CATALOG[n], raw[n]) for n in names}))
+            raw = catalog.derive(grain, raw)
+            out.append((bucket, {n: finalize(catalog[n], raw[n]) for n in names}))
         return out
 
     def timeseries(
         self, tenant: str, customer: str, metric: str, start_ms: int, end_ms: int, bucket_ms: int
     ) -> list[tuple[int, Any]]:
-        if metric not in CATALOG.series(Grain.customer) or not CATALOG[metric].public:
+        catalog = self.speed.catalog  # built-in plus registered metrics
+        if metric not in catalog.series(Grain.customer) or not catalog[metric].public:
             raise UnknownMetric(metric)
 
         def run(ix: BatchIndex):
+            if metric in self._pending(ix):
+                raise MetricPending(
+                    f"{metric} is registered but batch version {ix.version} does not hold it yet: "
+                    f"run `lambdalytics batch backfill --metric {metric}`"
+                )
             ids = IdentityGraph(ix, self.speed, tenant).component(customer).ids
             batch = [ix.customer_hours(tenant, i, start_ms, end_ms) for i in ids]
             speed = [self.speed.customer_hours(tenant, i, ix.watermark, start_ms, end_ms) for i in ids]
@@ -174,7 +197,9 @@ class Merger:
             )
             if not known:
                 raise NotFound(customer)
-            points = self._buckets(Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric])
+            points = self._buckets(
+                Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric], catalog
+            )
             return [(ts, values[metric]) for ts, values in points]
 
         return self._with_snapshot(run)

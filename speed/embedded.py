@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lambdalytics.infra import metric_registry
 from lambdalytics.infra.event_index import EventIndex, Position
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
@@ -95,6 +96,7 @@ class EmbeddedSpeedStore(SpeedStore):
         block_size: int,
         dedup_window_ms: int = DEDUP_WINDOW_MS,
         event_index: str | Path | None = None,
+        registered_metrics: str | Path | None = None,
     ):
         self.block_size = block_size
         self.dedup_window_ms = dedup_window_ms
@@ -104,8 +106,11 @@ class EmbeddedSpeedStore(SpeedStore):
         self._index: EventIndex | None = None
         self._index_looked_at = float("-inf")
         self._lock = threading.RLock()
-        self._profile = _Compiled(CATALOG.bases(Grain.customer))
-        self._series = _Compiled([m for m in CATALOG.bases(Grain.customer) if m.timeseries])
+        # the built-in catalog plus the metrics registered when the store opens (speed.store.SpeedStore.catalog)
+        if registered_metrics is not None:
+            self.catalog = metric_registry.current(Path(registered_metrics)).catalog
+        self._profile = _Compiled(self.catalog.bases(Grain.customer))
+        self._series = _Compiled([m for m in self.catalog.bases(Grain.customer) if m.timeseries])
         self._campaign = _Compiled(CATALOG.bases(Grain.campaign))
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
         self._entities = {

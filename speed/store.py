@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from lambdalytics.schemas.catalog import CATALOG, Catalog
 from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import Gap, Watermark
 
@@ -52,6 +53,10 @@ class SpeedStore(ABC):
 
     reads_block: ClassVar[bool] = False
     """True when a read waits on the network (Pinot): serving then runs reads off the event loop."""
+
+    catalog: Catalog = CATALOG
+    """The metrics this store aggregates for every event it consumes: the built-in catalog, plus the
+    registered metrics of its data folder for a store opened with them (the embedded store)."""
 
     @abstractmethod
     def customer(self, tenant: str, customer: str, watermark: Watermark) -> Partial:

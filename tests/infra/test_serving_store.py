@@ -112,7 +112,9 @@ def test_a_missing_or_foreign_store_is_rebuilt_from_the_delta_views(tmp_path):
             reads.append(self.name)
             return tables(customer_timeseries=series([("t", "c", 0, 1)]))[self.name]
 
-    manifest = SimpleNamespace(batch_version=3, watermark={}, table=lambda data_dir, name: Table(name))
+    manifest = SimpleNamespace(
+        batch_version=3, watermark={}, views=dict.fromkeys(VIEWS, 0), table=lambda data_dir, name: Table(name)
+    )
     index = BatchIndex.load(tmp_path, manifest)
     assert index.customer_hours("t", "c", 0, 1)[0]["orders"] == 1 and sorted(reads) == sorted(VIEWS)
     reads.clear()
