@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.compile import SparkSql
-from lambdalytics.schemas.views import ENTITY_STATES, EVENT_VIEWS, VIEWS, View, Watermark
+from lambdalytics.schemas.views import CUSTOMER_TRAITS, ENTITY_STATES, EVENT_VIEWS, VIEWS, View, Watermark
 
 from .views import dedup_events
 from .writer import Manifest
@@ -125,6 +125,9 @@ def _fold_view(spark: SparkSession, view: View, old: pa.Table, new: DataFrame) -
 def _merge(spark: SparkSession, view: View, old: pa.Table, added: pa.Table) -> pa.Table:
     """The rows of both versions, grouped by the view's keys; each value column merged by its rule."""
     rows = spark.createDataFrame(pa.concat_tables([old.cast(added.schema), added]))
+    if view is CUSTOMER_TRAITS:  # one aggregate over the three value columns together
+        latest = rows.groupBy(*view.keys).agg(F.expr(_SQL.latest()).alias("_latest"))
+        return latest.select(*view.keys, "_latest.*").toArrow().select(list(view.columns)).cast(added.schema)
     values = [F.expr(_merge_sql(view, c)).alias(c) for c in view.values]
     return rows.groupBy(*view.keys).agg(*values).toArrow().select(list(view.columns)).cast(added.schema)
 

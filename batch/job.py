@@ -31,6 +31,8 @@ from lambdalytics.schemas.views import (
     EVENT_VIEWS,
     ORDER_MONTHS,
     RFM_THRESHOLDS,
+    SEGMENT_MEMBERS,
+    SEGMENT_STATS,
     VIEWS,
     Watermark,
     cut,
@@ -38,6 +40,7 @@ from lambdalytics.schemas.views import (
 
 from . import incremental, master
 from .indexing import ensure_indexed
+from .segment_views import segment_views
 from .spark import spark_session
 from .tenant_views import cohort_views, rfm_thresholds
 from .views import build_views, dedup_events
@@ -106,9 +109,10 @@ def _compute(events, step) -> dict[str, pa.Table]:
 
 def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
     """The derived views (order months, cohort counts, RFM cut points) from the event views."""
-    done = step("order months, cohort counts and RFM cut points")
+    done = step("order months, cohort counts, RFM cut points and segments")
     tables[ORDER_MONTHS.name], tables[COHORT_COUNTS.name] = cohort_views(tables[CUSTOMER_TIMESERIES.name])
     tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name])
+    tables[SEGMENT_STATS.name], tables[SEGMENT_MEMBERS.name] = segment_views(tables)
     done()
     return tables
 
@@ -188,6 +192,8 @@ def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict
     done = step(f"build the serving store of version {version}")
     serving_store.build(serving_store.store_path(data_dir, version), tables)
     done()
+
+
 def _full(session, table, version: int, watermark: Watermark, step):
     """Every view from the whole master below W: (tables, deduplicated events, watermark time)."""
     done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")
@@ -197,7 +203,7 @@ def _full(session, table, version: int, watermark: Watermark, step):
     events = dedup_events(events).persist()
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
-    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step)
+    tables = _compute(events.drop("topic", "partition", "broker_time"), step)
     events.unpersist()
     return tables, int(stats["n"]), _utc(stats["t"])
 
@@ -228,7 +234,7 @@ def _incremental(session, table, previous: Manifest | None, watermark: Watermark
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
     done = step(f"fold {int(stats['n']):,} new events into the previous views")
-    delta = build_views(events.drop("topic", "partition", "offset", "broker_time"))
+    delta = build_views(events.drop("topic", "partition", "broker_time"))
     tables = incremental.fold(session, old, delta)
     events.unpersist()
     done()
@@ -299,7 +305,7 @@ def _backfill(
         raw = _read_events(session, table, previous.watermark)
         if raw is None:
             raw = _spark_empty_events(session)
-        events = dedup_events(raw).drop("topic", "partition", "offset", "broker_time").persist()
+        events = dedup_events(raw).drop("topic", "partition", "broker_time").persist()
         in_range = events.where((F.col("event_time") >= lo) & (F.col("event_time") < hi))
         if tenant:
             in_range = in_range.where(F.col("tenant_id") == tenant)

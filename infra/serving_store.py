@@ -45,11 +45,14 @@ from lambdalytics.schemas.views import (
     COHORT_COUNTS,
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
+    CUSTOMER_TRAITS,
     ENTITY_STATES,
     LIVE_WINDOW_CAP_MS,
     ORDER_MONTHS,
     RFM_CUTS,
     RFM_THRESHOLDS,
+    SEGMENT_MEMBERS,
+    SEGMENT_STATS,
     View,
 )
 
@@ -64,7 +67,7 @@ __all__ = [
     "windowed_milestones",
 ]
 
-FORMAT = 1
+FORMAT = 2
 """Layout version, stored in the file: a file of another layout is rebuilt, never misread."""
 
 _MAP_SIZE = 1 << 40  # address space only: written with writemap=False, the file holds the used pages
@@ -181,6 +184,11 @@ def _entity_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
     return _rows(table, view, lambda k: _pair(k[0], k[1]) + _s(k[2]))
 
 
+def _segment_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
+    """Keyed by (tenant, segmentation, segment[, customer]): one segmentation is one key range."""
+    return _rows(table, view, lambda k: b"".join(_s(part) for part in k))
+
+
 def _window_rows(table: pa.Table, view: View, on: tuple[str, ...], now_ms: int):
     """Entities keyed by (tenant, time of each windowed milestone at or after the horizon); the horizon."""
     cols = dict(zip(view.columns, _columns(table, view), strict=True))
@@ -222,6 +230,9 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
         ORDER_MONTHS.name: _customer_rows(tables[ORDER_MONTHS.name], ORDER_MONTHS),
         COHORT_COUNTS.name: _cohort_rows(tables[COHORT_COUNTS.name]),
         RFM_THRESHOLDS.name: _tenant_rows(tables[RFM_THRESHOLDS.name], RFM_THRESHOLDS),
+        CUSTOMER_TRAITS.name: _entity_rows(tables[CUSTOMER_TRAITS.name], CUSTOMER_TRAITS),
+        SEGMENT_STATS.name: _segment_rows(tables[SEGMENT_STATS.name], SEGMENT_STATS),
+        SEGMENT_MEMBERS.name: _segment_rows(tables[SEGMENT_MEMBERS.name], SEGMENT_MEMBERS),
     }
     horizons = {}
     for name, view in ENTITY_STATES.items():
@@ -301,6 +312,9 @@ class ServingStore:
                     ORDER_MONTHS.name,
                     COHORT_COUNTS.name,
                     RFM_THRESHOLDS.name,
+                    CUSTOMER_TRAITS.name,
+                    SEGMENT_STATS.name,
+                    SEGMENT_MEMBERS.name,
                     *(v.name for v in ENTITY_STATES.values()),
                     *(_WINDOW.format(e) for e in windowed_milestones()),
                 )
@@ -345,6 +359,45 @@ class ServingStore:
     def profile(self, tenant: str, customer: str) -> dict[str, Any] | None:
         values = self._get(CUSTOMER_PROFILE.name, _s(tenant) + _s(customer))
         return None if values is None else dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+
+    def customer_traits(self, tenant: str, customers: Iterable[str]) -> dict[str, dict[str, tuple]]:
+        """The batch latest-trait states ``{trait: (event_time, offset, value)}`` of these customers."""
+        t = _s(tenant)
+        out: dict[str, dict[str, tuple]] = {}
+        with self._env.begin(db=self._dbs[CUSTOMER_TRAITS.name]) as txn:
+            cursor = txn.cursor()
+            for customer in customers:
+                prefix = t + _s(customer)
+                if cursor.set_range(prefix):
+                    for key, raw in cursor:
+                        if not key.startswith(prefix):
+                            break
+                        out.setdefault(customer, {})[_parts(key, 3)[2]] = tuple(_decode(raw))
+        return out
+
+    def segments(self, tenant: str, by: str) -> dict[str, dict[str, Any]]:
+        """Segment value → ``{"customers", <segment base>…}`` of one segmentation (its segments only)."""
+        prefix = _s(tenant) + _s(by)
+        return {
+            _parts(key, 3)[2]: dict(zip(SEGMENT_STATS.values, values, strict=True))
+            for key, values in self._prefix(SEGMENT_STATS.name, prefix)
+        }
+
+    def segment_members(
+        self, tenant: str, by: str, segment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Customers of one batch segment in id order, from just after ``after``, at most ``limit``."""
+        prefix = _s(tenant) + _s(by) + _s(segment)
+        out: list[str] = []
+        with self._env.begin(db=self._dbs[SEGMENT_MEMBERS.name]) as txn:
+            cursor = txn.cursor()
+            start = prefix if after is None else prefix + _s(after) + b"\x00"
+            if cursor.set_range(start):
+                for key in cursor.iternext(values=False):
+                    if not key.startswith(prefix) or (limit is not None and len(out) >= limit):
+                        break
+                    out.append(_parts(key, 4)[3])
+        return out
 
     def customers(self) -> Iterator[tuple[str, str]]:
         """Every (tenant, customer) with a profile, in key order (reports and benchmarks; never a request)."""

@@ -26,6 +26,7 @@ import orjson
 
 from .catalog import CATALOG, GRAIN_KEYS, Entity, Grain
 from .rfm import DIMENSIONS
+from .segments import SEGMENT_BASES
 
 __all__ = [
     "CAMPAIGN_KEYS",
@@ -34,6 +35,7 @@ __all__ = [
     "CUSTOMER_KEYS",
     "CUSTOMER_PROFILE",
     "CUSTOMER_TIMESERIES",
+    "CUSTOMER_TRAITS",
     "DERIVED_VIEWS",
     "ENTITY_STATES",
     "EVENT_VIEWS",
@@ -43,6 +45,8 @@ __all__ = [
     "ORDER_MONTHS",
     "RFM_CUTS",
     "RFM_THRESHOLDS",
+    "SEGMENT_MEMBERS",
+    "SEGMENT_STATS",
     "TENANT_KEYS",
     "VIEWS",
     "View",
@@ -176,6 +180,15 @@ ENTITY_STATES: dict[str, View] = {
 }
 """Per entity: the first time of each milestone, so durations straddling W finish after a merge."""
 
+CUSTOMER_TRAITS = View(
+    "customer_traits",
+    (*CUSTOMER_KEYS, "trait"),
+    ("event_time", "offset", "value"),
+    recompute_by=CUSTOMER_KEYS,
+)
+"""Per customer and trait: the latest ``identify`` setting it (``aggregates.latest``): its event time,
+its offset (ties) and the value text (``schemas.traits.value_text``)."""
+
 ORDER_MONTHS = View("customer_order_months", CUSTOMER_KEYS, ("first_month", "months"))
 """Per customer who ordered: the cohort month and the sorted months with an order (``schemas.cohorts``)."""
 COHORT_COUNTS = View("cohort_counts", (*TENANT_KEYS, "cohort"), ("size", "active"))
@@ -185,13 +198,27 @@ RFM_CUTS: dict[str, str] = {d: f"{d}_cuts" for d in DIMENSIONS}
 RFM_THRESHOLDS = View("rfm_thresholds", TENANT_KEYS, ("customers", *RFM_CUTS.values()))
 """Per tenant: the quintile cut points of R, F and M over its customers who ordered (``schemas.rfm``)."""
 
+SEGMENT_KEYS = (*TENANT_KEYS, "by", "segment")
+SEGMENT_STATS = View("segment_stats", SEGMENT_KEYS, ("customers", *_names(SEGMENT_BASES)))
+"""Per tenant, segmentation and segment value (``schemas.segments``): its customers and, per segment
+base, the sum (counts, sums) or the HLL union (distinct counts) over them."""
+SEGMENT_MEMBERS = View("segment_members", (*SEGMENT_KEYS, CUSTOMER_KEYS[-1]), ())
+"""Who is in each segment below W: the drill-down's pages, and what a re-union reads."""
+
 EVENT_VIEWS: tuple[View, ...] = (
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
     CAMPAIGN_STATS,
     *ENTITY_STATES.values(),
+    CUSTOMER_TRAITS,
 )
-DERIVED_VIEWS: tuple[View, ...] = (ORDER_MONTHS, COHORT_COUNTS, RFM_THRESHOLDS)
+DERIVED_VIEWS: tuple[View, ...] = (
+    ORDER_MONTHS,
+    COHORT_COUNTS,
+    RFM_THRESHOLDS,
+    SEGMENT_STATS,
+    SEGMENT_MEMBERS,
+)
 VIEWS: dict[str, View] = {v.name: v for v in (*EVENT_VIEWS, *DERIVED_VIEWS)}
 
 

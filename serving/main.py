@@ -24,6 +24,7 @@ from .api.routes import (
     events,
     keys,
     live,
+    segments,
     stream,
     system,
     web,
@@ -39,7 +40,7 @@ from .state import ServingState
 
 __all__ = ["create_app"]
 
-HOT = (customers, campaigns, live, cohorts)
+HOT = (customers, campaigns, live, cohorts, segments)
 """The routers of polled reads: included first, and their routes are the hot lane's."""
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from lambdalytics.infra.event_index import EventIndex, Position
 from lambdalytics.schemas import aggregates
+from lambdalytics.schemas.aggregates import Latest
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import python_predicate
@@ -49,6 +50,7 @@ from lambdalytics.schemas.views import Gap, at_or_above, block_of, cut_mismatch
 
 from .config import DEDUP_WINDOW_MS
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
+from .traits import TraitStates
 
 __all__ = ["EmbeddedSpeedStore"]
 
@@ -147,6 +149,7 @@ class EmbeddedSpeedStore(SpeedStore):
         self._last_broker_ms = 0
         self._caught_up_at: float | None = None
         self._fetched = False  # a consumer reported high-water marks (mark_caught_up) at least once
+        self._traits = TraitStates(block_size)  # latest traits and touched customers (speed.traits)
 
     # ------------------------------------------------------------------ writes
 
@@ -172,6 +175,7 @@ class EmbeddedSpeedStore(SpeedStore):
             self._applied[key] = (topic, partition, offset)
             self._block_ids[block].append(key)
             self._aggregate(row, block)
+            self._traits.apply(row, block, offset)
             self._events += 1
             return True
 
@@ -338,6 +342,7 @@ class EmbeddedSpeedStore(SpeedStore):
             self._coverage_changed()  # every customer's version changes: their generations can start over
             self._customer_gen = {}
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
+            self._traits.prune(self._floor)
             self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
             self._campaign_hours = _prune(self._campaign_hours, self._floor, self.block_size, lambda k: k[0])
             self._campaign_totals = {
@@ -546,6 +551,16 @@ class EmbeddedSpeedStore(SpeedStore):
                 ):
                     out[customer] = months
             return out
+
+    def customer_traits(self, tenant: str, customer: str, watermark: Watermark) -> dict[str, Latest]:
+        with self._lock:
+            self._check(watermark)
+            return self._traits.customer(tenant, customer, watermark)
+
+    def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
+        with self._lock:
+            self._check(watermark)
+            return self._traits.touched(tenant, watermark)
 
     def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
         with self._lock:

@@ -29,6 +29,7 @@ __all__ = [
     "INGEST",
     "MANAGERS",
     "READ",
+    "READ_SEGMENTS",
     "READ_TENANT_WIDE",
     "SHARERS",
     "SIGNED_IN",
@@ -63,6 +64,8 @@ DATA_READERS = (*ROLES, "key:read", "dashboard", "embed")
 READ = Access(*DATA_READERS)
 READ_TENANT_WIDE = Access(*DATA_READERS, tenant_wide=True)
 """The tenant's data: every role (a viewer sees the dashboard), read keys, dashboard and embed tokens."""
+READ_SEGMENTS = Access(*ROLES, "key:read", "dashboard", tenant_wide=True)
+"""Segments list the tenant's customers by id: tenant credentials only, never an embed token."""
 INGEST = Access("key:ingest")
 SHARERS = Access("owner", "analyst", "key:read")
 """Minting an embed token shares the tenant's data: owners, analysts and read keys, never a viewer."""
