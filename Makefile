@@ -59,7 +59,7 @@ lint: setup
 BENCH_EVENTS ?= --events 100000 --events 1000000 --events 10000000
 SPEED_EVENTS ?= --events 50000 --events 500000 --events 5000000
 BENCH_CUSTOMERS ?= --customers 100000 --customers 1000000
-STORE_SIZES ?= --orders 10000 --orders 100000 --orders 1000000 --customers 100000 --customers 1000000
+STORE_SIZES ?= --orders 10000 --orders 100000 --orders 1000000 --customers 100000 --customers 1000000 --customers 10000000
 bench: setup
 	@bash infra/apt-deps.sh $(BENCH_PACKAGES)
 	$(BIN)/python bench/run.py

@@ -23,7 +23,7 @@ A file is complete before anyone opens it: written to a temporary name, synced, 
 
 from __future__ import annotations
 
-import functools
+import gc
 import os
 import struct
 import tempfile
@@ -36,7 +36,9 @@ from typing import Any
 
 import lmdb
 import msgspec
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lambdalytics.schemas.catalog import CATALOG, Grain
 from lambdalytics.schemas.cohorts import CohortCounts
@@ -128,12 +130,6 @@ def _s(value: str) -> bytes:
     return value.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
 
 
-@functools.lru_cache(maxsize=1 << 20)
-def _pair(tenant: str, key: str) -> bytes:
-    """A (tenant, customer or campaign) key prefix: rows of one customer repeat it (cleared per build)."""
-    return _s(tenant) + _s(key)
-
-
 def _i(value: int) -> bytes:
     return _INT.pack(value + _SIGN)
 
@@ -156,62 +152,100 @@ def _parts(key: bytes, n: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------- build
 
 
-def _columns(table: pa.Table, view: View) -> list[list[Any]]:
-    return [table.column(c).to_pylist() for c in view.columns]
+# Whole columns are keyed and sorted by Arrow (C++), then encoded and appended in chunks of _CHUNK rows:
+# Python touches each row once (its msgpack value) and memory stays bounded by a chunk plus the keys.
+_CHUNK = 1 << 16
+_END = pa.scalar(b"\x00\x00", pa.large_binary())
+_NOTHING = pa.scalar(b"", pa.large_binary())
 
 
-def _rows(table: pa.Table, view: View, key) -> list[tuple[bytes, bytes]]:
-    cols = _columns(table, view)
-    n = len(view.keys)
-    out = [(key(r[:n]), _encode(r[n:])) for r in zip(*cols, strict=True)] if cols else []
-    out.sort()
-    return out
+def _key_column(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    if column.null_count:
+        raise ValueError(f"serving store: key column {name!r} holds {column.null_count:,} nulls")
+    return column
 
 
-def _tenant_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _s(k[0]))
+def _s_column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    """:func:`_s` over a whole column."""
+    binary = pc.cast(_key_column(table.column(name), name), pa.large_binary())
+    escaped = pc.replace_substring(binary, b"\x00", b"\x00\xff")
+    return pc.binary_join_element_wise(escaped, _END, _NOTHING)
 
 
-def _customer_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _pair(k[0], k[1]))
+def _i_column(table: pa.Table, name: str) -> pa.Array:
+    """:func:`_i` over a whole integer column (big-endian, sign flipped: byte order is number order)."""
+    ints = pc.cast(_key_column(table.column(name), name), pa.int64()).to_numpy()
+    raw = (ints.view(np.uint64) ^ np.uint64(_SIGN)).astype(">u8")
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(raw), [None, pa.py_buffer(raw.tobytes())])
+    return pc.cast(fixed, pa.large_binary())
 
 
-def _hour_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _i(k[2]))
+def _keys(table: pa.Table, parts: Iterable[tuple[str, str]]) -> pa.ChunkedArray:
+    """One key per row: the (kind, column) parts joined, ``s`` a string, ``i`` an integer."""
+    columns = [_s_column(table, c) if kind == "s" else _i_column(table, c) for kind, c in parts]
+    return pc.binary_join_element_wise(*columns, _NOTHING)
 
 
-def _entity_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _s(k[2]))
+def _sorted_chunks(
+    keys: pa.ChunkedArray, values: list[pa.ChunkedArray]
+) -> Iterator[Iterable[tuple[bytes, bytes]]]:
+    """(key, msgpack of the values) in key order, ``_CHUNK`` rows at a time (LMDB appends sorted keys);
+    rows are taken chunk by chunk, so no sorted copy of the view is ever whole in memory."""
+    order = pc.sort_indices(keys)
+    for at in range(0, len(order), _CHUNK):
+        rows = order.slice(at, _CHUNK)
+        cols = [v.take(rows).to_pylist() for v in values]
+        yield zip(keys.take(rows).to_pylist(), map(_encode, zip(*cols, strict=True)), strict=True)
 
 
-def _segment_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    """Keyed by (tenant, segmentation, segment[, customer]): one segmentation is one key range."""
-    return _rows(table, view, lambda k: b"".join(_s(part) for part in k))
+def _view_chunks(table: pa.Table, view: View, kinds: str) -> Iterator[Iterable[tuple[bytes, bytes]]]:
+    keys = _keys(table, zip(kinds, view.keys, strict=True))
+    return _sorted_chunks(keys, [table.column(c) for c in view.values])
 
 
-def _window_rows(table: pa.Table, view: View, on: tuple[str, ...], now_ms: int):
-    """Entities keyed by (tenant, time of each windowed milestone at or after the horizon); the horizon."""
-    cols = dict(zip(view.columns, _columns(table, view), strict=True))
-    times = [t for name in on for t in cols[name] if t is not None]
-    horizon = min(now_ms, max(times, default=now_ms)) - LIVE_WINDOW_CAP_MS
+def _window_chunks(table: pa.Table, view: View, on: tuple[str, ...], now_ms: int):
+    """Entities keyed by (tenant, time of each windowed milestone at or after the horizon) — a milestone
+    at the same time as an earlier one adds no second key — and the horizon."""
+    times = {name: pc.cast(table.column(name), pa.int64()) for name in on}
+    newest = [m for t in times.values() if (m := pc.max(t).as_py()) is not None]
+    horizon = min(now_ms, max(newest, default=now_ms)) - LIVE_WINDOW_CAP_MS
     tenant, customer, entity_id = view.keys
-    values = [cols[v] for v in view.values]
-    out = []
-    for i, (t, c, e) in enumerate(zip(cols[tenant], cols[customer], cols[entity_id], strict=True)):
-        state = [col[i] for col in values]
-        body = _encode([c, e, *state])
-        for when in {cols[name][i] for name in on} - {None}:
-            if when >= horizon:
-                out.append((_s(t) + _i(when) + _s(c) + _s(e), body))
-    out.sort()
-    return out, horizon
+    keys, values = [], []
+    for j, name in enumerate(on):
+        keep = pc.fill_null(pc.greater_equal(times[name], horizon), False)
+        for earlier in on[:j]:
+            keep = pc.and_(keep, pc.fill_null(pc.not_equal(times[name], times[earlier]), True))
+        rows = table.filter(keep)
+        keys.append(_keys(rows, (("s", tenant), ("i", name), ("s", customer), ("s", entity_id))))
+        values.append([rows.column(c) for c in (customer, entity_id, *view.values)])
+    if not keys:
+        return iter(()), horizon
+    merged = [
+        pa.chunked_array([c for k in values for c in k[i].chunks], values[0][i].type)
+        for i in range(len(values[0]))
+    ]
+    return _sorted_chunks(
+        pa.chunked_array([c for k in keys for c in k.chunks], pa.large_binary()), merged
+    ), horizon
 
 
 def _cohort_rows(table: pa.Table) -> list[tuple[bytes, bytes]]:
     per_tenant: dict[str, list] = {}
-    for tenant, cohort, size, active in zip(*_columns(table, COHORT_COUNTS), strict=True):
+    columns = [table.column(c).to_pylist() for c in COHORT_COUNTS.columns]
+    for tenant, cohort, size, active in zip(*columns, strict=True):
         per_tenant.setdefault(tenant, []).append([cohort, size, active])
     return sorted((_s(t), _encode(rows)) for t, rows in per_tenant.items())
+
+
+def _put(env: lmdb.Environment, name: str, chunks: Iterable[Iterable[tuple[bytes, bytes]]]) -> None:
+    """Append each sorted chunk in its own write transaction (the file is renamed into place only once
+    complete, so a partial file is never read; small transactions keep LMDB's dirty pages bounded)."""
+    db = env.open_db(name.encode())
+    for chunk in chunks:
+        with env.begin(write=True, db=db) as txn:
+            consumed, added = txn.cursor().putmulti(chunk, append=True)
+        if added != consumed:
+            raise ValueError(f"serving store: {name} holds {consumed - added:,} duplicate keys")
 
 
 def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = None) -> Path:
@@ -223,41 +257,23 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    databases: dict[str, list[tuple[bytes, bytes]]] = {
-        CUSTOMER_PROFILE.name: _customer_rows(tables[CUSTOMER_PROFILE.name], CUSTOMER_PROFILE),
-        CUSTOMER_TIMESERIES.name: _hour_rows(tables[CUSTOMER_TIMESERIES.name], CUSTOMER_TIMESERIES),
-        CAMPAIGN_STATS.name: _hour_rows(tables[CAMPAIGN_STATS.name], CAMPAIGN_STATS),
-        ORDER_MONTHS.name: _customer_rows(tables[ORDER_MONTHS.name], ORDER_MONTHS),
-        COHORT_COUNTS.name: _cohort_rows(tables[COHORT_COUNTS.name]),
-        RFM_THRESHOLDS.name: _tenant_rows(tables[RFM_THRESHOLDS.name], RFM_THRESHOLDS),
-        CUSTOMER_TRAITS.name: _entity_rows(tables[CUSTOMER_TRAITS.name], CUSTOMER_TRAITS),
-        SEGMENT_STATS.name: _segment_rows(tables[SEGMENT_STATS.name], SEGMENT_STATS),
-        SEGMENT_MEMBERS.name: _segment_rows(tables[SEGMENT_MEMBERS.name], SEGMENT_MEMBERS),
-    }
-    horizons = {}
-    for name, view in ENTITY_STATES.items():
-        databases[view.name] = _entity_rows(tables[view.name], view)
-        if on := windowed_milestones().get(name):
-            databases[_WINDOW.format(name)], horizons[name] = _window_rows(
-                tables[view.name], view, on, now_ms
-            )
-    _pair.cache_clear()
-    meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     os.close(fd)
     try:
         env = lmdb.open(
             tmp, subdir=False, map_size=_MAP_SIZE, max_dbs=_MAX_DBS, lock=False, writemap=False, sync=False
         )
+        collecting = gc.isenabled()
+        gc.disable()  # millions of short-lived keys and values, no cycles: collections would only cost
         try:
-            with env.begin(write=True) as txn:
-                for name, rows in databases.items():
-                    db = env.open_db(name.encode(), txn=txn)
-                    cursor = txn.cursor(db)
-                    cursor.putmulti(rows, append=True)
-                txn.put(b"meta", _encode(meta), db=env.open_db(_META, txn=txn))
+            horizons = _write_views(env, tables, now_ms)
+            meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons}
+            with env.begin(write=True, db=env.open_db(_META)) as txn:
+                txn.put(b"meta", _encode(meta))
             env.sync(True)
         finally:
+            if collecting:
+                gc.enable()
             env.close()
         os.replace(tmp, path)
     except BaseException:
@@ -269,6 +285,31 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
     finally:
         os.close(dir_fd)
     return path
+
+
+def _write_views(env: lmdb.Environment, tables: Mapping[str, pa.Table], now_ms: int) -> dict[str, int]:
+    """Every database of the layout; returns the live-window horizons per entity."""
+    for view, kinds in (
+        (CUSTOMER_PROFILE, "ss"),
+        (CUSTOMER_TIMESERIES, "ssi"),
+        (CAMPAIGN_STATS, "ssi"),
+        (ORDER_MONTHS, "ss"),
+        (RFM_THRESHOLDS, "s"),
+        (CUSTOMER_TRAITS, "sss"),
+        (SEGMENT_STATS, "sss"),
+    ):
+        _put(env, view.name, _view_chunks(tables[view.name], view, kinds))
+    members = tables[SEGMENT_MEMBERS.name]  # keys only: the customer doubles as the (unread) value
+    keys = _keys(members, [("s", c) for c in SEGMENT_MEMBERS.keys])
+    _put(env, SEGMENT_MEMBERS.name, _sorted_chunks(keys, [members.column(SEGMENT_MEMBERS.keys[-1])]))
+    _put(env, COHORT_COUNTS.name, [_cohort_rows(tables[COHORT_COUNTS.name])])
+    horizons = {}
+    for name, view in ENTITY_STATES.items():
+        _put(env, view.name, _view_chunks(tables[view.name], view, "sss"))
+        if on := windowed_milestones().get(name):
+            chunks, horizons[name] = _window_chunks(tables[view.name], view, on, now_ms)
+            _put(env, _WINDOW.format(name), chunks)
+    return horizons
 
 
 # ---------------------------------------------------------------------------------------------- read
