@@ -131,6 +131,8 @@ POLICY = {
     ("GET", "/v1/live/orders"): READERS,
     ("GET", "/v1/live/stream"): READERS,
     ("GET", "/v1/cohorts/retention"): READERS,
+    ("GET", "/v1/segments"): READERS - {"embed"},  # lists the tenant's customers
+    ("GET", "/v1/segments/customers"): READERS - {"embed"},
     ("GET", "/v1/branding"): READERS,
     ("POST", "/v1/events"): {"key:ingest"},
     ("POST", "/v1/embed-tokens"): {"owner", "analyst", "key:read"},
