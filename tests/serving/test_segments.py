@@ -14,16 +14,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from lambdalytics.batch.job import run_batch
-from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.schemas.views import cut
-from lambdalytics.serving.index import BatchIndex
-from lambdalytics.serving.merge import Merger
-from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
 from ..batch import oracle
 from ..batch.test_batch_job import land
+from .lambda_stack import batch_and_speed
 
 pytestmark = pytest.mark.integration
 T0 = 1_767_225_600_000
@@ -82,11 +78,6 @@ def _rows(spec) -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory
-
-
 @settings(
     max_examples=3,
     deadline=None,
@@ -98,18 +89,11 @@ def workdir(tmp_path_factory):
     fraction=st.floats(0.2, 0.9),
     block=st.sampled_from([1, 3]),
 )
-def test_traits_and_segments_equal_the_oracle(spark, workdir, spec, fraction, block):
+def test_traits_and_segments_equal_the_oracle(spark, tmp_path_factory, spec, fraction, block):
     rows = _rows(spec)
-    data_dir = workdir.mktemp("segments")
+    data_dir = tmp_path_factory.mktemp("segments")
     land(data_dir, rows[: int(len(rows) * fraction)], chunks=1)
-    manifest = run_batch(Settings(data_dir=data_dir, block_size=block), spark=spark, show_progress=False)
-    index = BatchIndex.load(data_dir, manifest)
-    store = EmbeddedSpeedStore(block_size=block)
-    for r in rows:
-        row = {k: r[k] for k in r if k not in ("topic", "partition", "offset", "broker_time", "raw")}
-        store.ingest(row, r["topic"], r["partition"], r["offset"], r["broker_time"])
-    store.drop_below(index.watermark)
-    merger = Merger(lambda: index, store)
+    manifest, merger = batch_and_speed(spark, data_dir, rows, block)
     truth = oracle.dedup(rows, {tp: 10**9 for tp in cut({(r["topic"], r["partition"]): 0 for r in rows}, 1)})
 
     traits = oracle.latest_traits(truth)
