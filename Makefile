@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python bench/speed.py $(SPEED_EVENTS)
 	$(BIN)/python bench/batch.py $(BENCH_EVENTS)
 	$(BIN)/python bench/compaction.py
+	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/freshness.py
 	$(BIN)/python bench/serving.py $(BENCH_CUSTOMERS)
 	$(BIN)/python bench/serving_store.py $(STORE_SIZES)

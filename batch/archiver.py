@@ -113,6 +113,7 @@ from lambdalytics.infra.kafka_io import (
     event_limit,
     refused_for_good,
 )
+from lambdalytics.infra.quality_ledger import QualityLedger, ledger_path
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS
 from lambdalytics.schemas.views import Gap, Watermark
@@ -131,6 +132,7 @@ from .master import (
     rows_to_table,
     snapshot,
 )
+from .quality import QualityBatch
 
 __all__ = [
     "EPOCH_KEY",
@@ -284,6 +286,7 @@ class Archiver:
         self._decoder: EventDecoder | None = None
         self._table: DeltaTable | None = None
         self._index: EventIndex | None = None
+        self._quality: QualityLedger | None = None  # data-quality counters (batch/quality.py)
         self._offsets: Watermark = {}
         self.gaps: list[Gap] = []  # lost ranges committed past by this run
         self._batch_seq = 0
@@ -334,6 +337,8 @@ class Archiver:
             self._index = ensure_indexed(self.data_dir, self._table, self._offsets)
         else:
             self._index = EventIndex.open(event_index_path(self.data_dir))
+        self._quality = QualityLedger.open(ledger_path(self.data_dir))
+        self._quality.begin(self._offsets)
         log.info(
             "archiver resuming %s at batch %d, version %s, %d partitions known",
             self.path,
@@ -488,6 +493,9 @@ class Archiver:
         if self._index is not None:
             self._index.close()
             self._index = None
+        if self._quality is not None:
+            self._quality.close()
+            self._quality = None
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -554,6 +562,7 @@ class Archiver:
         rows: list[dict[str, Any]] = []
         advanced: Watermark = {}
         gaps: list[Gap] = []
+        quality = QualityBatch()
         consumed = 0
         dead_before = sum(self._decoder.dead_lettered.values())
         while consumed < self.max_batch_records and not self._stopping(stop_event):
@@ -597,6 +606,9 @@ class Archiver:
                         row["broker_time"] = record.timestamp if record.timestamp >= 0 else None
                         row["raw"] = record.value
                         rows.append(row)
+                        quality.valid(row)
+                    else:
+                        quality.dead_lettered(record, offset, self._decoder.last_reason or "unknown")
                     advanced[key] = offset + 1
                 consumed += len(records)
         if not consumed:
@@ -606,6 +618,8 @@ class Archiver:
             return consumed  # stopping during an outage: nothing committed, re-read on restart
         offsets = {**self._offsets, **advanced}
         self._index_rows(rows, advanced)
+        assert self._quality is not None and self._index is not None
+        quality.commit(self._quality, self._index, advanced)  # before the Delta commit, like the index
         commit_started = time.monotonic()
         version = self._commit(rows, offsets, gaps)
         commit_s = time.monotonic() - commit_started

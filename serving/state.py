@@ -19,6 +19,7 @@ from lambdalytics.speed.store import SpeedStore
 from .credentials import Credentials
 from .loader import BatchLoader
 from .merge import Merger
+from .quality import QualitySource
 from .streams import LiveStreams
 from .telemetry import Telemetry
 
@@ -45,6 +46,7 @@ class ServingState:
     merger: Merger = field(init=False)
     telemetry: Telemetry = field(init=False)
     runs: BatchRuns = field(init=False)
+    quality: QualitySource = field(init=False)  # the archiver's quality ledger (GET /v1/quality)
     streams: LiveStreams = field(init=False)  # GET /v1/live/stream
     workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
     reads_block: bool = field(
@@ -56,6 +58,7 @@ class ServingState:
 
     def __post_init__(self) -> None:
         self.credentials = Credentials.open(self.settings)
+        self.quality = QualitySource(self.settings.data_dir)
         self.loader = BatchLoader(
             Path(self.settings.data_dir), self.speed, poll_seconds=self.settings.batch_poll_seconds
         )
@@ -75,6 +78,7 @@ class ServingState:
             dead_lettered=self.dead_lettered,
             workers=lambda: self.workers,
             streams=self.streams,
+            quality=self.quality,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
         self.reads_block = self.speed.reads_block
@@ -97,6 +101,7 @@ class ServingState:
     def close(self) -> None:
         self.loader.stop()
         self.credentials.close()
+        self.quality.close()
         self.produce_pool.shutdown(wait=False, cancel_futures=True)
         if self._producer is not None:
             self._producer.close()

@@ -28,6 +28,7 @@ __all__ = [
     "AUDITORS",
     "INGEST",
     "MANAGERS",
+    "QUALITY_READERS",
     "READ",
     "READ_SEGMENTS",
     "READ_TENANT_WIDE",
@@ -35,6 +36,7 @@ __all__ = [
     "SIGNED_IN",
     "Access",
     "AdminDep",
+    "QualityReaderDep",
     "admits",
     "api_routes",
 ]
@@ -67,6 +69,8 @@ READ_TENANT_WIDE = Access(*DATA_READERS, tenant_wide=True)
 READ_SEGMENTS = Access(*ROLES, "key:read", "dashboard", tenant_wide=True)
 """Segments list the tenant's customers by id: tenant credentials only, never an embed token."""
 INGEST = Access("key:ingest")
+QUALITY_READERS = Access(*ROLES, "key:read", "dashboard")
+"""The tenant's data-quality figures: its people and read keys, never an embed (not its customers')."""
 SHARERS = Access("owner", "analyst", "key:read")
 """Minting an embed token shares the tenant's data: owners, analysts and read keys, never a viewer."""
 DASHBOARD_TOKENS = Access("key:read")
@@ -84,6 +88,7 @@ AuditorDep = Annotated[Principal, Depends(AUDITORS)]
 IngestDep = Annotated[Principal, Depends(INGEST)]
 SignedInDep = Annotated[Principal, Depends(SIGNED_IN)]
 DashboardTokenDep = Annotated[Principal, Depends(DASHBOARD_TOKENS)]
+QualityReaderDep = Annotated[Principal, Depends(QUALITY_READERS)]
 
 
 def admits(route: APIRoute) -> frozenset[str] | None:

@@ -134,6 +134,8 @@ POLICY = {
     ("GET", "/v1/segments"): READERS - {"embed"},  # lists the tenant's customers
     ("GET", "/v1/segments/customers"): READERS - {"embed"},
     ("GET", "/v1/branding"): READERS,
+    ("GET", "/v1/quality"): READERS - {"embed"},  # the tenant's feed, not its customers' business
+    ("GET", "/v1/admin/quality"): {"admin"},
     ("POST", "/v1/events"): {"key:ingest"},
     ("POST", "/v1/embed-tokens"): {"owner", "analyst", "key:read"},
     ("POST", "/v1/dashboard-tokens"): {"key:read"},
