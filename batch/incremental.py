@@ -29,7 +29,15 @@ from pyspark.sql import functions as F
 
 from lambdalytics.schemas.catalog import CATALOG, Catalog
 from lambdalytics.schemas.compile import SparkSql
-from lambdalytics.schemas.views import ALIAS_EDGES, ENTITY_STATES, EVENT_VIEWS, VIEWS, View, Watermark
+from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
+    CUSTOMER_TRAITS,
+    ENTITY_STATES,
+    EVENT_VIEWS,
+    VIEWS,
+    View,
+    Watermark,
+)
 
 from .views import dedup_events, latest_alias
 from .writer import Manifest
@@ -142,6 +150,9 @@ def _merge(spark: SparkSession, view: View, old: pa.Table, added: pa.Table, cata
     rows = spark.createDataFrame(pa.concat_tables([old.cast(added.schema), added]))
     if view is ALIAS_EDGES:  # the latest alias of an edge: a max over the pair of columns
         return latest_alias(rows).toArrow().select(list(view.columns)).cast(added.schema)
+    if view is CUSTOMER_TRAITS:  # one aggregate over the three value columns together
+        latest = rows.groupBy(*view.keys).agg(F.expr(_SQL.latest()).alias("_latest"))
+        return latest.select(*view.keys, "_latest.*").toArrow().select(list(view.columns)).cast(added.schema)
     values = [F.expr(_merge_sql(view, c, catalog)).alias(c) for c in view.values]
     return rows.groupBy(*view.keys).agg(*values).toArrow().select(list(view.columns)).cast(added.schema)
 

@@ -34,6 +34,8 @@ from lambdalytics.schemas.views import (
     IDENTITY_COMPONENTS,
     ORDER_MONTHS,
     RFM_THRESHOLDS,
+    SEGMENT_MEMBERS,
+    SEGMENT_STATS,
     VIEWS,
     Watermark,
     cut,
@@ -42,6 +44,7 @@ from lambdalytics.schemas.views import (
 from . import incremental, master
 from .indexing import ensure_indexed
 from .metric_backfill import held, held_views
+from .segment_views import segment_views
 from .spark import spark_session
 from .tenant_views import cohort_views, identity_components, rfm_thresholds, tenant_components
 from .views import build_views, dedup_events, registered_views
@@ -111,13 +114,14 @@ def _compute(events, step, registered: tuple[Catalog, tuple[str, ...]]) -> dict[
 
 def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
     """The derived views (order months, cohort counts, RFM cut points) from the event views."""
-    done = step("identity components, order months, cohort counts and RFM cut points")
+    done = step("identity components, order months, cohort counts, RFM cut points and segments")
     groups = tenant_components(tables[ALIAS_EDGES.name])
     tables[IDENTITY_COMPONENTS.name] = identity_components(groups)
     tables[ORDER_MONTHS.name], tables[COHORT_COUNTS.name] = cohort_views(
         tables[CUSTOMER_TIMESERIES.name], groups
     )
     tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name], groups)
+    tables[SEGMENT_STATS.name], tables[SEGMENT_MEMBERS.name] = segment_views(tables)
     done()
     return tables
 
@@ -243,7 +247,7 @@ def _full(session, table, version: int, watermark: Watermark, step, registered):
     events = dedup_events(events).persist()
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
-    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step, registered)
+    tables = _compute(events.drop("topic", "partition", "broker_time"), step, registered)
     events.unpersist()
     return tables, int(stats["n"]), _utc(stats["t"])
 
@@ -278,7 +282,7 @@ def _incremental(
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
     done = step(f"fold {int(stats['n']):,} new events into the previous views")
-    rows = events.drop("topic", "partition", "offset", "broker_time")
+    rows = events.drop("topic", "partition", "broker_time")
     delta = {**build_views(rows), **registered_views(rows, *registered)}
     tables = incremental.fold(session, old, delta, views=(*EVENT_VIEWS, *extra.values()), catalog=registered[0])
     events.unpersist()
@@ -350,7 +354,7 @@ def _backfill(
         raw = _read_events(session, table, previous.watermark)
         if raw is None:
             raw = _spark_empty_events(session)
-        events = dedup_events(raw).drop("topic", "partition", "offset", "broker_time").persist()
+        events = dedup_events(raw).drop("topic", "partition", "broker_time").persist()
         in_range = events.where((F.col("event_time") >= lo) & (F.col("event_time") < hi))
         if tenant:
             in_range = in_range.where(F.col("tenant_id") == tenant)

@@ -23,6 +23,7 @@ from lambdalytics.schemas.views import (
     CAMPAIGN_STATS,
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
+    CUSTOMER_TRAITS,
     HOUR,
     View,
 )
@@ -114,12 +115,23 @@ def registered_views(events: DataFrame, catalog: Catalog, names: tuple[str, ...]
     return views
 
 
+def customer_traits(events: DataFrame) -> DataFrame:
+    """Each customer's latest value of every trait its ``identify`` events set (needs ``offset``)."""
+    keys = list(CUSTOMER_TRAITS.keys)
+    entries = events.where("event_type = 'identify' AND traits IS NOT NULL").selectExpr(
+        *keys[:-1], "event_time", "`offset`", _SQL.trait_entries()
+    )
+    return entries.groupBy(*keys).agg(F.expr(_SQL.latest()).alias("_latest")).select(*keys, "_latest.*")
+
+
 def build_views(events: DataFrame) -> dict[str, DataFrame]:
-    """All event views by name from deduplicated events (ROW_COLUMNS, event_time in epoch ms)."""
+    """All event views by name from deduplicated events (ROW_COLUMNS, event_time in epoch ms, and the
+    master's ``offset``, which orders ties of the latest trait values)."""
     views = {
         CUSTOMER_PROFILE.name: customer_profile(events),
         CUSTOMER_TIMESERIES.name: customer_timeseries(events),
         CAMPAIGN_STATS.name: campaign_stats(events),
+        CUSTOMER_TRAITS.name: customer_traits(events),
     }
     for entity in CATALOG.entities:
         views[entity_state_view(entity).name] = entity_state(events, entity)

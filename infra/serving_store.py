@@ -52,11 +52,14 @@ from lambdalytics.schemas.views import (
     COHORT_COUNTS,
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
+    CUSTOMER_TRAITS,
     ENTITY_STATES,
     LIVE_WINDOW_CAP_MS,
     ORDER_MONTHS,
     RFM_CUTS,
     RFM_THRESHOLDS,
+    SEGMENT_MEMBERS,
+    SEGMENT_STATS,
     View,
 )
 
@@ -71,7 +74,7 @@ __all__ = [
     "windowed_milestones",
 ]
 
-FORMAT = 2
+FORMAT = 3
 """Layout version, stored in the file: a file of another layout is rebuilt, never misread."""
 
 _MAP_SIZE = 1 << 40  # address space only: written with writemap=False, the file holds the used pages
@@ -311,8 +314,13 @@ def _write_views(
         (CAMPAIGN_STATS, "ssi"),
         (ORDER_MONTHS, "ss"),
         (RFM_THRESHOLDS, "s"),
+        (CUSTOMER_TRAITS, "sss"),
+        (SEGMENT_STATS, "sss"),
     ):
         _put(env, view.name, _view_chunks(tables[view.name], view, kinds))
+    members = tables[SEGMENT_MEMBERS.name]  # keys only: the customer doubles as the (unread) value
+    keys = _keys(members, [("s", c) for c in SEGMENT_MEMBERS.keys])
+    _put(env, SEGMENT_MEMBERS.name, _sorted_chunks(keys, [members.column(SEGMENT_MEMBERS.keys[-1])]))
     _put(env, COHORT_COUNTS.name, [_cohort_rows(tables[COHORT_COUNTS.name])])
     _put(env, ALIAS_EDGES.name, [_alias_rows(tables[ALIAS_EDGES.name])])
     horizons = {}
@@ -373,6 +381,9 @@ class ServingStore:
                     COHORT_COUNTS.name,
                     RFM_THRESHOLDS.name,
                     ALIAS_EDGES.name,
+                    CUSTOMER_TRAITS.name,
+                    SEGMENT_STATS.name,
+                    SEGMENT_MEMBERS.name,
                     *(v.name for v in ENTITY_STATES.values()),
                     *(_WINDOW.format(e) for e in windowed_milestones()),
                 )
@@ -428,6 +439,45 @@ class ServingStore:
         if view := self.registered.get(REGISTERED_PROFILE):  # one more lookup, only with registered metrics
             extra = self._get(view.name, _s(tenant) + _s(customer))
             out.update(zip(view.values, extra or (), strict=bool(extra)))
+        return out
+
+    def customer_traits(self, tenant: str, customers: Iterable[str]) -> dict[str, dict[str, tuple]]:
+        """The batch latest-trait states ``{trait: (event_time, offset, value)}`` of these customers."""
+        t = _s(tenant)
+        out: dict[str, dict[str, tuple]] = {}
+        with self._env.begin(db=self._dbs[CUSTOMER_TRAITS.name]) as txn:
+            cursor = txn.cursor()
+            for customer in customers:
+                prefix = t + _s(customer)
+                if cursor.set_range(prefix):
+                    for key, raw in cursor:
+                        if not key.startswith(prefix):
+                            break
+                        out.setdefault(customer, {})[_parts(key, 3)[2]] = tuple(_decode(raw))
+        return out
+
+    def segments(self, tenant: str, by: str) -> dict[str, dict[str, Any]]:
+        """Segment value → ``{"customers", <segment base>…}`` of one segmentation (its segments only)."""
+        prefix = _s(tenant) + _s(by)
+        return {
+            _parts(key, 3)[2]: dict(zip(SEGMENT_STATS.values, values, strict=True))
+            for key, values in self._prefix(SEGMENT_STATS.name, prefix)
+        }
+
+    def segment_members(
+        self, tenant: str, by: str, segment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Customers of one batch segment in id order, from just after ``after``, at most ``limit``."""
+        prefix = _s(tenant) + _s(by) + _s(segment)
+        out: list[str] = []
+        with self._env.begin(db=self._dbs[SEGMENT_MEMBERS.name]) as txn:
+            cursor = txn.cursor()
+            start = prefix if after is None else prefix + _s(after) + b"\x00"
+            if cursor.set_range(start):
+                for key in cursor.iternext(values=False):
+                    if not key.startswith(prefix) or (limit is not None and len(out) >= limit):
+                        break
+                    out.append(_parts(key, 4)[3])
         return out
 
     def customers(self) -> Iterator[tuple[str, str]]:

@@ -26,6 +26,7 @@ import orjson
 
 from .catalog import CATALOG, GRAIN_KEYS, Entity, Grain
 from .rfm import DIMENSIONS
+from .segments import SEGMENT_BASES
 
 __all__ = [
     "ALIAS_EDGES",
@@ -35,6 +36,7 @@ __all__ = [
     "CUSTOMER_KEYS",
     "CUSTOMER_PROFILE",
     "CUSTOMER_TIMESERIES",
+    "CUSTOMER_TRAITS",
     "DERIVED_VIEWS",
     "ENTITY_STATES",
     "EVENT_VIEWS",
@@ -45,6 +47,8 @@ __all__ = [
     "ORDER_MONTHS",
     "RFM_CUTS",
     "RFM_THRESHOLDS",
+    "SEGMENT_MEMBERS",
+    "SEGMENT_STATS",
     "TENANT_KEYS",
     "VIEWS",
     "View",
@@ -178,6 +182,15 @@ ENTITY_STATES: dict[str, View] = {
 }
 """Per entity: the first time of each milestone, so durations straddling W finish after a merge."""
 
+CUSTOMER_TRAITS = View(
+    "customer_traits",
+    (*CUSTOMER_KEYS, "trait"),
+    ("event_time", "offset", "value"),
+    recompute_by=CUSTOMER_KEYS,
+)
+"""Per customer and trait: the latest ``identify`` setting it (``aggregates.latest``): its event time,
+its offset (ties) and the value text (``schemas.traits.value_text``)."""
+
 ORDER_MONTHS = View("customer_order_months", CUSTOMER_KEYS, ("first_month", "months"))
 """Per customer who ordered: the cohort month and the sorted months with an order (``schemas.cohorts``)."""
 COHORT_COUNTS = View("cohort_counts", (*TENANT_KEYS, "cohort"), ("size", "active"))
@@ -198,6 +211,12 @@ alias order of ``schemas.identity`` (the only alias of an edge a canonical id ca
 IDENTITY_COMPONENTS = View("identity_components", CUSTOMER_KEYS, ("canonical", "ids", "refused"))
 """Per id named by an alias below W: its component's canonical id, its number of ids and whether it is
 refused (over the cap). Cohorts and RFM count a component as one customer (``schemas.identity``)."""
+SEGMENT_KEYS = (*TENANT_KEYS, "by", "segment")
+SEGMENT_STATS = View("segment_stats", SEGMENT_KEYS, ("customers", *_names(SEGMENT_BASES)))
+"""Per tenant, segmentation and segment value (``schemas.segments``): its customers and, per segment
+base, the sum (counts, sums) or the HLL union (distinct counts) over them."""
+SEGMENT_MEMBERS = View("segment_members", (*SEGMENT_KEYS, CUSTOMER_KEYS[-1]), ())
+"""Who is in each segment below W: the drill-down's pages, and what a re-union reads."""
 
 EVENT_VIEWS: tuple[View, ...] = (
     CUSTOMER_PROFILE,
@@ -205,8 +224,16 @@ EVENT_VIEWS: tuple[View, ...] = (
     CAMPAIGN_STATS,
     *ENTITY_STATES.values(),
     ALIAS_EDGES,
+    CUSTOMER_TRAITS,
 )
-DERIVED_VIEWS: tuple[View, ...] = (ORDER_MONTHS, COHORT_COUNTS, RFM_THRESHOLDS, IDENTITY_COMPONENTS)
+DERIVED_VIEWS: tuple[View, ...] = (
+    ORDER_MONTHS,
+    COHORT_COUNTS,
+    RFM_THRESHOLDS,
+    IDENTITY_COMPONENTS,
+    SEGMENT_STATS,
+    SEGMENT_MEMBERS,
+)
 VIEWS: dict[str, View] = {v.name: v for v in (*EVENT_VIEWS, *DERIVED_VIEWS)}
 
 

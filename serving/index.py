@@ -138,3 +138,15 @@ class BatchIndex:
 
     def rfm_cuts(self, tenant: str) -> dict[str, list[float]] | None:
         return self.store.rfm_cuts(tenant) if self.store else None
+
+    def customer_traits(self, tenant: str, customers: Iterable[str]) -> dict[str, dict[str, tuple]]:
+        """The batch latest-trait states of these customers; absent ones set no trait below W."""
+        return self.store.customer_traits(tenant, customers) if self.store else {}
+
+    def segments(self, tenant: str, by: str) -> dict[str, dict[str, Any]]:
+        return self.store.segments(tenant, by) if self.store else {}
+
+    def segment_members(
+        self, tenant: str, by: str, segment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        return self.store.segment_members(tenant, by, segment, after=after, limit=limit) if self.store else []

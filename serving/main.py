@@ -26,6 +26,7 @@ from .api.routes import (
     keys,
     live,
     quality,
+    segments,
     stream,
     system,
     web,
@@ -41,7 +42,7 @@ from .state import ServingState
 
 __all__ = ["create_app"]
 
-HOT = (customers, campaigns, live, cohorts)
+HOT = (customers, campaigns, live, cohorts, segments)
 """The routers of polled reads: included first, and their routes are the hot lane's."""
 
 

@@ -16,8 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lambdalytics.schemas import aggregates, rfm
-from lambdalytics.schemas.catalog import CATALOG, Catalog, Grain, finalize
+from lambdalytics.schemas import aggregates, rfm, segments
+from lambdalytics.schemas.catalog import (
+    CATALOG,
+    TRAITS_BY_NAME,
+    Aggregate,
+    Catalog,
+    Grain,
+    finalize,
+    show_trait,
+)
 from lambdalytics.schemas.identity import Component
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
@@ -27,6 +35,8 @@ from .index import BatchIndex
 from .served_metrics import MetricPending, pending
 
 __all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
+
+_NO_VALUE = segments.NO_VALUE
 
 
 class NotFound(LookupError):
@@ -85,9 +95,14 @@ class Merger:
             cached = self._profile_at(ix, tenant, comp)
             if version is not None:
                 self.profiles.put(ix, key, version, cached)
-        metrics, scores, last_order = cached
+        metrics, scores, last_order, traits = cached
         recency = rfm.recency_days(last_order, now_ms) if last_order is not None else None
-        return {"metrics": metrics, "rfm": {"recency_days": recency, **scores}, "identity": _identity(comp)}
+        return {
+            "metrics": metrics,
+            "rfm": {"recency_days": recency, **scores},
+            "identity": _identity(comp),
+            "traits": traits,
+        }
 
     def _pending(self, ix: BatchIndex) -> frozenset[str]:
         """Registered metrics this snapshot cannot answer exactly (``serving.served_metrics``), per version."""
@@ -98,8 +113,11 @@ class Merger:
             )
         return self._pending_at[1]
 
-    def _profile_at(self, ix: BatchIndex, tenant: str, comp: Component) -> tuple[dict, dict, int | None]:
-        """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order)."""
+    def _profile_at(
+        self, ix: BatchIndex, tenant: str, comp: Component
+    ) -> tuple[dict, dict, int | None, dict]:
+        """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order,
+        latest traits — the latest over every id of the component)."""
         w = ix.watermark
         catalog, skip = self.speed.catalog, self._pending(ix)  # built-in plus registered metrics
         batch = [b for i in comp.ids if (b := ix.profile(tenant, i)) is not None]
@@ -120,7 +138,14 @@ class Merger:
             for m in catalog.at(Grain.customer, public_only=True)
             if m.name not in skip
         }
-        return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC]
+        latest = self._traits(ix, tenant, comp.ids)
+        traits = {name: show_trait(TRAITS_BY_NAME[name], s[2]) for name, s in sorted(latest.items())}
+        return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC], traits
+
+    def _traits(self, ix: BatchIndex, tenant: str, ids) -> dict[str, aggregates.Latest]:
+        batch = ix.customer_traits(tenant, list(ids))
+        speed = [self.speed.customer_traits(tenant, i, ix.watermark) for i in ids]
+        return aggregates.merge_latest(*(batch.get(i) for i in ids), *speed)
 
     def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
         batch = ix.customer_entities(entity, tenant, customer)
@@ -288,6 +313,163 @@ class Merger:
             return table.retention(start=start_month, end=end_month)
 
         return self._with_snapshot(run)
+
+    # ------------------------------------------------------------------ segments
+
+    def segments(self, tenant: str, by: str, metric: str) -> list[dict[str, Any]]:
+        """Per segment of ``by``: its customers and ``metric``, from the batch segment table corrected
+        customer by customer for those the speed side touched after W (take their batch state out of
+        their batch segment, put their merged state into their merged one — a trait set above W moves
+        the customer). Counts and sums subtract; a distinct count's segment left by a customer is
+        re-unioned from its members' sketches (the one cost that follows a segment's size).
+        """
+        segments.segmentation(by)
+        bases = [CATALOG[b] for b in segments.segment_metric(metric)]
+
+        def run(ix: BatchIndex):
+            table = {seg: dict(row) for seg, row in ix.segments(tenant, by).items()}
+            moves = self._segment_moves(ix, tenant, by)
+            extra: dict[str, dict[str, list]] = {}  # segment -> distinct base -> speed sets / sketches
+            left: dict[str, set[str]] = {}  # segment -> customers who left it
+            for customer, (before, after, batch, speed) in moves.items():
+                if before is not None:
+                    _add(table, before, batch, bases, -1)
+                _add(table, after, {b.name: _merged(b, batch, speed) for b in bases}, bases, 1)
+                for b in (b for b in bases if b.aggregate is Aggregate.hll_distinct):
+                    into = extra.setdefault(after, {}).setdefault(b.name, [])
+                    into.append(set((speed or {}).get(b.name) or ()))
+                    if before != after:
+                        into.append((batch or {}).get(b.name))
+                if before is not None and before != after:
+                    left.setdefault(before, set()).add(customer)
+            out = []
+            for seg, row in table.items():
+                if row["customers"] <= 0:
+                    continue
+                raw = {}
+                for b in bases:
+                    if b.aggregate is not Aggregate.hll_distinct:
+                        raw[b.name] = row.get(b.name)
+                        continue
+                    sketches = (
+                        [row.get(b.name)]
+                        if seg not in left
+                        else self._members_sketches(ix, tenant, by, seg, b.name, exclude=left[seg])
+                    )
+                    added = extra.get(seg, {}).get(b.name, [])
+                    sketches += [x for x in added if isinstance(x, bytes)]
+                    sets = [x for x in added if isinstance(x, set)]
+                    raw[b.name] = round(aggregates.union_sketch(sketches, sets).get_estimate())
+                value = CATALOG.derive(Grain.customer, raw)[metric]
+                out.append(
+                    {
+                        "key": seg,
+                        "segment": _shown(by, seg),
+                        "customers": row["customers"],
+                        "value": finalize(CATALOG[metric], value),
+                    }
+                )
+            out.sort(key=lambda r: (r["key"] == _NO_VALUE, r["key"]))
+            return out
+
+        return self._with_snapshot(run)
+
+    def segment_customers(
+        self, tenant: str, by: str, key: str, *, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """One merged segment's customers in id order after the cursor ``after``: the batch members'
+        page without those who left, with those who joined after W; (page, next cursor or None)."""
+        segments.segmentation(by)
+
+        def run(ix: BatchIndex):
+            moves = self._segment_moves(ix, tenant, by)
+            gone = {c for c, (before, after_, *_) in moves.items() if before == key and after_ != key}
+            joined = sorted(c for c, (before, after_, *_) in moves.items() if after_ == key and before != key)
+            batch = ix.segment_members(tenant, by, key, after=after, limit=limit + len(gone) + 1)
+            page = sorted(
+                {c for c in batch if c not in gone} | {c for c in joined if after is None or c > after}
+            )
+            if len(batch) == limit + len(gone) + 1:  # the batch page may stop short of later joiners
+                page = [c for c in page if c <= batch[-1]]
+            more = len(page) > limit
+            page = page[:limit]
+            return page, (page[-1] if more and page else None)
+
+        return self._with_snapshot(run)
+
+    def _segment_moves(self, ix: BatchIndex, tenant: str, by: str) -> dict[str, tuple]:
+        """Per customer touched after W: (batch segment or None if not in the batch, merged segment,
+        batch raw bases, speed raw bases)."""
+        w = ix.watermark
+        touched = sorted(self.speed.touched_customers(tenant, w))
+        if not touched:
+            return {}
+        cuts = ix.rfm_cuts(tenant)
+        batch_traits = ix.customer_traits(tenant, touched)
+        months = ix.order_months_of(tenant, touched) if by == "cohort" else {}
+        speed_months = self.speed.order_months(tenant, w) if by == "cohort" else {}
+        out = {}
+        for customer in touched:
+            batch = ix.profile(tenant, customer)
+            speed = self.speed.customer(tenant, customer, w)
+            bt = batch_traits.get(customer, {})
+            merged_traits = aggregates.merge_latest(bt, self.speed.customer_traits(tenant, customer, w))
+            bm = set(months.get(customer, ()))
+            before = None
+            if batch is not None:
+                before = segments.segment_of(
+                    by,
+                    traits=bt,
+                    raw=CATALOG.derive(Grain.customer, dict(batch)),
+                    first_month=min(bm, default=None),
+                    cuts=cuts,
+                )
+            raw = {
+                m.name: aggregates.merge_with_batch(m, (batch or {}).get(m.name), speed.get(m.name))
+                for m in CATALOG.bases(Grain.customer)
+            }
+            after = segments.segment_of(
+                by,
+                traits=merged_traits,
+                raw=CATALOG.derive(Grain.customer, raw),
+                first_month=min(bm | speed_months.get(customer, set()), default=None),
+                cuts=cuts,
+            )
+            out[customer] = (before, after, batch, speed)
+        return out
+
+    @staticmethod
+    def _members_sketches(ix: BatchIndex, tenant: str, by: str, seg: str, base: str, *, exclude: set[str]):
+        return [
+            (ix.profile(tenant, c) or {}).get(base)
+            for c in ix.segment_members(tenant, by, seg)
+            if c not in exclude
+        ]
+
+
+def _merged(metric, batch: dict | None, speed: dict | None):
+    """A customer's merged additive base (distinct bases are unioned per segment, not here)."""
+    if metric.aggregate is Aggregate.hll_distinct:
+        return None
+    return aggregates.merge_with_batch(metric, (batch or {}).get(metric.name), (speed or {}).get(metric.name))
+
+
+def _add(table: dict[str, dict], seg: str, values: dict | None, bases, sign: int) -> None:
+    """Count one customer's additive bases into (``sign=1``) or out of (``-1``) one segment's row."""
+    row = table.setdefault(seg, {"customers": 0})
+    row["customers"] += sign
+    for b in bases:
+        if b.aggregate is not Aggregate.hll_distinct:
+            row[b.name] = (row.get(b.name) or 0) + sign * ((values or {}).get(b.name) or 0)
+
+
+def _shown(by: str, key: str):
+    """A segment key as the answer shows it: null for no value, a trait as its type shows it."""
+    if key == _NO_VALUE:
+        return None
+    if by.startswith("trait:"):
+        return show_trait(TRAITS_BY_NAME[by.removeprefix("trait:")], key)
+    return key
 
 
 def _identity(comp: Component) -> dict[str, Any]:

@@ -55,5 +55,14 @@ class AliasEdges:
                     kept.setdefault(tenant, {})[customer] = remaining
         self._by_tenant = kept
 
+    def forget(self, tenant: str, customers: set[str]) -> int:
+        """Drop every edge naming one of these ids (an erasure of their component); the number dropped."""
+        by_id = self._by_tenant.get(tenant, {})
+        gone = {e for c in customers for e in by_id.pop(c, {})}
+        for edges in by_id.values():
+            for edge in gone & edges.keys():
+                del edges[edge]
+        return len(gone)
+
     def __len__(self) -> int:
         return len({e for by_id in self._by_tenant.values() for edges in by_id.values() for e in edges})

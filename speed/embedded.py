@@ -43,6 +43,7 @@ from typing import Any
 from lambdalytics.infra import metric_registry
 from lambdalytics.infra.event_index import EventIndex, Position
 from lambdalytics.schemas import aggregates
+from lambdalytics.schemas.aggregates import Latest
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import python_predicate
@@ -53,6 +54,7 @@ from .aliases import AliasEdges, alias_of
 from .config import DEDUP_WINDOW_MS
 from .erasure import CampaignContributions
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
+from .traits import TraitStates
 
 __all__ = ["EmbeddedSpeedStore"]
 
@@ -158,6 +160,7 @@ class EmbeddedSpeedStore(SpeedStore):
         self._last_broker_ms = 0
         self._caught_up_at: float | None = None
         self._fetched = False  # a consumer reported high-water marks (mark_caught_up) at least once
+        self._traits = TraitStates(block_size)  # latest traits and touched customers (speed.traits)
 
     # ------------------------------------------------------------------ writes
 
@@ -183,6 +186,7 @@ class EmbeddedSpeedStore(SpeedStore):
             self._applied[key] = (topic, partition, offset)
             self._block_ids[block].append(key)
             self._aggregate(row, block)
+            self._traits.apply(row, block, offset)
             self._events += 1
             return True
 
@@ -355,6 +359,7 @@ class EmbeddedSpeedStore(SpeedStore):
             self._coverage_changed()  # every customer's version changes: their generations can start over
             self._customer_gen = {}
             self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
+            self._traits.prune(self._floor)
             self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
             self._campaign_hours = _prune(self._campaign_hours, self._floor, self.block_size, lambda k: k[0])
             self._campaign_totals = {
@@ -578,7 +583,9 @@ class EmbeddedSpeedStore(SpeedStore):
         removed = 0
         with self._lock:
             campaigns: set[tuple[str, str]] = set()
-            for customer in set(customers):
+            erased = set(customers)
+            removed += self._traits.forget(tenant, erased) + self._aliases.forget(tenant, erased)
+            for customer in erased:
                 ckey = (tenant, customer)
                 removed += len(self._customers.pop(ckey, {})) + len(self._customer_hours.pop(ckey, {}))
                 self._tenant_customers.get(tenant, set()).discard(customer)
@@ -600,6 +607,16 @@ class EmbeddedSpeedStore(SpeedStore):
                 self._campaign_totals[key] = _fold_hours(self._campaign, self._campaign_hours.get(key, {}))
             self._epoch += 1  # every cached answer's token changes
         return removed
+
+    def customer_traits(self, tenant: str, customer: str, watermark: Watermark) -> dict[str, Latest]:
+        with self._lock:
+            self._check(watermark)
+            return self._traits.customer(tenant, customer, watermark)
+
+    def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
+        with self._lock:
+            self._check(watermark)
+            return self._traits.touched(tenant, watermark)
 
     def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
         with self._lock:

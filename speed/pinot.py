@@ -60,6 +60,7 @@ from lambdalytics.schemas.topics import FAMILY_BY_TOPIC, Family
 from .aliases import ALIAS_EVENT
 from .config import TABLE_BY_TOPIC, PinotConfig
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
+from .traits import fold_identify
 
 __all__ = ["TABLE_BY_TOPIC", "PinotConfig", "PinotSpeedStore"]
 
@@ -187,6 +188,14 @@ class PinotSpeedStore(SpeedStore):
             return edges
         wanted = set(customers)
         return {e for e in edges if wanted & set(e.ids)}
+
+    def customer_traits(
+        self, tenant: str, customer: str, watermark: Watermark
+    ) -> dict[str, tuple[int, int, str]]:
+        return self._answer(self._plan_customer_traits(tenant, customer, watermark), watermark)
+
+    def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
+        return self._answer(self._plan_touched_customers(tenant, watermark), watermark)
 
     def status(self) -> SpeedStatus:
         cached = self._status
@@ -449,6 +458,37 @@ class PinotSpeedStore(SpeedStore):
             }
 
         return _Plan(queries, reduce)
+
+    def _plan_customer_traits(self, tenant: str, customer: str, watermark: Watermark) -> _Plan:
+        columns, predicate = self.sql.identify_rows()
+        queries = []
+        for topic in self._topics:
+            if not _can_be_set(FAMILY_BY_TOPIC[topic], "traits"):
+                continue
+            where, params = self._where(topic, tenant, [("customer_id", "customer", customer)], watermark)
+            queries.append(self._select("identify rows", topic, columns, [*where, predicate], params))
+
+        def reduce(results: list[list[dict[str, Any]]]) -> dict[str, tuple[int, int, str]]:
+            states: dict[str, tuple[int, int, str]] = {}
+            for rows in results:
+                for row in rows:
+                    t, o = _exact_int(row["event_time"], "event_time"), _exact_int(row["offset"], "offset")
+                    fold_identify(states, t, o, row["traits"])
+            return states
+
+        return _Plan(queries, reduce)
+
+    def _plan_touched_customers(self, tenant: str, watermark: Watermark) -> _Plan:
+        customer_id = self.sql.ident("customer_id")
+        queries = []
+        for topic in self._topics:
+            where, params = self._where(topic, tenant, [], watermark)
+            queries.append(
+                self._select(
+                    "touched customers", topic, [("customer_id", customer_id)], where, params, distinct=True
+                )
+            )
+        return _Plan(queries, lambda results: {row["customer_id"] for rows in results for row in rows})
 
     def _plan_coverage(self) -> _Plan:
         return _Plan([self._coverage_query(topic) for topic in self._topics], list)

@@ -95,6 +95,16 @@ class SpeedStore(ABC):
         """The alias edges after W naming one of these ids (None: all of the tenant's; ``schemas.identity``)."""
 
     @abstractmethod
+    def customer_traits(
+        self, tenant: str, customer: str, watermark: Watermark
+    ) -> dict[str, tuple[int, int, str]]:
+        """The customer's latest trait states after W: trait -> (event_time, offset, value text)."""
+
+    @abstractmethod
+    def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
+        """The tenant's customers with any event after W (the ones segments correct)."""
+
+    @abstractmethod
     def status(self) -> SpeedStatus: ...
 
     @abstractmethod

@@ -31,6 +31,7 @@ __all__ = [
     "MANAGERS",
     "QUALITY_READERS",
     "READ",
+    "READ_SEGMENTS",
     "READ_TENANT_WIDE",
     "SHARERS",
     "SIGNED_IN",
@@ -67,6 +68,8 @@ DATA_READERS = (*ROLES, "key:read", "dashboard", "embed")
 READ = Access(*DATA_READERS)
 READ_TENANT_WIDE = Access(*DATA_READERS, tenant_wide=True)
 """The tenant's data: every role (a viewer sees the dashboard), read keys, dashboard and embed tokens."""
+READ_SEGMENTS = Access(*ROLES, "key:read", "dashboard", tenant_wide=True)
+"""Segments list the tenant's customers by id: tenant credentials only, never an embed token."""
 INGEST = Access("key:ingest")
 QUALITY_READERS = Access(*ROLES, "key:read", "dashboard")
 """The tenant's data-quality figures: its people and read keys, never an embed (not its customers')."""

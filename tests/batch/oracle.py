@@ -171,3 +171,45 @@ __all__ = [
     "profile",
     "rfm_raw",
 ]
+
+
+def latest_traits(events: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
+    """(tenant, customer) → trait → the value of the identify with the greatest (event_time, offset)."""
+    import json
+
+    out: dict[tuple[str, str], dict[str, tuple]] = {}
+    for row in events[events.event_type == "identify"].itertuples():
+        if not isinstance(row.traits, str):
+            continue
+        states = out.setdefault((row.tenant_id, row.customer_id), {})
+        for name, value in json.loads(row.traits).items():
+            if name not in states or (row.event_time, row.offset) > states[name][:2]:
+                states[name] = (row.event_time, row.offset, value)
+    return {key: {n: s[2] for n, s in states.items()} for key, states in out.items()}
+
+
+def segments_by_trait(events: pd.DataFrame, trait: str) -> dict[str, dict[object, dict]]:
+    """tenant → trait value (None: never set) → {customers (sorted ids), revenue µ, sessions, events}.
+
+    ``sessions`` of a segment: the distinct session_id values of its customers (a union, as distinct
+    counts merge), not the sum of their own distinct counts."""
+    traits = latest_traits(events)
+    p = profile(events)
+    out: dict[str, dict[object, dict]] = {}
+    for row in p.itertuples():
+        value = traits.get((row.tenant_id, row.customer_id), {}).get(trait)
+        seg = out.setdefault(row.tenant_id, {}).setdefault(
+            value, {"customers": [], "revenue": 0, "sessions": set(), "events_total": 0}
+        )
+        seg["customers"].append(row.customer_id)
+        seg["revenue"] += 0 if pd.isna(row.revenue) else int(row.revenue)
+        seg["events_total"] += int(row.events_total)
+    sessions = events.dropna(subset=["session_id"])
+    for row in sessions.itertuples():
+        value = traits.get((row.tenant_id, row.customer_id), {}).get(trait)
+        out[row.tenant_id][value]["sessions"].add(row.session_id)
+    for per_tenant in out.values():
+        for seg in per_tenant.values():
+            seg["customers"].sort()
+            seg["sessions"] = len(seg["sessions"])
+    return out

@@ -132,6 +132,8 @@ POLICY = {
     ("GET", "/v1/live/orders"): READERS,
     ("GET", "/v1/live/stream"): READERS,
     ("GET", "/v1/cohorts/retention"): READERS,
+    ("GET", "/v1/segments"): READERS - {"embed"},  # lists the tenant's customers
+    ("GET", "/v1/segments/customers"): READERS - {"embed"},
     ("GET", "/v1/branding"): READERS,
     ("GET", "/v1/quality"): READERS - {"embed"},  # the tenant's feed, not its customers' business
     ("GET", "/v1/admin/quality"): {"admin"},

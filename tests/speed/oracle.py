@@ -180,5 +180,27 @@ class SpeedOracle:
                 out.setdefault(row["customer_id"], set()).add(_month(row["event_time"]))
         return out
 
+    def touched_customers(self, tenant, watermark):
+        return {row["customer_id"] for row in self._rows(watermark, tenant)}
+
+    def customer_traits(self, tenant, customer, watermark):
+        """Per trait the value of the identify with the greatest (event_time, offset), as text."""
+        import json
+
+        offsets = {id(row): offset for row, _, _, offset, _ in self.records}
+        best: dict[str, tuple] = {}
+        for row in self._rows(watermark, tenant, customer):
+            if row["event_type"] != "identify" or not row.get("traits"):
+                continue
+            for name, value in json.loads(row["traits"]).items():
+                state = (
+                    row["event_time"],
+                    offsets[id(row)],
+                    value if isinstance(value, str) else json.dumps(value),
+                )
+                if name not in best or state[:2] > best[name][:2]:
+                    best[name] = state
+        return best
+
 
 __all__ = ["CAMPAIGN", "CUSTOMER", "ENTITIES", "SERIES", "SpeedOracle", "after"]
