@@ -56,12 +56,16 @@ class AliasEdges:
         self._by_tenant = kept
 
     def forget(self, tenant: str, customers: set[str]) -> int:
-        """Drop every edge naming one of these ids (an erasure of their component); the number dropped."""
+        """Drop the alias events of these ids (an erasure): the edges they survive, as the master's delete
+        drops those rows (an alias is an event of its survivor); the number dropped."""
         by_id = self._by_tenant.get(tenant, {})
-        gone = {e for c in customers for e in by_id.pop(c, {})}
-        for edges in by_id.values():
+        gone = {e for c in customers for e in by_id.get(c, {}) if e.customer_id in customers}
+        for customer in {i for e in gone for i in e.ids}:
+            edges = by_id.get(customer, {})
             for edge in gone & edges.keys():
                 del edges[edge]
+            if not edges:
+                by_id.pop(customer, None)
         return len(gone)
 
     def __len__(self) -> int:
