@@ -105,6 +105,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
+from lambdalytics.infra.erasures import ErasureList
 from lambdalytics.infra.event_index import EventIndex, event_index_path
 from lambdalytics.infra.kafka_io import (
     EventDecoder,
@@ -113,6 +114,7 @@ from lambdalytics.infra.kafka_io import (
     event_limit,
     refused_for_good,
 )
+from lambdalytics.infra.quality_ledger import QualityLedger, ledger_path
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.topics import EVENT_TOPICS
 from lambdalytics.schemas.views import Gap, Watermark
@@ -131,6 +133,7 @@ from .master import (
     rows_to_table,
     snapshot,
 )
+from .quality import QualityBatch
 
 __all__ = [
     "EPOCH_KEY",
@@ -164,6 +167,7 @@ class ArchiverStats:
     records: int = 0  # records consumed (valid + dead-lettered)
     rows: int = 0  # rows written to the master dataset
     dead_lettered: int = 0
+    erased_skipped: int = 0  # events of erased customers not archived (infra.erasures)
     lost_offsets: int = 0  # offsets jumped over (lost positions), see "Lost positions"
     unlanded: int = 0  # records the broker held, not landed by the end of a drain (see Archiver.run)
     seconds: float = 0.0
@@ -259,6 +263,7 @@ class Archiver:
         kafka_commit_timeout_s: float = 2.0,
         maintenance: MaintenancePolicy | None = None,
         block_size: int = Settings.model_fields["block_size"].default,
+        erasures: ErasureList | None = None,
     ):
         if max_batch_records < 1 or max_batch_seconds <= 0:
             raise ValueError("max_batch_records must be >= 1 and max_batch_seconds > 0")
@@ -278,12 +283,15 @@ class Archiver:
         self.entered_epoch = threading.Event()  # set once the progress stands in the broker's epoch
         self.writer_id = uuid.uuid4().hex
         self.stats = ArchiverStats()
+        # events of erased customers are not archived again (infra.erasures); the data dir's own list
+        self.erasures = erasures or ErasureList(Settings(data_dir=self.data_dir), component="archiver")
         self._stop = threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._dead_letters: _DeadLetterSender | None = None
         self._decoder: EventDecoder | None = None
         self._table: DeltaTable | None = None
         self._index: EventIndex | None = None
+        self._quality: QualityLedger | None = None  # data-quality counters (batch/quality.py)
         self._offsets: Watermark = {}
         self.gaps: list[Gap] = []  # lost ranges committed past by this run
         self._batch_seq = 0
@@ -334,6 +342,8 @@ class Archiver:
             self._index = ensure_indexed(self.data_dir, self._table, self._offsets)
         else:
             self._index = EventIndex.open(event_index_path(self.data_dir))
+        self._quality = QualityLedger.open(ledger_path(self.data_dir))
+        self._quality.begin(self._offsets)
         log.info(
             "archiver resuming %s at batch %d, version %s, %d partitions known",
             self.path,
@@ -488,6 +498,9 @@ class Archiver:
         if self._index is not None:
             self._index.close()
             self._index = None
+        if self._quality is not None:
+            self._quality.close()
+            self._quality = None
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -554,6 +567,7 @@ class Archiver:
         rows: list[dict[str, Any]] = []
         advanced: Watermark = {}
         gaps: list[Gap] = []
+        quality = QualityBatch()
         consumed = 0
         dead_before = sum(self._decoder.dead_lettered.values())
         while consumed < self.max_batch_records and not self._stopping(stop_event):
@@ -590,13 +604,18 @@ class Archiver:
                     if gap := self._check_position(key, offset, advanced):
                         gaps.append(gap)
                     row = self._decoder.row(record)  # None: dead-lettered (no record raises here)
-                    if row is not None:
+                    if row is not None and self.erasures.skips(row):
+                        self.stats.erased_skipped += 1  # its offset still advances: consumed, not landed
+                    elif row is not None:
                         row["topic"] = record.topic
                         row["partition"] = record.partition
                         row["offset"] = offset
                         row["broker_time"] = record.timestamp if record.timestamp >= 0 else None
                         row["raw"] = record.value
                         rows.append(row)
+                        quality.valid(row)
+                    else:
+                        quality.dead_lettered(record, offset, self._decoder.last_reason or "unknown")
                     advanced[key] = offset + 1
                 consumed += len(records)
         if not consumed:
@@ -606,6 +625,8 @@ class Archiver:
             return consumed  # stopping during an outage: nothing committed, re-read on restart
         offsets = {**self._offsets, **advanced}
         self._index_rows(rows, advanced)
+        assert self._quality is not None and self._index is not None
+        quality.commit(self._quality, self._index, advanced)  # before the Delta commit, like the index
         commit_started = time.monotonic()
         version = self._commit(rows, offsets, gaps)
         commit_s = time.monotonic() - commit_started
@@ -780,6 +801,7 @@ def _archiver(
         max_batch_seconds=max_batch_seconds,
         max_event_bytes=max_event_bytes,
         maintenance=maintenance,
+        erasures=ErasureList(settings, component="archiver") if isinstance(settings, Settings) else None,
     )
 
 

@@ -21,15 +21,25 @@ Pure transforms plus Arrow folds: the job reads and writes; this module is teste
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lambdalytics.schemas.catalog import CATALOG
+from lambdalytics.schemas.catalog import CATALOG, Catalog
 from lambdalytics.schemas.compile import SparkSql
-from lambdalytics.schemas.views import ENTITY_STATES, EVENT_VIEWS, VIEWS, View, Watermark
+from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
+    CUSTOMER_TRAITS,
+    ENTITY_STATES,
+    EVENT_VIEWS,
+    VIEWS,
+    View,
+    Watermark,
+)
 
-from .views import dedup_events
+from .views import dedup_events, latest_alias
 from .writer import Manifest
 
 __all__ = ["FullRunNeeded", "fold", "full_run_reason", "unseen"]
@@ -45,19 +55,25 @@ class FullRunNeeded(Exception):
 
 
 def full_run_reason(
-    previous: Manifest | None, watermark: Watermark, block_size: int, previous_columns: dict[str, list[str]]
+    previous: Manifest | None,
+    watermark: Watermark,
+    block_size: int,
+    previous_columns: dict[str, list[str]],
+    *,
+    views: Mapping[str, View] = VIEWS,
 ) -> str | None:
     """Why this run must recompute from the whole master (None: it can fold into ``previous``).
 
-    ``previous_columns`` are the column names of each previous view table as stored.
+    ``previous_columns`` are the column names of each previous view table as stored; ``views`` the
+    views this run publishes (the built-in ones plus the registered views it holds).
     """
     if previous is None:
         return "no previous view version"
     if previous.block_size != block_size:
         return f"the previous version was cut with block size {previous.block_size}, this run cuts with {block_size}"
-    if set(previous.views) != set(VIEWS):
+    if set(previous.views) != set(views):
         return "the previous version does not hold exactly today's views"
-    for view in VIEWS.values():
+    for view in views.values():
         if previous_columns.get(view.name) != list(view.columns):
             return f"the previous {view.name} has other columns than today's"
     for tp, offset in previous.watermark.items():
@@ -99,17 +115,24 @@ def unseen(new: DataFrame, history: DataFrame) -> DataFrame:
 
 
 def fold(
-    spark: SparkSession, previous: dict[str, pa.Table], delta: dict[str, DataFrame]
+    spark: SparkSession,
+    previous: dict[str, pa.Table],
+    delta: dict[str, DataFrame],
+    *,
+    views: Iterable[View] = EVENT_VIEWS,
+    catalog: Catalog = CATALOG,
 ) -> dict[str, pa.Table]:
     """Every event view: the previous version's rows merged with the views of the new events.
 
     Rows of keys the new events do not touch are kept as they are (an Arrow anti-join, no Spark);
     only the touched rows go through Spark, where each value column merges by its catalog aggregate.
     """
-    return {view.name: _fold_view(spark, view, previous[view.name], delta[view.name]) for view in EVENT_VIEWS}
+    return {
+        view.name: _fold_view(spark, view, previous[view.name], delta[view.name], catalog) for view in views
+    }
 
 
-def _fold_view(spark: SparkSession, view: View, old: pa.Table, new: DataFrame) -> pa.Table:
+def _fold_view(spark: SparkSession, view: View, old: pa.Table, new: DataFrame, catalog: Catalog) -> pa.Table:
     added = new.toArrow()
     keys = list(view.keys)
     old = old.select(list(view.columns)).cast(added.schema)
@@ -118,18 +141,23 @@ def _fold_view(spark: SparkSession, view: View, old: pa.Table, new: DataFrame) -
     touched_keys = added.select(keys)
     untouched = old.join(touched_keys, keys, join_type="left anti").select(list(view.columns))
     touched = old.join(touched_keys, keys, join_type="left semi").select(list(view.columns))
-    merged = _merge(spark, view, touched, added)
+    merged = _merge(spark, view, touched, added, catalog)
     return pa.concat_tables([untouched.cast(added.schema), merged])
 
 
-def _merge(spark: SparkSession, view: View, old: pa.Table, added: pa.Table) -> pa.Table:
+def _merge(spark: SparkSession, view: View, old: pa.Table, added: pa.Table, catalog: Catalog) -> pa.Table:
     """The rows of both versions, grouped by the view's keys; each value column merged by its rule."""
     rows = spark.createDataFrame(pa.concat_tables([old.cast(added.schema), added]))
-    values = [F.expr(_merge_sql(view, c)).alias(c) for c in view.values]
+    if view is ALIAS_EDGES:  # the latest alias of an edge: a max over the pair of columns
+        return latest_alias(rows).toArrow().select(list(view.columns)).cast(added.schema)
+    if view is CUSTOMER_TRAITS:  # one aggregate over the three value columns together
+        latest = rows.groupBy(*view.keys).agg(F.expr(_SQL.latest()).alias("_latest"))
+        return latest.select(*view.keys, "_latest.*").toArrow().select(list(view.columns)).cast(added.schema)
+    values = [F.expr(_merge_sql(view, c, catalog)).alias(c) for c in view.values]
     return rows.groupBy(*view.keys).agg(*values).toArrow().select(list(view.columns)).cast(added.schema)
 
 
-def _merge_sql(view: View, column: str) -> str:
+def _merge_sql(view: View, column: str, catalog: Catalog) -> str:
     if view.name in _MILESTONES:
         return _SQL.merge_milestone(column)
-    return _SQL.merge_aggregate(CATALOG[column], column)
+    return _SQL.merge_aggregate(catalog[column], column)

@@ -18,10 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lambdalytics.infra import serving_store
+from lambdalytics.infra import metric_registry, serving_store
 from lambdalytics.infra.settings import Settings
+from lambdalytics.schemas.catalog import Catalog
 from lambdalytics.schemas.events import ROW_COLUMNS
 from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
     CAMPAIGN_KEYS,
     CAMPAIGN_STATS,
     COHORT_COUNTS,
@@ -29,8 +31,11 @@ from lambdalytics.schemas.views import (
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
     EVENT_VIEWS,
+    IDENTITY_COMPONENTS,
     ORDER_MONTHS,
     RFM_THRESHOLDS,
+    SEGMENT_MEMBERS,
+    SEGMENT_STATS,
     VIEWS,
     Watermark,
     cut,
@@ -38,14 +43,16 @@ from lambdalytics.schemas.views import (
 
 from . import incremental, master
 from .indexing import ensure_indexed
+from .metric_backfill import held, held_views
+from .segment_views import segment_views
 from .spark import spark_session
-from .tenant_views import cohort_views, rfm_thresholds
-from .views import build_views, dedup_events
+from .tenant_views import cohort_views, identity_components, rfm_thresholds, tenant_components
+from .views import build_views, dedup_events, registered_views
 from .writer import BatchBusyError, Manifest, ViewWriter, exclusive, read_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BackfillError", "BatchBusyError", "backfill", "exclusive", "run_batch"]
+__all__ = ["BackfillError", "BatchBusyError", "backfill", "exclusive", "republish_locked", "run_batch"]
 
 
 class BackfillError(RuntimeError):
@@ -87,7 +94,8 @@ def _read_events(spark, master_table, watermark: Watermark, since: Watermark | N
     ]
     if not ranges:
         return None
-    df = spark.read.parquet(*uris).where(" OR ".join(ranges))
+    # mergeSchema: files written before a column was added (previous_id) read it as null
+    df = spark.read.option("mergeSchema", "true").parquet(*uris).where(" OR ".join(ranges))
     columns = [
         (F.unix_millis(F.col(c)) if c in ("event_time", "promised_at") else F.col(c)).alias(c)
         for c in ROW_COLUMNS
@@ -95,9 +103,9 @@ def _read_events(spark, master_table, watermark: Watermark, since: Watermark | N
     return df.select(*columns, "topic", "partition", "offset", "broker_time")
 
 
-def _compute(events, step) -> dict[str, pa.Table]:
+def _compute(events, step, registered: tuple[Catalog, tuple[str, ...]]) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
-    for name, frame in build_views(events).items():
+    for name, frame in {**build_views(events), **registered_views(events, *registered)}.items():
         done = step(f"view {name}")
         tables[name] = frame.toArrow()
         done()
@@ -106,9 +114,14 @@ def _compute(events, step) -> dict[str, pa.Table]:
 
 def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
     """The derived views (order months, cohort counts, RFM cut points) from the event views."""
-    done = step("order months, cohort counts and RFM cut points")
-    tables[ORDER_MONTHS.name], tables[COHORT_COUNTS.name] = cohort_views(tables[CUSTOMER_TIMESERIES.name])
-    tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name])
+    done = step("identity components, order months, cohort counts, RFM cut points and segments")
+    groups = tenant_components(tables[ALIAS_EDGES.name])
+    tables[IDENTITY_COMPONENTS.name] = identity_components(groups)
+    tables[ORDER_MONTHS.name], tables[COHORT_COUNTS.name] = cohort_views(
+        tables[CUSTOMER_TIMESERIES.name], groups
+    )
+    tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name], groups)
+    tables[SEGMENT_STATS.name], tables[SEGMENT_MEMBERS.name] = segment_views(tables)
     done()
     return tables
 
@@ -138,13 +151,15 @@ def _run_batch(
         log.info("nothing archived yet: no batch run")
         return previous
     watermark = cut(archived, settings.block_size)
+    # the registered metrics the previous version holds stay held (batch.metric_backfill)
+    registered = (metric_registry.current(data_dir).catalog, held(previous, data_dir))
     if previous is not None and previous.watermark == watermark:
         log.info("watermark unchanged since batch version %d: nothing to do", previous.batch_version)
         return previous
     with _session(settings, spark) as session, _steps(show_progress) as step:
-        folded = None if full else _incremental(session, table, previous, watermark, settings, step)
+        folded = None if full else _incremental(session, table, previous, watermark, settings, step, registered)
         if folded is None:
-            tables, n_events, watermark_time = _full(session, table, version, watermark, step)
+            tables, n_events, watermark_time = _full(session, table, version, watermark, step, registered)
             kind = "run"
         else:
             tables, n_events, watermark_time = folded
@@ -178,6 +193,39 @@ def _run_batch(
     return manifest
 
 
+def republish_locked(
+    settings: Settings, *, kind: str, spark=None, show_progress: bool = True
+) -> Manifest | None:
+    """Recompute every view from the master as it is now, at the current version's W, and publish the
+    result as the next version (None before the first run). For a change *inside* the history — an
+    erasure deleted rows below W — which neither W nor an incremental fold can see. The speed side is
+    untouched: W does not move. The caller holds :func:`exclusive`.
+    """
+    data_dir = Path(settings.data_dir)
+    previous = read_manifest(data_dir)
+    if previous is None:
+        return None
+    version, archived, table = master.snapshot(master.master_path(data_dir))
+    with _session(settings, spark) as session, _steps(show_progress) as step:
+        registered = (metric_registry.current(data_dir).catalog, held(previous, data_dir))
+        tables, n_events, _ = _full(session, table, version, previous.watermark, step, registered)
+        writer = ViewWriter(data_dir, kind=kind)
+        for name, arrow in tables.items():
+            done = step(f"write {name} ({arrow.num_rows:,} rows)")
+            writer.write(name, arrow)
+            done()
+        ensure_indexed(data_dir, table, archived, need=previous.watermark).close()
+        _build_serving_store(data_dir, previous, tables, step)
+        return writer.publish(
+            previous=previous,
+            watermark=previous.watermark,
+            block_size=previous.block_size,
+            watermark_time=previous.watermark_time,
+            master_version=version,
+            events=n_events,
+        )
+
+
 def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict[str, pa.Table], step):
     """The serving store of the version about to be published, from the tables in hand, so serving
     opens it instead of reading Delta (under the batch lock, the next version number is this run's;
@@ -188,7 +236,9 @@ def _build_serving_store(data_dir: Path, previous: Manifest | None, tables: dict
     done = step(f"build the serving store of version {version}")
     serving_store.build(serving_store.store_path(data_dir, version), tables)
     done()
-def _full(session, table, version: int, watermark: Watermark, step):
+
+
+def _full(session, table, version: int, watermark: Watermark, step, registered):
     """Every view from the whole master below W: (tables, deduplicated events, watermark time)."""
     done = step(f"read master v{version} up to W ({sum(watermark.values()):,} offsets)")
     events = _read_events(session, table, watermark)
@@ -197,23 +247,27 @@ def _full(session, table, version: int, watermark: Watermark, step):
     events = dedup_events(events).persist()
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
-    tables = _compute(events.drop("topic", "partition", "offset", "broker_time"), step)
+    tables = _compute(events.drop("topic", "partition", "broker_time"), step, registered)
     events.unpersist()
     return tables, int(stats["n"]), _utc(stats["t"])
 
 
-def _incremental(session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step):
+def _incremental(
+    session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step, registered
+):
     """The fold into ``previous`` (see ``batch.incremental``), or None when only a full run is exact."""
     data_dir = Path(settings.data_dir)
+    extra = held_views(*registered)
+    views = {**VIEWS, **extra}
     stored = {}
-    if previous is not None and set(previous.views) == set(VIEWS):
-        stored = {name: previous.table(data_dir, name) for name in VIEWS}
+    if previous is not None and set(previous.views) == set(views):
+        stored = {name: previous.table(data_dir, name) for name in views}
     columns = {name: [f.name for f in t.schema().fields] for name, t in stored.items()}
-    if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns):
+    if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns, views=views):
         log.info("full batch run: %s", reason)
         return None
     done = step(f"read the event views of batch version {previous.batch_version}")
-    old = {v.name: stored[v.name].to_pyarrow_table() for v in EVENT_VIEWS}
+    old = {v.name: stored[v.name].to_pyarrow_table() for v in (*EVENT_VIEWS, *extra.values())}
     done()
     done = step("read new events and deduplicate them against the history")
     new = _read_events(session, table, watermark, since=previous.watermark)
@@ -228,8 +282,9 @@ def _incremental(session, table, previous: Manifest | None, watermark: Watermark
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
     done = step(f"fold {int(stats['n']):,} new events into the previous views")
-    delta = build_views(events.drop("topic", "partition", "offset", "broker_time"))
-    tables = incremental.fold(session, old, delta)
+    rows = events.drop("topic", "partition", "broker_time")
+    delta = {**build_views(rows), **registered_views(rows, *registered)}
+    tables = incremental.fold(session, old, delta, views=(*EVENT_VIEWS, *extra.values()), catalog=registered[0])
     events.unpersist()
     done()
     tables = _derive(tables, step)
@@ -299,7 +354,7 @@ def _backfill(
         raw = _read_events(session, table, previous.watermark)
         if raw is None:
             raw = _spark_empty_events(session)
-        events = dedup_events(raw).drop("topic", "partition", "offset", "broker_time").persist()
+        events = dedup_events(raw).drop("topic", "partition", "broker_time").persist()
         in_range = events.where((F.col("event_time") >= lo) & (F.col("event_time") < hi))
         if tenant:
             in_range = in_range.where(F.col("tenant_id") == tenant)
@@ -332,13 +387,6 @@ def _backfill(
             return previous
         _build_serving_store(data_dir, previous, tables, step)
         done = step("publish view version")
-        manifest = writer.publish(
-            previous=previous,
-            watermark=previous.watermark,
-            block_size=previous.block_size,
-            watermark_time=previous.watermark_time,
-            master_version=previous.master_version,
-            events=previous.events,
-        )
+        manifest = writer.publish_at(previous)
         done()
         return manifest

@@ -191,6 +191,7 @@ def append_batch(
         _conform(rows_table),
         mode="append",
         partition_by=PARTITION_BY,
+        schema_mode="merge",  # a master from before a column was added (previous_id) gains it
         commit_properties=CommitProperties(
             custom_metadata=metadata,
             app_transactions=[Transaction(app_id=APP_ID, version=batch_seq)],

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from lambdalytics.infra.settings import Settings, child_env
+from lambdalytics.infra.settings import Settings, settings_env
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,10 @@ class BatchRuns:
         return run_id
 
     def _spawn(self, run_id: str, alive_fd: int) -> subprocess.Popen:
-        public = {
-            name: value
-            for name, value in self.settings.model_dump().items()
-            if value is not None and name not in ("admin_token", "token_secret")
-        }
         with self._files.log.open("ab") as out:
             return subprocess.Popen(
                 [*self.command, run_id, "--alive-fd", str(alive_fd)],
-                env=child_env(**public),
+                env=settings_env(self.settings),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

@@ -13,13 +13,15 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from lambdalytics.schemas import rfm
-from lambdalytics.schemas.catalog import CATALOG, Grain
+from lambdalytics.schemas import identity, rfm
+from lambdalytics.schemas.catalog import CATALOG, Aggregate, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, CohortCounts, order_months
 from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
     COHORT_COUNTS,
     CUSTOMER_KEYS,
     HOUR,
+    IDENTITY_COMPONENTS,
     ORDER_MONTHS,
     RFM_CUTS,
     RFM_THRESHOLDS,
@@ -27,7 +29,10 @@ from lambdalytics.schemas.views import (
     View,
 )
 
-__all__ = ["cohort_views", "rfm_thresholds"]
+__all__ = ["cohort_views", "identity_components", "rfm_thresholds", "tenant_components"]
+
+Groups = dict[str, dict[str, identity.Component]]
+"""Per tenant: every id an alias names → its component (``schemas.identity.components``)."""
 
 _KEY_TYPES = {**dict.fromkeys(CUSTOMER_KEYS, pa.string()), COHORT_COUNTS.keys[-1]: pa.int64()}
 _MONTHS = pa.list_(pa.int64())
@@ -40,10 +45,34 @@ def _schema(view: View, value_types: list[pa.DataType]) -> pa.Schema:
 ORDER_MONTHS_SCHEMA = _schema(ORDER_MONTHS, [pa.int64(), _MONTHS])
 COHORT_SCHEMA = _schema(COHORT_COUNTS, [pa.int64(), _MONTHS])
 THRESHOLD_SCHEMA = _schema(RFM_THRESHOLDS, [pa.int64()] + [pa.list_(pa.float64())] * len(RFM_CUTS))
+COMPONENTS_SCHEMA = _schema(IDENTITY_COMPONENTS, [pa.string(), pa.int64(), pa.bool_()])
 
 
-def cohort_views(timeseries: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """``customer_order_months`` (customers who ordered) and ``cohort_counts`` from ``customer_timeseries``."""
+def tenant_components(edges: pa.Table) -> Groups:
+    """The components of every tenant's alias edges (``alias_edges``: few rows next to the events)."""
+    by_tenant: dict[str, list[identity.Alias]] = defaultdict(list)
+    tenant, survivor, previous = ALIAS_EDGES.keys
+    time, event_id = ALIAS_EDGES.values
+    for row in edges.select([tenant, survivor, previous, time, event_id]).to_pylist():
+        by_tenant[row[tenant]].append(identity.Alias(row[time], row[event_id], row[previous], row[survivor]))
+    return {t: identity.components(e) for t, e in by_tenant.items()}
+
+
+def identity_components(groups: Groups) -> pa.Table:
+    """``identity_components``: per aliased id, its canonical id, its component's size, refused or not."""
+    rows = []
+    for tenant in sorted(groups):
+        for customer, comp in sorted(groups[tenant].items()):
+            size = len(comp.ids) if comp.refused is None else identity.MAX_COMPONENT_IDS + 1
+            rows.append((tenant, customer, comp.canonical, size, comp.refused is not None))
+    return _table(rows, COMPONENTS_SCHEMA)
+
+
+def cohort_views(timeseries: pa.Table, groups: Groups | None = None) -> tuple[pa.Table, pa.Table]:
+    """``customer_order_months`` (customers who ordered) and ``cohort_counts`` from ``customer_timeseries``.
+
+    Order months stay per id; the cohort counts count a merged customer once, with its ids' months."""
+    groups = groups or {}
     per_customer = timeseries.group_by(list(CUSTOMER_KEYS), use_threads=False).aggregate(
         [(HOUR, "list"), (COHORT_METRIC, "list")]
     )
@@ -60,16 +89,34 @@ def cohort_views(timeseries: pa.Table) -> tuple[pa.Table, pa.Table]:
     cohorts = [
         (tenant, *row)
         for tenant in sorted(months_by_tenant)
-        for row in CohortCounts.of(months_by_tenant[tenant]).rows()
+        for row in CohortCounts.of(_by_group(months_by_tenant[tenant], groups.get(tenant, {}))).rows()
     ]
     return _table(rows, ORDER_MONTHS_SCHEMA), _table(cohorts, COHORT_SCHEMA)
 
 
-def rfm_thresholds(profile: pa.Table) -> pa.Table:
-    """Per tenant, the quintile cut points of R, F and M over the customers with at least one order."""
+def _by_group(months: dict[str, set[int]], groups: dict[str, identity.Component]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = defaultdict(set)
+    for customer, m in months.items():
+        out[identity.group_of(customer, groups)] |= m
+    return out
+
+
+_PANDAS_MERGE = {Aggregate.count: "sum", Aggregate.sum: "sum", Aggregate.min: "min", Aggregate.max: "max"}
+
+
+def rfm_thresholds(profile: pa.Table, groups: Groups | None = None) -> pa.Table:
+    """Per tenant, the quintile cut points of R, F and M over the customers with at least one order
+    (a merged customer once: its ids' rows merged by each metric's aggregate first)."""
     operands = CATALOG[rfm.M_METRIC].operands
     needed = {rfm.R_METRIC, rfm.F_METRIC, *operands}
-    df = profile.select([*TENANT_KEYS, *sorted(needed)]).to_pandas()
+    df = profile.select([*CUSTOMER_KEYS, *sorted(needed)]).to_pandas()
+    if groups:
+        tenant, customer = CUSTOMER_KEYS
+        df[customer] = [
+            identity.group_of(c, groups.get(t, {})) for t, c in zip(df[tenant], df[customer], strict=True)
+        ]
+        rules = {name: _PANDAS_MERGE[CATALOG[name].aggregate] for name in sorted(needed)}
+        df = df.groupby(list(CUSTOMER_KEYS), as_index=False).agg(rules)
     df = df[df[rfm.R_METRIC].notna() & (df[rfm.F_METRIC] > 0)]
     bases = {name: df[name].fillna(0).astype("int64").to_numpy() for name in operands}
     r, f = (df[name].astype("int64").to_numpy() for name in (rfm.R_METRIC, rfm.F_METRIC))

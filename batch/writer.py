@@ -294,6 +294,19 @@ class ViewWriter:
         return _manifest_of(row)
 
 
+    def publish_at(self, previous: Manifest) -> Manifest:
+        """Publish at what ``previous`` covers — its W, block size, master version and event count: a
+        backfill changes views, never the events they cover."""
+        return self.publish(
+            previous=previous,
+            watermark=previous.watermark,
+            block_size=previous.block_size,
+            watermark_time=previous.watermark_time,
+            master_version=previous.master_version,
+            events=previous.events,
+        )
+
+
 def _same_rows(a: pa.Table, b: pa.Table) -> bool:
     if a.schema.names != b.schema.names or a.num_rows != b.num_rows:
         return False

@@ -32,7 +32,7 @@ import orjson
 from report import write_section
 from serving_apps import TAIL_FILE
 
-from batch import PARTITIONS, land
+from batch import PARTITIONS, Stream
 from lambdalytics.batch.job import run_batch
 from lambdalytics.batch.writer import read_manifest
 from lambdalytics.cli.sources.generator import GeneratorConfig, generate
@@ -89,7 +89,7 @@ def prepare(customers: int) -> Path:
     data_dir.mkdir(parents=True)
     n_events = customers * EVENTS_PER_CUSTOMER
     print(f"preparing {customers:,} customers ({n_events:,} events)", flush=True)
-    land(data_dir, n_events)
+    Stream(data_dir, n_events).land(n_events)
     manifest = run_batch(_settings(data_dir), show_progress=True)
     assert manifest is not None
     # the speed tail: 1 event in 100 again, above W, for customers the batch already knows
@@ -142,6 +142,8 @@ def request_lines(data_dir: Path) -> dict[str, list[str]]:
         "campaign": [
             f"{keys[t]} /v1/campaigns/{c}/stats?granularity=hour&start={start}&end={end}" for t, c in pairs
         ],
+        "live orders": [f"{keys[t]} /v1/live/orders?window=30m" for t in tenants],
+        "cohorts": [f"{keys[t]} /v1/cohorts/retention" for t in tenants],
     }
 
 
@@ -328,7 +330,7 @@ def measure(customers: int, duration_s: int) -> dict:
         with urllib.request.urlopen(req) as response:
             body = response.read()
         results["body_bytes"] = len(body)
-        for route in ("profile", "timeseries", "campaign"):
+        for route in ("profile", "timeseries", "campaign", "live orders", "cohorts"):
             for conns in (64, 256):
                 print(f"  api {route} @{conns}", flush=True)
                 results["runs"][("api", route, conns)] = wrk(url, lines[route], conns, duration_s)

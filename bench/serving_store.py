@@ -2,7 +2,7 @@
 two API workers per customer, and publication → served.
 
     python bench/serving_store.py --orders 10000 --orders 100000 --orders 1000000 \
-        --customers 100000 --customers 1000000
+        --customers 100000 --customers 1000000 --customers 10000000
 
 In process, one thread, the project's own ``BatchIndex`` and ``Merger`` (the issue's measurement), on
 synthetic views of one food-delivery tenant written straight into the serving store (no Spark: the
@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from report import write_section
 
 from lambdalytics.batch.writer import Manifest, ViewWriter
 from lambdalytics.infra.serving_store import ServingStore, build, store_path
-from lambdalytics.schemas.cohorts import CohortCounts
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.schemas.views import (
     CAMPAIGN_STATS,
@@ -69,69 +70,57 @@ OLD = {  # main, measured in the issue (ms per request)
     "cohorts": {10_000: 4, 100_000: 84, 1_000_000: 1875},
 }
 ORDER = ENTITY_STATES["order"]
+MAIN_BUILD_S_PER_M = (
+    53.3  # main's build, row by row in Python, at 1 M customers (docs/benchmarks.md, 2026-12-02)
+)
 
 
 def _month(ms: np.ndarray) -> np.ndarray:
     return ms.astype("datetime64[ms]").astype("datetime64[M]").astype("int64")
 
 
+def _ids(prefix: str, n: int, width: int) -> pa.Array:
+    digits = pc.utf8_lpad(pc.cast(pa.array(np.arange(n)), pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
 def views(orders: int, seed: int = 7) -> dict[str, pa.Table]:
-    """One tenant's views for ``orders`` orders of history (``orders / 3`` customers)."""
+    """One tenant's views for ``orders`` orders of history (``orders / 3`` customers, each with at least
+    one order), generated column-wise with numpy and Arrow so that 10 M customers take minutes, not hours."""
     rng = np.random.default_rng(seed)
     customers = max(1, orders // ORDERS_PER_CUSTOMER)
-    ids = np.array([f"c{i:08d}" for i in range(customers)], dtype=object)
-    who = rng.integers(0, customers, orders)
+    ids = _ids("c", customers, 8)
+    who = np.concatenate([np.arange(customers), rng.integers(0, customers, orders - customers)])
     placed = NOW - rng.integers(0, YEAR, orders)
     wait = rng.integers(10 * 60_000, 90 * 60_000, orders)
     open_ = rng.random(orders) < 0.005
     delivered = np.where(open_, -1, placed + wait)
-    tenant = pa.array([TENANT] * orders)
-    # order_state
+    tenant = pa.repeat(TENANT, orders)
+    buyer = ids.take(pa.array(who))
     state = {
         "tenant_id": tenant,
-        "customer_id": pa.array(ids[who]),
-        "order_id": pa.array([f"o{i:09d}" for i in range(orders)]),
+        "customer_id": buyer,
+        "order_id": _ids("o", orders, 9),
         "placed": pa.array(placed),
         "delivered": pa.array(delivered, mask=open_),
         "cancelled": pa.nulls(orders, pa.int64()),
     }
-    # customer_timeseries: one hour per order (collisions within a customer's hour are rare enough)
+    # customer_timeseries: one order per order hour, every base counting the orders of that hour
     hour = placed - placed % HOUR
-    ts = pa.table({"tenant_id": tenant, "customer_id": pa.array(ids[who]), "hour": pa.array(hour)})
-    for name in CUSTOMER_TIMESERIES.values:
-        ts = ts.append_column(name, pa.array(np.ones(orders, dtype="int64")))
-    ts = ts.group_by(["tenant_id", "customer_id", "hour"]).aggregate(
-        [(n, "sum") for n in CUSTOMER_TIMESERIES.values]
+    ts = pa.table({"tenant_id": tenant, "customer_id": buyer, "hour": pa.array(hour)})
+    ts = ts.group_by(["tenant_id", "customer_id", "hour"]).aggregate([("hour", "count")])
+    count = ts.column("hour_count")
+    ts = pa.table(
+        {
+            **{k: ts.column(k) for k in CUSTOMER_TIMESERIES.keys},
+            **dict.fromkeys(CUSTOMER_TIMESERIES.values, count),
+        }
     )
-    ts = _sums_named(ts)
-    # customer_profile: 16 integer states per customer who ordered
-    ordered = np.unique(who)
-    profile = {"tenant_id": pa.array([TENANT] * len(ordered)), "customer_id": pa.array(ids[ordered])}
+    # customer_profile: 16 integer states per customer
+    profile = {"tenant_id": pa.repeat(TENANT, customers), "customer_id": ids}
     for i, name in enumerate(CUSTOMER_PROFILE.values):
-        profile[name] = pa.array(rng.integers(0, 10**6 * (i + 1), len(ordered)))
-    # order months and the cohort table
-    months: dict[int, set[int]] = {}
-    for c, m in zip(who.tolist(), _month(placed).tolist(), strict=True):
-        months.setdefault(c, set()).add(m)
-    table = CohortCounts.of({str(c): ms for c, ms in months.items()})
-    keys = sorted(months)
-    order_months = pa.table(
-        {
-            "tenant_id": pa.array([TENANT] * len(keys)),
-            "customer_id": pa.array(ids[keys]),
-            "first_month": pa.array([min(months[c]) for c in keys], pa.int64()),
-            "months": pa.array([sorted(months[c]) for c in keys], pa.list_(pa.int64())),
-        }
-    )
-    rows = list(table.rows())
-    cohorts = pa.table(
-        {
-            "tenant_id": pa.array([TENANT] * len(rows)),
-            "cohort": pa.array([r[0] for r in rows], pa.int64()),
-            "size": pa.array([r[1] for r in rows], pa.int64()),
-            "active": pa.array([r[2] for r in rows], pa.list_(pa.int64())),
-        }
-    )
+        profile[name] = pa.array(rng.integers(0, 10**6 * (i + 1), customers))
+    order_months, cohorts = _months_and_cohorts(ids, who, _month(placed))
     cuts = pa.list_(pa.float64())
     out = {
         CUSTOMER_PROFILE.name: pa.table(profile),
@@ -142,7 +131,7 @@ def views(orders: int, seed: int = 7) -> dict[str, pa.Table]:
         RFM_THRESHOLDS.name: pa.table(
             {
                 "tenant_id": pa.array([TENANT]),
-                "customers": pa.array([len(ordered)], pa.int64()),
+                "customers": pa.array([customers], pa.int64()),
                 **{c: pa.array([[1.0, 2.0, 3.0, 4.0]], cuts) for c in RFM_THRESHOLDS.values[1:]},
             }
         ),
@@ -155,11 +144,44 @@ def views(orders: int, seed: int = 7) -> dict[str, pa.Table]:
     return out
 
 
-def _sums_named(ts: pa.Table) -> pa.Table:
-    """Arrow names a group-by's sums ``<column>_sum`` and puts the keys last: back to the view's columns."""
-    names = {f"{n}_sum": n for n in CUSTOMER_TIMESERIES.values}
-    ts = ts.rename_columns([names.get(n, n) for n in ts.column_names])
-    return ts.select(list(CUSTOMER_TIMESERIES.columns))
+def _months_and_cohorts(ids: pa.Array, who: np.ndarray, month: np.ndarray) -> tuple[pa.Table, pa.Table]:
+    """The order-months view and the cohort table (``CohortCounts.rows``) from (customer, month) pairs."""
+    base = int(month.min())
+    pairs = np.unique(who.astype(np.int64) * 4096 + (month - base))
+    customer, months = pairs // 4096, pairs % 4096 + base
+    starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
+    first = months[starts]  # pairs are sorted by customer, then month
+    order_months = pa.table(
+        {
+            "tenant_id": pa.repeat(TENANT, len(starts)),
+            "customer_id": ids.take(pa.array(customer[starts])),
+            "first_month": pa.array(first),
+            "months": pa.ListArray.from_arrays(
+                pa.array(np.r_[starts, len(pairs)].astype(np.int32)), pa.array(months)
+            ),
+        }
+    )
+    cohort_of = np.repeat(first, np.diff(np.r_[starts, len(pairs)]))
+    latest = int(months.max())
+    span = latest - base + 1
+    active = np.bincount((cohort_of - base) * span + (months - cohort_of), minlength=span * span).reshape(
+        span, span
+    )
+    sizes = np.bincount(first - base, minlength=span)
+    rows = [
+        (base + c, int(sizes[c]), active[c, : latest - base - c + 1].tolist())
+        for c in range(span)
+        if sizes[c]
+    ]
+    cohorts = pa.table(
+        {
+            "tenant_id": pa.array([TENANT] * len(rows)),
+            "cohort": pa.array([r[0] for r in rows], pa.int64()),
+            "size": pa.array([r[1] for r in rows], pa.int64()),
+            "active": pa.array([r[2] for r in rows], pa.list_(pa.int64())),
+        }
+    )
+    return order_months, cohorts
 
 
 def speed_store(customers: int, seed: int = 11) -> EmbeddedSpeedStore:
@@ -283,38 +305,38 @@ def worker(path: str, customers: int) -> None:
     print(json.dumps({"anonymous_kib": _anonymous_kib() - before}))
 
 
-def memory_rows(sizes: list[int]) -> list[str]:
-    lines = [
-        "| customers | store pages (shared by all workers) | private heap, worker 1 + worker 2 | total per customer |",
-        "|---:|---:|---:|---:|",
-    ]
-    for customers in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = build(Path(tmp) / "s.lmdb", views(customers * ORDERS_PER_CUSTOMER), now_ms=NOW)
-            store = ServingStore.open(path)
-            shared = store.used_bytes()
-            heaps = []
-            for _ in range(2):
-                out = subprocess.run(
-                    [sys.executable, __file__, "--worker", str(path), str(customers)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-                heaps.append(json.loads(out.strip().splitlines()[-1])["anonymous_kib"] * 1024)
-            total = shared + sum(heaps)
-            lines.append(
-                f"| {customers:,} | {shared / 1e6:,.1f} MB | {heaps[0] / 1e6:,.1f} + {heaps[1] / 1e6:,.1f} MB | "
-                f"{total / customers:,.0f} B |"
-            )
-            print(lines[-1], flush=True)
-    return lines
+def _workers(path: Path, customers: int) -> list[int]:
+    """Private heap growth (bytes) of two worker processes over the same store file."""
+    heaps = []
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", str(path), str(customers)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        heaps.append(json.loads(out.strip().splitlines()[-1])["anonymous_kib"] * 1024)
+    return heaps
 
 
-def publication_rows(customers: int) -> list[str]:
-    """Delta views written, the store built (the batch run's last step), the manifest published; then a
-    loader's poll → swap, which is what publication → served costs."""
-    with tempfile.TemporaryDirectory() as tmp:
+def _served_ms(data_dir: Path, repeats: int = 5) -> float:
+    """Median of fresh loaders' poll → swap (reads the manifest pointer, opens the store, swaps)."""
+    times = []
+    for _ in range(repeats):
+        speed = EmbeddedSpeedStore(block_size=B)
+        speed.move_to(TOPIC, 0, 0)
+        loader = BatchLoader(data_dir, speed)
+        t = time.perf_counter()
+        assert loader.refresh() and loader.current().version == 1
+        times.append((time.perf_counter() - t) * 1000)
+        del loader, speed
+    return statistics.median(times)
+
+
+def scale_point(customers: int) -> dict:
+    """One size: views → Delta, the store built (the batch run's last step), the manifest published, a
+    loader's poll → swap timed, then two API workers' memory over that version's store."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         data_dir = Path(tmp)
         tables = views(customers * ORDERS_PER_CUSTOMER)
         writer = ViewWriter(data_dir)
@@ -322,9 +344,10 @@ def publication_rows(customers: int) -> list[str]:
         for name, table in tables.items():
             writer.write(name, table)
         delta_s = time.perf_counter() - t
-        t = time.perf_counter()
-        build(store_path(data_dir, 1), tables)
-        build_s = time.perf_counter() - t
+        t, cpu = time.perf_counter(), time.process_time()
+        path = build(store_path(data_dir, 1), tables)
+        build_s, build_cpu_s = time.perf_counter() - t, time.process_time() - cpu
+        del tables
         writer.publish(
             previous=None,
             watermark={(TOPIC, 0): W},
@@ -333,18 +356,53 @@ def publication_rows(customers: int) -> list[str]:
             master_version=0,
             events=0,
         )
-        speed = EmbeddedSpeedStore(block_size=B)
-        speed.move_to(TOPIC, 0, 0)
-        loader = BatchLoader(data_dir, speed)
-        t = time.perf_counter()
-        assert loader.refresh() and loader.current().version == 1
-        served_s = time.perf_counter() - t
-    return [
-        f"At {customers:,} customers ({customers * ORDERS_PER_CUSTOMER:,} orders): views written to Delta "
-        f"in {delta_s:.1f} s (delta-rs, straight from Arrow, no Spark), the serving store built in "
-        f"{build_s:.1f} s — both before the manifest commit — and **publication → served "
-        f"{served_s * 1000:.1f} ms** (a loader's poll reads the manifest pointer, opens the store, swaps)."
+        served_ms = _served_ms(data_dir)
+        shared = ServingStore.open(path).used_bytes()
+        heaps = _workers(path, customers)
+    point = {
+        "customers": customers,
+        "delta_s": delta_s,
+        "build_s": build_s,
+        "build_cpu_s": build_cpu_s,
+        "served_ms": served_ms,
+        "shared": shared,
+        "heaps": heaps,
+        "per_customer": (shared + sum(heaps)) / customers,
+    }
+    print(json.dumps(point), flush=True)
+    return point
+
+
+def scale_rows(sizes: list[int]) -> list[str]:
+    points = [scale_point(c) for c in sizes]
+    lines = [
+        "| customers | orders | store build s (CPU s) | build CPU µs per customer | views → Delta s | "
+        "publication → served ms | store pages (shared by all workers) | private heap, worker 1 + worker 2 | "
+        "total per customer |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for p in points:
+        c = p["customers"]
+        lines.append(
+            f"| {c:,} | {c * ORDERS_PER_CUSTOMER:,} | {p['build_s']:.1f} ({p['build_cpu_s']:.1f}) | "
+            f"{p['build_cpu_s'] / c * 1e6:.1f} | {p['delta_s']:.1f} | {p['served_ms']:.1f} | "
+            f"{p['shared'] / 1e6:,.1f} MB | {p['heaps'][0] / 1e6:,.1f} + {p['heaps'][1] / 1e6:,.1f} MB | "
+            f"{p['per_customer']:,.0f} B |"
+        )
+    if len(points) > 1:
+        xs = [p["customers"] for p in points]
+
+        def slope(key: str) -> str:
+            return f"{_slope(xs, [p[key] for p in points]):.2f}"
+
+        lines += [
+            "",
+            f"Log-log slopes against customers: store build CPU {slope('build_cpu_s')} (1 = linear), total "
+            f"bytes per customer {slope('per_customer')} (0 = flat), publication → served "
+            f"{slope('served_ms')} (0 = independent of size). Main built the store row by row in Python: "
+            f"{MAIN_BUILD_S_PER_M} s for 1,000,000 customers (wall, load average 4.4).",
+        ]
+    return lines
 
 
 def main() -> None:
@@ -357,17 +415,16 @@ def main() -> None:
         worker(args.worker[0], int(args.worker[1]))
         return
     orders = args.orders or [10_000, 100_000, 1_000_000]
-    customers = args.customers or [100_000, 1_000_000]
+    customers = args.customers or [100_000, 1_000_000, 10_000_000]
     latency, _ = latency_rows(orders)
-    memory = memory_rows(customers)
-    publication = publication_rows(max(customers))
+    scale = scale_rows(customers)
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     write_section(
         [
             "",
             "## Serving store: live orders and cohorts as history grows, memory per customer",
             "",
-            f"_{today}, `python bench/serving_store.py`, load average {os.getloadavg()[0]:.1f} on 2 cores — "
+            f"_{today}, `python bench/serving_store.py`, load average {os.getloadavg()[0]:.1f} on 2 cores at the end — "
             "in process, one thread, `BatchIndex` + `Merger` "
             "over the memory-mapped serving store; one food-delivery tenant, a year of orders, 3 orders per "
             f"customer, {SPEED_EVENTS:,} speed events above W, the API's default 30 min window. Synthetic "
@@ -376,14 +433,16 @@ def main() -> None:
             "",
             *latency,
             "",
-            "Resident memory of two API workers: the store's used pages, mapped by both through the page "
-            "cache and counted once, plus each worker's private (anonymous) heap growth after opening the "
-            "store and serving 20,000 random profiles and time series and both tenant routes (main: "
-            "6.4 KiB per customer for two workers).",
+            "Per size, in one process: the views written to Delta (delta-rs, straight from Arrow, no Spark), "
+            "the serving store built from them (the batch run's last step before the manifest commit), the "
+            "manifest published, then **publication → served**: a fresh `BatchLoader`'s poll → swap (reads "
+            "the manifest pointer, opens the store, swaps; median of 5). Resident memory of two API workers: "
+            "the store's used pages, mapped by both through the page cache and counted once, plus each "
+            "worker's private (anonymous) heap growth after opening the store and serving 20,000 random "
+            "profiles and time series and both tenant routes (main before the store: 6.4 KiB per customer "
+            "for two workers). Wall times are inflated by the shared box; CPU times much less so.",
             "",
-            *memory,
-            "",
-            *publication,
+            *scale,
             "",
         ]
     )

@@ -20,7 +20,6 @@ from rich.table import Table
 from lambdalytics.infra.kafka_io import EventProducer, SendSummary, ensure_topics
 from lambdalytics.infra.runtime import NoBrokerError, find_bootstrap, running_broker
 from lambdalytics.infra.settings import get_settings
-from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import MODEL_BY_FAMILY, ContractViolation, parse_utc_ms, validate_event
 
 from .sources.generator import TENANTS, GeneratorConfig, generate
@@ -313,17 +312,81 @@ def batch_run(
     )
 
 
+@app.command()
+def erase(
+    tenant: Annotated[str, typer.Option(help="The tenant id.")],
+    customer: Annotated[str, typer.Option(help="The customer id (its whole identity component is erased).")],
+) -> None:
+    """Erase a customer from every store (right to erasure) and print the receipt.
+
+    Records the erasure first (pending), purges the master, the event-id index, every view version and
+    the serving-store files, then marks it complete. Running it again completes a pending one. Serving
+    workers purge their speed stores and caches on their next poll.
+    """
+    import re
+
+    from lambdalytics.batch.erasure import master_component, purge
+    from lambdalytics.batch.writer import BatchBusyError
+    from lambdalytics.infra.erasures import REMAINS, ErasureLog
+    from lambdalytics.schemas.events import TENANT_ID_PATTERN
+    from lambdalytics.serving.audit import AuditLog
+
+    if not re.fullmatch(TENANT_ID_PATTERN, tenant):
+        raise typer.BadParameter(f"--tenant must match {TENANT_ID_PATTERN}")
+    if not 1 <= len(customer) <= 128:
+        raise typer.BadParameter("--customer: 1 to 128 characters")
+    settings = get_settings()
+    erasures = ErasureLog.open(settings)
+    erasure, created = erasures.request(tenant, customer, master_component(settings, tenant, customer))
+    erasures.close()
+    if created:
+        audit = AuditLog(Path(settings.data_dir) / "run" / "audit.sqlite")
+        actor = f"cli:{os.environ.get('USER', 'unknown')}"
+        audit.record("erasure", tenant_id=tenant, actor=actor, address="cli", target=erasure.erasure_id)
+        audit.close()
+    console.print(f"erasure [bold]{erasure.erasure_id}[/] ({'recorded' if created else erasure.state})")
+    try:
+        done = purge(settings, erasure.erasure_id, say=lambda text: console.print(f"· {text}"))
+    except BatchBusyError as exc:
+        console.print(f"[yellow]still pending:[/] {exc}; run the same command again")
+        raise typer.Exit(3) from None
+    table = Table("store", "removed", "at")
+    for name, facts in sorted(done.stores.items()):
+        removed = ", ".join(f"{k}={v}" for k, v in facts.items() if k != "at")
+        table.add_row(name, removed, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(facts["at"])))
+    console.print(table)
+    console.print(f"[bold]{done.state}[/]. {REMAINS}")
+
+
 @batch_app.command("backfill")
 def batch_backfill(
-    since: Annotated[str, typer.Option(help="First event date (UTC), YYYY-MM-DD.")],
-    until: Annotated[str, typer.Option(help="Last event date (UTC), YYYY-MM-DD, inclusive.")],
+    since: Annotated[str | None, typer.Option(help="First event date (UTC), YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last event date (UTC), YYYY-MM-DD, inclusive.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Compute only this registered metric, over the whole history below W."),
+    ] = None,
 ) -> None:
-    """Recompute the views for keys with events in a date range; idempotent."""
+    """Recompute the views for keys with events in a date range, or one registered metric; idempotent."""
     import datetime as dt
 
     from lambdalytics.batch.job import BackfillError, BatchBusyError, backfill
 
+    if metric is not None:
+        if since or until or tenant:
+            raise typer.BadParameter("--metric covers the whole history: no --since, --until or --tenant")
+        from lambdalytics.batch.metric_backfill import backfill_metric
+
+        try:
+            manifest = backfill_metric(get_settings(), metric)
+        except (BackfillError, BatchBusyError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        console.print(f"batch version [bold]{manifest.batch_version}[/] ({manifest.kind}) serves {metric}")
+        return
+    if since is None or until is None:
+        raise typer.BadParameter("give --since and --until, or --metric")
     try:
         start, end = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
     except ValueError as exc:
@@ -412,18 +475,49 @@ def schemas_validate(
     raise typer.Exit(1 if bad else 0)
 
 
-@app.command()
+metrics_app = typer.Typer(help="The metric catalog: built-in and registered metrics.")
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.callback(invoke_without_command=True)
 def metrics(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The metric catalog: name, grain, formula, unit."""
-    rows = CATALOG.describe()
+    """The metric catalog: name, grain, formula, unit (built-in and registered)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lambdalytics.infra import metric_registry
+
+    registered = metric_registry.current(get_settings().data_dir)
+    rows = registered.catalog.describe()
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} metrics")
-    for col in ("name", "grain", "formula", "unit"):
+    table = Table(title=f"{len(rows)} metrics (registered set v{registered.version})")
+    for col in ("name", "grain", "formula", "unit", "source"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["grain"], r["formula"], r["unit"])
+        source = "file" if registered.is_registered(r["name"]) else "built-in"
+        table.add_row(r["name"], r["grain"], r["formula"], r["unit"], source)
     Console().print(table)
+
+
+@metrics_app.command("add")
+def metrics_add(
+    file: Annotated[Path, typer.Argument(help="A TOML catalog file of [[metric]] tables (docs/metrics.md).")],
+) -> None:
+    """Validate a catalog file with the catalog's rules and register its metrics (nothing on error).
+
+    Then `lambdalytics batch backfill --metric NAME` computes a new base metric over the whole history.
+    """
+    from lambdalytics.infra import metric_registry
+
+    try:
+        registered, added = metric_registry.add(get_settings().data_dir, file)
+    except metric_registry.CatalogFileError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    for m in added:
+        console.print(f"registered [bold]{m.name}[/] ({m.kind}, {m.grain}): {m.formula}")
+    console.print(f"registered metric set v{registered.version}")

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.epochs import EpochTable
+from lambdalytics.infra.erasures import ErasureList
 from lambdalytics.infra.runtime import find_bootstrap
 from lambdalytics.infra.settings import Settings
 from lambdalytics.serving.main import create_app
@@ -65,7 +66,11 @@ def create_embedded_app() -> FastAPI:
     bootstrap = find_bootstrap(settings)
     store = open_store(store_config(settings))
     consumer = SpeedConsumer(
-        store, bootstrap, stale_after_s=settings.speed_stale_seconds, epochs=EpochTable(settings.data_dir)
+        store,
+        bootstrap,
+        stale_after_s=settings.speed_stale_seconds,
+        epochs=EpochTable(settings.data_dir),
+        erasures=ErasureList(settings, component="speed"),
     )
     state = ServingState(
         settings, store, bootstrap=bootstrap, dead_lettered=lambda: dict(consumer.decoder.dead_lettered)

@@ -43,12 +43,12 @@ from lambdalytics.batch.archiver import Archiver
 from lambdalytics.batch.compaction import MaintenancePolicy
 from lambdalytics.batch.master import master_path
 from lambdalytics.batch.writer import read_manifest
+from lambdalytics.infra import metric_registry, private_files
 from lambdalytics.infra.broker import die_with_parent
 from lambdalytics.infra.kafka_io import EventProducer, ensure_topics
 from lambdalytics.infra.runtime import running_broker
 from lambdalytics.infra.settings import Settings, child_env
 from lambdalytics.infra.supervisor import Supervised, stop_on_signals
-from lambdalytics.serving import private_files
 from lambdalytics.serving.credentials import Credentials
 
 from .sources.generator import TENANTS, GeneratorConfig, generate
@@ -89,15 +89,26 @@ def _end(proc: subprocess.Popen, timeout_s: float) -> None:
             proc.wait()
 
 
-def _serve_api(env: dict[str, str], log_path: Path, stop: threading.Event) -> None:
-    """The API process, as a supervised worker: an exit nobody asked for is a crash (restarted)."""
+def _serve_api(env: dict[str, str], log_path: Path, data_dir: Path, stop: threading.Event) -> None:
+    """The API process, as a supervised worker: an exit nobody asked for is a crash (restarted).
+
+    A new registered metric set (``lambdalytics metrics add``) restarts it on purpose: its embedded speed
+    stores open with the new catalog and consume the topics from their start, so they hold the new
+    metrics for every event at or above W (docs/metrics.md, "Catalog files"); reads fail closed while
+    they catch up."""
     with log_path.open("ab") as log:
-        proc = _spawn(["serve"], env, log)
-        try:
-            while proc.poll() is None and not stop.wait(0.2):
-                pass
-        finally:
-            _end(proc, _STOP_TIMEOUTS_S["api"])
+        while True:
+            registered = metric_registry.current(data_dir).version
+            proc = _spawn(["serve"], env, log)
+            try:
+                while proc.poll() is None and not stop.wait(0.5):
+                    if metric_registry.current(data_dir).version != registered:
+                        console.print(f"registered metric set changed: restarting the API (see {log_path})")
+                        break
+            finally:
+                _end(proc, _STOP_TIMEOUTS_S["api"])
+            if stop.is_set() or metric_registry.current(data_dir).version == registered:
+                break
     if not stop.is_set():
         raise RuntimeError(f"the API exited with code {proc.returncode} (see {log_path})")
 
@@ -206,7 +217,7 @@ def run_up(
         workers = {
             "archiver": Supervised("archiver", lambda s: archiver.run(stop_event=s, drain_seconds=drain_s))
         }
-        workers["api"] = Supervised("api", functools.partial(_serve_api, env, run_dir / "api.log"))
+        workers["api"] = Supervised("api", functools.partial(_serve_api, env, run_dir / "api.log", data_dir))
         workers["batch"] = Supervised(
             "batch",
             functools.partial(

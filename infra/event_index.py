@@ -25,7 +25,6 @@ Values are msgpack ``[topic, partition, offset]``.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -33,6 +32,8 @@ import lmdb
 import msgspec
 
 from lambdalytics.schemas.views import Watermark, decode_offsets, encode_offsets
+
+from . import lmdb_envs
 
 __all__ = ["EVENT_INDEX_DIR", "EventIndex", "Position", "event_index_path", "index_key"]
 
@@ -44,8 +45,6 @@ MAP_SIZE = 1 << 36
 """Address space reserved for the file (64 GiB, ~600 M events); the file grows only with its pages."""
 _MAX_KEY = 511  # LMDB's default key size limit
 _COVERED = b"covered"
-_ENVS: dict[Path, tuple[lmdb.Environment, int]] = {}  # LMDB allows one open environment per file per process
-_ENVS_LOCK = threading.Lock()
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(tuple[str, int, int]).decode
 
@@ -80,29 +79,12 @@ class EventIndex:
         if not create and not (path / "data.mdb").exists():
             return None
         path = path.resolve()
-        with _ENVS_LOCK:
-            if path in _ENVS:
-                env, handles = _ENVS[path]
-            else:
-                path.mkdir(parents=True, exist_ok=True)
-                env, handles = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=2, writemap=False), 0
-                with env.begin(write=True) as txn:  # idempotent: makes the named databases exist
-                    env.open_db(b"entries", txn=txn)
-                    env.open_db(b"meta", txn=txn)
-            _ENVS[path] = (env, handles + 1)
-            return cls(env, path)
+        return cls(lmdb_envs.acquire(path, map_size=MAP_SIZE, dbs=(b"entries", b"meta")), path)
 
     def close(self) -> None:
-        with _ENVS_LOCK:
-            if self._closed:
-                return
+        if not self._closed:
             self._closed = True
-            env, handles = _ENVS[self.path]
-            if handles > 1:
-                _ENVS[self.path] = (env, handles - 1)
-            else:
-                del _ENVS[self.path]
-                env.close()
+            lmdb_envs.release(self.path)
 
     def __enter__(self) -> EventIndex:
         return self
@@ -117,6 +99,13 @@ class EventIndex:
         with self._env.begin(db=self._entries, buffers=True) as txn:
             value = txn.get(index_key(tenant_id, event_id))
             return _decode(value) if value is not None else None
+
+    def lowest_of(self, ids: Iterable[tuple[str, str]]) -> list[Position | None]:
+        """:meth:`lowest` of each (tenant_id, event_id), in one read transaction."""
+        with self._env.begin(db=self._entries, buffers=True) as txn:
+            return [
+                _decode(value) if (value := txn.get(index_key(t, e))) is not None else None for t, e in ids
+            ]
 
     def covered(self) -> Watermark:
         """Per partition, the offset below which every master row is indexed (absent: 0)."""
@@ -171,3 +160,10 @@ class EventIndex:
                     covered[tp] = max(covered.get(tp, 0), offset)
             txn.put(_COVERED, encode_offsets(covered).encode(), db=self._meta)
         return changed
+
+    def forget(self, tenant_id: str, event_ids: Iterable[str]) -> int:
+        """Remove the entries of ``event_ids`` (an erasure removed their rows from the master): the
+        index stays what a rebuild from the master would give. Returns how many entries were removed.
+        LMDB frees their pages; the bytes stay in the file until a later write reuses them."""
+        with self._env.begin(write=True, db=self._entries) as txn:
+            return sum(bool(txn.delete(index_key(tenant_id, e))) for e in set(event_ids))

@@ -303,6 +303,7 @@ class EventDecoder:
         self.max_event_bytes = event_limit(max_event_bytes)
         self.decoded = 0
         self.dead_lettered: Counter[str] = Counter()
+        self.last_reason: str | None = None  # of the latest rejection
 
     def decode(self, record: Any) -> Event | None:
         """``record`` is a kafka-python ConsumerRecord. None means it went to the dead-letter topic."""
@@ -334,6 +335,7 @@ class EventDecoder:
         ``decoded``: it had been counted as decoded, and failed after."""
         self.decoded -= decoded
         self.dead_lettered[violation.reason] += 1
+        self.last_reason = violation.reason  # read by the archiver's quality batch
         if self._dead_letters is None:
             return
         self._dead_letters.dead_letter(

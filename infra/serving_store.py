@@ -17,13 +17,15 @@ hold only by history:
   milestone) - LIVE_WINDOW_CAP_MS`` — so a live-orders read scans only its window. A window starting
   before the horizon cannot be served from it (:meth:`ServingStore.entities_in_window` says None).
 - ``cohort_counts`` per tenant as one value (the table is cohorts × months, whatever the history).
+- ``alias_edges`` per (tenant, id): every alias edge naming the id, under both of its ids, so a read
+  walks a customer's identity component edge by edge (``schemas.identity.component_of``).
 
 A file is complete before anyone opens it: written to a temporary name, synced, renamed.
 """
 
 from __future__ import annotations
 
-import functools
+import gc
 import os
 import struct
 import tempfile
@@ -36,20 +38,28 @@ from typing import Any
 
 import lmdb
 import msgspec
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lambdalytics.schemas.catalog import CATALOG, Grain
 from lambdalytics.schemas.cohorts import CohortCounts
+from lambdalytics.schemas.identity import Alias
+from lambdalytics.schemas.registered import REGISTERED_PROFILE, REGISTERED_TIMESERIES, registered_view
 from lambdalytics.schemas.views import (
+    ALIAS_EDGES,
     CAMPAIGN_STATS,
     COHORT_COUNTS,
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
+    CUSTOMER_TRAITS,
     ENTITY_STATES,
     LIVE_WINDOW_CAP_MS,
     ORDER_MONTHS,
     RFM_CUTS,
     RFM_THRESHOLDS,
+    SEGMENT_MEMBERS,
+    SEGMENT_STATS,
     View,
 )
 
@@ -64,7 +74,7 @@ __all__ = [
     "windowed_milestones",
 ]
 
-FORMAT = 1
+FORMAT = 3
 """Layout version, stored in the file: a file of another layout is rebuilt, never misread."""
 
 _MAP_SIZE = 1 << 40  # address space only: written with writemap=False, the file holds the used pages
@@ -125,12 +135,6 @@ def _s(value: str) -> bytes:
     return value.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
 
 
-@functools.lru_cache(maxsize=1 << 20)
-def _pair(tenant: str, key: str) -> bytes:
-    """A (tenant, customer or campaign) key prefix: rows of one customer repeat it (cleared per build)."""
-    return _s(tenant) + _s(key)
-
-
 def _i(value: int) -> bytes:
     return _INT.pack(value + _SIGN)
 
@@ -153,57 +157,111 @@ def _parts(key: bytes, n: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------- build
 
 
-def _columns(table: pa.Table, view: View) -> list[list[Any]]:
-    return [table.column(c).to_pylist() for c in view.columns]
+# Whole columns are keyed and sorted by Arrow (C++), then encoded and appended in chunks of _CHUNK rows:
+# Python touches each row once (its msgpack value) and memory stays bounded by a chunk plus the keys.
+_CHUNK = 1 << 16
+_END = pa.scalar(b"\x00\x00", pa.large_binary())
+_NOTHING = pa.scalar(b"", pa.large_binary())
 
 
-def _rows(table: pa.Table, view: View, key) -> list[tuple[bytes, bytes]]:
-    cols = _columns(table, view)
-    n = len(view.keys)
-    out = [(key(r[:n]), _encode(r[n:])) for r in zip(*cols, strict=True)] if cols else []
-    out.sort()
-    return out
+def _key_column(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    if column.null_count:
+        raise ValueError(f"serving store: key column {name!r} holds {column.null_count:,} nulls")
+    return column
 
 
-def _tenant_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _s(k[0]))
+def _s_column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    """:func:`_s` over a whole column."""
+    binary = pc.cast(_key_column(table.column(name), name), pa.large_binary())
+    escaped = pc.replace_substring(binary, b"\x00", b"\x00\xff")
+    return pc.binary_join_element_wise(escaped, _END, _NOTHING)
 
 
-def _customer_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _pair(k[0], k[1]))
+def _i_column(table: pa.Table, name: str) -> pa.Array:
+    """:func:`_i` over a whole integer column (big-endian, sign flipped: byte order is number order)."""
+    ints = pc.cast(_key_column(table.column(name), name), pa.int64()).to_numpy()
+    raw = (ints.view(np.uint64) ^ np.uint64(_SIGN)).astype(">u8")
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(raw), [None, pa.py_buffer(raw.tobytes())])
+    return pc.cast(fixed, pa.large_binary())
 
 
-def _hour_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _i(k[2]))
+def _keys(table: pa.Table, parts: Iterable[tuple[str, str]]) -> pa.ChunkedArray:
+    """One key per row: the (kind, column) parts joined, ``s`` a string, ``i`` an integer."""
+    columns = [_s_column(table, c) if kind == "s" else _i_column(table, c) for kind, c in parts]
+    return pc.binary_join_element_wise(*columns, _NOTHING)
 
 
-def _entity_rows(table: pa.Table, view: View) -> list[tuple[bytes, bytes]]:
-    return _rows(table, view, lambda k: _pair(k[0], k[1]) + _s(k[2]))
+def _sorted_chunks(
+    keys: pa.ChunkedArray, values: list[pa.ChunkedArray]
+) -> Iterator[Iterable[tuple[bytes, bytes]]]:
+    """(key, msgpack of the values) in key order, ``_CHUNK`` rows at a time (LMDB appends sorted keys);
+    rows are taken chunk by chunk, so no sorted copy of the view is ever whole in memory."""
+    order = pc.sort_indices(keys)
+    for at in range(0, len(order), _CHUNK):
+        rows = order.slice(at, _CHUNK)
+        cols = [v.take(rows).to_pylist() for v in values]
+        yield zip(keys.take(rows).to_pylist(), map(_encode, zip(*cols, strict=True)), strict=True)
 
 
-def _window_rows(table: pa.Table, view: View, on: tuple[str, ...], now_ms: int):
-    """Entities keyed by (tenant, time of each windowed milestone at or after the horizon); the horizon."""
-    cols = dict(zip(view.columns, _columns(table, view), strict=True))
-    times = [t for name in on for t in cols[name] if t is not None]
-    horizon = min(now_ms, max(times, default=now_ms)) - LIVE_WINDOW_CAP_MS
+def _view_chunks(table: pa.Table, view: View, kinds: str) -> Iterator[Iterable[tuple[bytes, bytes]]]:
+    keys = _keys(table, zip(kinds, view.keys, strict=True))
+    return _sorted_chunks(keys, [table.column(c) for c in view.values])
+
+
+def _window_chunks(table: pa.Table, view: View, on: tuple[str, ...], now_ms: int):
+    """Entities keyed by (tenant, time of each windowed milestone at or after the horizon) — a milestone
+    at the same time as an earlier one adds no second key — and the horizon."""
+    times = {name: pc.cast(table.column(name), pa.int64()) for name in on}
+    newest = [m for t in times.values() if (m := pc.max(t).as_py()) is not None]
+    horizon = min(now_ms, max(newest, default=now_ms)) - LIVE_WINDOW_CAP_MS
     tenant, customer, entity_id = view.keys
-    values = [cols[v] for v in view.values]
-    out = []
-    for i, (t, c, e) in enumerate(zip(cols[tenant], cols[customer], cols[entity_id], strict=True)):
-        state = [col[i] for col in values]
-        body = _encode([c, e, *state])
-        for when in {cols[name][i] for name in on} - {None}:
-            if when >= horizon:
-                out.append((_s(t) + _i(when) + _s(c) + _s(e), body))
-    out.sort()
-    return out, horizon
+    keys, values = [], []
+    for j, name in enumerate(on):
+        keep = pc.fill_null(pc.greater_equal(times[name], horizon), False)
+        for earlier in on[:j]:
+            keep = pc.and_(keep, pc.fill_null(pc.not_equal(times[name], times[earlier]), True))
+        rows = table.filter(keep)
+        keys.append(_keys(rows, (("s", tenant), ("i", name), ("s", customer), ("s", entity_id))))
+        values.append([rows.column(c) for c in (customer, entity_id, *view.values)])
+    if not keys:
+        return iter(()), horizon
+    merged = [
+        pa.chunked_array([c for k in values for c in k[i].chunks], values[0][i].type)
+        for i in range(len(values[0]))
+    ]
+    return _sorted_chunks(
+        pa.chunked_array([c for k in keys for c in k.chunks], pa.large_binary()), merged
+    ), horizon
 
 
 def _cohort_rows(table: pa.Table) -> list[tuple[bytes, bytes]]:
     per_tenant: dict[str, list] = {}
-    for tenant, cohort, size, active in zip(*_columns(table, COHORT_COUNTS), strict=True):
+    columns = [table.column(c).to_pylist() for c in COHORT_COUNTS.columns]
+    for tenant, cohort, size, active in zip(*columns, strict=True):
         per_tenant.setdefault(tenant, []).append([cohort, size, active])
     return sorted((_s(t), _encode(rows)) for t, rows in per_tenant.items())
+
+
+def _put(env: lmdb.Environment, name: str, chunks: Iterable[Iterable[tuple[bytes, bytes]]]) -> None:
+    """Append each sorted chunk in its own write transaction (the file is renamed into place only once
+    complete, so a partial file is never read; small transactions keep LMDB's dirty pages bounded)."""
+    db = env.open_db(name.encode())
+    for chunk in chunks:
+        with env.begin(write=True, db=db) as txn:
+            consumed, added = txn.cursor().putmulti(chunk, append=True)
+        if added != consumed:
+            raise ValueError(f"serving store: {name} holds {consumed - added:,} duplicate keys")
+
+
+def _alias_rows(table: pa.Table) -> list[tuple[bytes, bytes]]:
+    """Each edge under both of its ids: (tenant, id) → [[previous, survivor, time, event id], …]."""
+    per_id: dict[bytes, list] = {}
+    columns = [table.column(c).to_pylist() for c in ALIAS_EDGES.columns]
+    for tenant, survivor, previous, at, event_id in zip(*columns, strict=True):
+        edge = [previous, survivor, at, event_id]
+        for customer in (previous, survivor):
+            per_id.setdefault(_s(tenant) + _s(customer), []).append(edge)
+    return sorted((k, _encode(v)) for k, v in per_id.items())
 
 
 def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = None) -> Path:
@@ -215,38 +273,23 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    databases: dict[str, list[tuple[bytes, bytes]]] = {
-        CUSTOMER_PROFILE.name: _customer_rows(tables[CUSTOMER_PROFILE.name], CUSTOMER_PROFILE),
-        CUSTOMER_TIMESERIES.name: _hour_rows(tables[CUSTOMER_TIMESERIES.name], CUSTOMER_TIMESERIES),
-        CAMPAIGN_STATS.name: _hour_rows(tables[CAMPAIGN_STATS.name], CAMPAIGN_STATS),
-        ORDER_MONTHS.name: _customer_rows(tables[ORDER_MONTHS.name], ORDER_MONTHS),
-        COHORT_COUNTS.name: _cohort_rows(tables[COHORT_COUNTS.name]),
-        RFM_THRESHOLDS.name: _tenant_rows(tables[RFM_THRESHOLDS.name], RFM_THRESHOLDS),
-    }
-    horizons = {}
-    for name, view in ENTITY_STATES.items():
-        databases[view.name] = _entity_rows(tables[view.name], view)
-        if on := windowed_milestones().get(name):
-            databases[_WINDOW.format(name)], horizons[name] = _window_rows(
-                tables[view.name], view, on, now_ms
-            )
-    _pair.cache_clear()
-    meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     os.close(fd)
     try:
         env = lmdb.open(
             tmp, subdir=False, map_size=_MAP_SIZE, max_dbs=_MAX_DBS, lock=False, writemap=False, sync=False
         )
+        collecting = gc.isenabled()
+        gc.disable()  # millions of short-lived keys and values, no cycles: collections would only cost
         try:
-            with env.begin(write=True) as txn:
-                for name, rows in databases.items():
-                    db = env.open_db(name.encode(), txn=txn)
-                    cursor = txn.cursor(db)
-                    cursor.putmulti(rows, append=True)
-                txn.put(b"meta", _encode(meta), db=env.open_db(_META, txn=txn))
+            horizons, registered = _write_views(env, tables, now_ms)
+            meta = {"format": FORMAT, "built_ms": now_ms, "horizons": horizons, "registered": registered}
+            with env.begin(write=True, db=env.open_db(_META)) as txn:
+                txn.put(b"meta", _encode(meta))
             env.sync(True)
         finally:
+            if collecting:
+                gc.enable()
             env.close()
         os.replace(tmp, path)
     except BaseException:
@@ -258,6 +301,42 @@ def build(path: Path, tables: Mapping[str, pa.Table], *, now_ms: int | None = No
     finally:
         os.close(dir_fd)
     return path
+
+
+def _write_views(
+    env: lmdb.Environment, tables: Mapping[str, pa.Table], now_ms: int
+) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """Every database of the layout; returns the live-window horizons per entity and the value columns
+    of each registered view held (those of its table: what was backfilled)."""
+    for view, kinds in (
+        (CUSTOMER_PROFILE, "ss"),
+        (CUSTOMER_TIMESERIES, "ssi"),
+        (CAMPAIGN_STATS, "ssi"),
+        (ORDER_MONTHS, "ss"),
+        (RFM_THRESHOLDS, "s"),
+        (CUSTOMER_TRAITS, "sss"),
+        (SEGMENT_STATS, "sss"),
+    ):
+        _put(env, view.name, _view_chunks(tables[view.name], view, kinds))
+    members = tables[SEGMENT_MEMBERS.name]  # keys only: the customer doubles as the (unread) value
+    keys = _keys(members, [("s", c) for c in SEGMENT_MEMBERS.keys])
+    _put(env, SEGMENT_MEMBERS.name, _sorted_chunks(keys, [members.column(SEGMENT_MEMBERS.keys[-1])]))
+    _put(env, COHORT_COUNTS.name, [_cohort_rows(tables[COHORT_COUNTS.name])])
+    _put(env, ALIAS_EDGES.name, [_alias_rows(tables[ALIAS_EDGES.name])])
+    horizons = {}
+    for name, view in ENTITY_STATES.items():
+        _put(env, view.name, _view_chunks(tables[view.name], view, "sss"))
+        if on := windowed_milestones().get(name):
+            chunks, horizons[name] = _window_chunks(tables[view.name], view, on, now_ms)
+            _put(env, _WINDOW.format(name), chunks)
+    registered = {}
+    for name, kinds in ((REGISTERED_PROFILE, "ss"), (REGISTERED_TIMESERIES, "ssi")):
+        if name in tables:
+            keys = registered_view(name, ()).keys
+            view = registered_view(name, [c for c in tables[name].schema.names if c not in keys])
+            _put(env, name, _view_chunks(tables[name], view, kinds))
+            registered[name] = view.values
+    return horizons, registered
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -301,6 +380,10 @@ class ServingStore:
                     ORDER_MONTHS.name,
                     COHORT_COUNTS.name,
                     RFM_THRESHOLDS.name,
+                    ALIAS_EDGES.name,
+                    CUSTOMER_TRAITS.name,
+                    SEGMENT_STATS.name,
+                    SEGMENT_MEMBERS.name,
                     *(v.name for v in ENTITY_STATES.values()),
                     *(_WINDOW.format(e) for e in windowed_milestones()),
                 )
@@ -312,6 +395,12 @@ class ServingStore:
         if meta.get("format") != FORMAT:
             raise StoreBroken(f"{self.path}: layout {meta.get('format')}, expected {FORMAT}")
         self.horizons: dict[str, int] = meta["horizons"]
+        self.registered: dict[str, View] = {
+            name: registered_view(name, values) for name, values in meta.get("registered", {}).items()
+        }
+        """The registered views this version holds, with the metrics backfilled into them."""
+        for name in self.registered:
+            self._dbs[name] = self._env.open_db(name.encode(), create=False)
 
     def close(self) -> None:
         self._env.close()
@@ -344,7 +433,52 @@ class ServingStore:
 
     def profile(self, tenant: str, customer: str) -> dict[str, Any] | None:
         values = self._get(CUSTOMER_PROFILE.name, _s(tenant) + _s(customer))
-        return None if values is None else dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+        if values is None:
+            return None
+        out = dict(zip(CUSTOMER_PROFILE.values, values, strict=True))
+        if view := self.registered.get(REGISTERED_PROFILE):  # one more lookup, only with registered metrics
+            extra = self._get(view.name, _s(tenant) + _s(customer))
+            out.update(zip(view.values, extra or (), strict=bool(extra)))
+        return out
+
+    def customer_traits(self, tenant: str, customers: Iterable[str]) -> dict[str, dict[str, tuple]]:
+        """The batch latest-trait states ``{trait: (event_time, offset, value)}`` of these customers."""
+        t = _s(tenant)
+        out: dict[str, dict[str, tuple]] = {}
+        with self._env.begin(db=self._dbs[CUSTOMER_TRAITS.name]) as txn:
+            cursor = txn.cursor()
+            for customer in customers:
+                prefix = t + _s(customer)
+                if cursor.set_range(prefix):
+                    for key, raw in cursor:
+                        if not key.startswith(prefix):
+                            break
+                        out.setdefault(customer, {})[_parts(key, 3)[2]] = tuple(_decode(raw))
+        return out
+
+    def segments(self, tenant: str, by: str) -> dict[str, dict[str, Any]]:
+        """Segment value → ``{"customers", <segment base>…}`` of one segmentation (its segments only)."""
+        prefix = _s(tenant) + _s(by)
+        return {
+            _parts(key, 3)[2]: dict(zip(SEGMENT_STATS.values, values, strict=True))
+            for key, values in self._prefix(SEGMENT_STATS.name, prefix)
+        }
+
+    def segment_members(
+        self, tenant: str, by: str, segment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Customers of one batch segment in id order, from just after ``after``, at most ``limit``."""
+        prefix = _s(tenant) + _s(by) + _s(segment)
+        out: list[str] = []
+        with self._env.begin(db=self._dbs[SEGMENT_MEMBERS.name]) as txn:
+            cursor = txn.cursor()
+            start = prefix if after is None else prefix + _s(after) + b"\x00"
+            if cursor.set_range(start):
+                for key in cursor.iternext(values=False):
+                    if not key.startswith(prefix) or (limit is not None and len(out) >= limit):
+                        break
+                    out.append(_parts(key, 4)[3])
+        return out
 
     def customers(self) -> Iterator[tuple[str, str]]:
         """Every (tenant, customer) with a profile, in key order (reports and benchmarks; never a request)."""
@@ -353,7 +487,12 @@ class ServingStore:
                 yield tuple(_parts(key, 2))
 
     def customer_hours(self, tenant: str, customer: str, start_ms: int, end_ms: int) -> dict[int, dict]:
-        return self._hours(CUSTOMER_TIMESERIES, _s(tenant) + _s(customer), start_ms, end_ms)
+        prefix = _s(tenant) + _s(customer)
+        hours = self._hours(CUSTOMER_TIMESERIES, prefix, start_ms, end_ms)
+        if view := self.registered.get(REGISTERED_TIMESERIES):
+            for hour, values in self._hours(view, prefix, start_ms, end_ms).items():
+                hours.setdefault(hour, {}).update(values)
+        return hours
 
     def campaign_hours(self, tenant: str, campaign: str, start_ms: int, end_ms: int) -> dict[int, dict]:
         return self._hours(CAMPAIGN_STATS, _s(tenant) + _s(campaign), start_ms, end_ms)
@@ -408,6 +547,20 @@ class ServingStore:
                 raw = txn.get(t + _s(customer))
                 if raw is not None:
                     out[customer] = frozenset(_decode(raw)[-1])
+        return out
+
+    def alias_edges(self, tenant: str, customers: Iterable[str]) -> set[Alias]:
+        """Every alias edge below W naming one of these ids, in one read transaction."""
+        t = _s(tenant)
+        out = set()
+        with self._env.begin(db=self._dbs[ALIAS_EDGES.name], buffers=True) as txn:
+            for customer in customers:
+                raw = txn.get(t + _s(customer))
+                if raw is not None:
+                    out |= {
+                        Alias(at, event_id, previous, survivor)
+                        for previous, survivor, at, event_id in _decode(raw)
+                    }
         return out
 
     # -------------------------------------------------------------------- tenants

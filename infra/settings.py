@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         None, description="Bearer token of the admin API (dev: generated into DATA_DIR/run when unset)."
     )
     token_secret: SecretStr | None = Field(None, description="HS256 key of embed tokens (dev: generated).")
+    erasure_secret: SecretStr | None = Field(
+        None, description="HMAC key of the erasure list (dev: generated into DATA_DIR/run when unset)."
+    )
     session_idle_seconds: float = Field(
         1800.0, gt=0, description="A dashboard session ends after this long without a request."
     )
@@ -124,3 +127,16 @@ def child_env(base: Mapping[str, str] | None = None, /, **values: Any) -> dict[s
         **(os.environ if base is None else base),
         **{prefix + name.upper(): str(value) for name, value in values.items()},
     }
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """:func:`child_env` carrying every value of ``settings`` that is set and not a secret. A secret
+    reaches the child as it reached this process (its variable, or its generated file in the data dir):
+    ``str`` of a ``SecretStr`` is a mask."""
+    return child_env(
+        **{
+            name: value
+            for name, value in settings.model_dump().items()
+            if value is not None and not isinstance(value, SecretStr)
+        }
+    )

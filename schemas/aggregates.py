@@ -20,12 +20,16 @@ from .catalog import Aggregate, BaseMetric
 from .compile import HLL_LG_K
 
 __all__ = [
+    "Latest",
     "empty",
+    "latest",
     "merge",
     "merge_all",
+    "merge_latest",
     "merge_milestones",
     "merge_with_batch",
     "reach_milestone",
+    "union_sketch",
     "update",
     "updater",
 ]
@@ -116,19 +120,26 @@ def merge_with_batch(metric: BaseMetric, batch: Any, speed: Any) -> Any:
 def merge_all(metric: BaseMetric, batch_values: Iterable[Any], speed_states: Iterable[Any]) -> Any:
     """Any number of batch view values (e.g. several hours) ⊕ speed states → one merged raw value."""
     if metric.aggregate is Aggregate.hll_distinct:
-        union = datasketches.hll_union(HLL_LG_K)
-        for blob in batch_values:
-            if blob:
-                union.update(datasketches.hll_sketch.deserialize(blob))
-        sketch = union.get_result(datasketches.tgt_hll_type.HLL_8)
-        for state in speed_states:
-            for value in state or ():
-                sketch.update(value)
-        return round(sketch.get_estimate())
+        return round(union_sketch(batch_values, speed_states).get_estimate())
     state = empty(metric)
     for value in (*batch_values, *speed_states):
         state = merge(metric, state, value if value is not None else empty(metric))
     return state
+
+
+def union_sketch(
+    batch_values: Iterable[bytes | None], speed_states: Iterable[Any]
+) -> datasketches.hll_sketch:
+    """The DataSketches HLL union of batch sketch binaries and speed-side raw values (distinct counts)."""
+    union = datasketches.hll_union(HLL_LG_K)
+    for blob in batch_values:
+        if blob:
+            union.update(datasketches.hll_sketch.deserialize(blob))
+    sketch = union.get_result(datasketches.tgt_hll_type.HLL_8)
+    for state in speed_states:
+        for value in state or ():
+            sketch.update(value)
+    return sketch
 
 
 def reach_milestone(state: dict[str, int | None], name: str, t: int | None) -> None:
@@ -148,4 +159,32 @@ def merge_milestones(*states: Mapping[str, int | None] | None) -> dict[str, int 
     for state in present[1:]:
         for name, t in state.items():
             reach_milestone(out, name, t)
+    return out
+
+
+Latest = tuple[int, int, str]
+"""A "latest" state: ``(event_time, offset, value)`` of the event that set the value last."""
+
+
+def latest(state: Latest | None, candidate: Latest | None) -> Latest | None:
+    """Latest by ``(event_time, offset)``: the greater pair wins (None, no value set, is the identity).
+
+    A monoid, commutative and idempotent, so batch ⊕ speed in any order and any grouping agree. The
+    offset breaks event-time ties in ingestion order: every event of a customer shares its key, hence its
+    partition, so two of its offsets always compare (equal pairs are one event, one value). Spark
+    computes the same order as ``MAX(STRUCT(event_time, offset, value))`` (``compile.SparkSql.latest``).
+    """
+    if state is None:
+        return candidate
+    if candidate is None:
+        return state
+    return candidate if (candidate[0], candidate[1]) > (state[0], state[1]) else state
+
+
+def merge_latest(*states: Mapping[str, Latest] | None) -> dict[str, Latest]:
+    """Per-name latest states (a customer's traits) merged name by name."""
+    out: dict[str, Latest] = {}
+    for state in states:
+        for name, value in (state or {}).items():
+            out[name] = latest(out.get(name), tuple(value))
     return out

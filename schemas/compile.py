@@ -124,6 +124,16 @@ class SparkSql(SqlDialect):
 
     engine = SPARK
 
+    def latest(self, time: str = "event_time", offset: str = "offset", value: str = "value") -> str:
+        """The latest-by-(event_time, offset) aggregate (``aggregates.latest``) as one struct: Spark
+        orders structs field by field, so the MAX is the row with the greatest (time, offset). The same
+        expression merges view rows, so a fold of two versions is this aggregate again."""
+        return f"MAX(STRUCT(`{time}` AS event_time, `{offset}` AS offset, `{value}` AS value))"
+
+    def trait_entries(self, column: str = "traits") -> str:
+        """An identify's traits JSON as (trait, value text) rows: ``schemas.traits.value_text`` per value."""
+        return f"EXPLODE(FROM_JSON(`{column}`, 'MAP<STRING, STRING>')) AS (trait, value)"
+
     def count_if(self, cond: str) -> str:
         return f"COUNT_IF({cond})"
 
@@ -206,6 +216,13 @@ class PinotSql(SqlDialect):
             raise UnsupportedAggregate(metric.name, f"{metric.aggregate} is rendered by aggregate()")
         self.refuse(metric)
         return self.ident(metric.column), self.predicate(metric.filter)
+
+    def identify_rows(self) -> tuple[list[tuple[str, str]], str]:
+        """(columns, predicate) of the identify rows whose traits fold into latest states in Python
+        (``speed.traits.fold_identify``, ``aggregates.latest``): Pinot has no struct MAX, and the rows
+        above W are few."""
+        columns = [(c, self.ident(c)) for c in ("event_time", "offset", "traits")]
+        return columns, f"{self.ident('event_type')} = 'identify' AND {self.ident('traits')} IS NOT NULL"
 
     def milestone_predicate(self, entity: Entity, name: str) -> str:
         return f"{self.ident('event_type')} = {_quote_str(entity.milestone(name).event_type)}"

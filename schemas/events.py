@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .topics import FAMILY_BY_TOPIC, TOPIC_BY_FAMILY, Family, record_key
+from .traits import MAX_TRAIT_TEXT, TRAITS_BY_NAME
 
 __all__ = [
     "BehavioralEvent",
@@ -276,6 +277,46 @@ def _json_properties(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _traits(value: dict[str, Any]) -> dict[str, Any]:
+    """``traits`` of an ``identify``: declared names only (``schemas.traits``), each value of its declared
+    type, normalised — a timestamp to UTC epoch ms, a number to a finite int or float; ``null`` is refused
+    (a trait is set, never unset, so its latest value is always a value)."""
+    out: dict[str, Any] = {}
+    for name, raw in value.items():
+        trait = TRAITS_BY_NAME.get(name) if isinstance(name, str) else None
+        if trait is None:
+            raise _fail(
+                "trait_unknown",
+                "{name} is not a declared trait (declared: {declared})",
+                name=_preview(name),
+                declared=", ".join(sorted(TRAITS_BY_NAME)),
+            )
+        if trait.type == "string" and isinstance(raw, str):
+            out[name] = _encodable(raw)
+            if not 1 <= len(raw) <= MAX_TRAIT_TEXT:
+                raise _fail(
+                    "trait_length", "{name}: 1 to {limit} characters", name=name, limit=MAX_TRAIT_TEXT
+                )
+        elif trait.type == "number" and isinstance(raw, int | float) and not isinstance(raw, bool):
+            if not (math.isfinite(raw) and abs(raw) < 2**53):
+                raise _fail("trait_type", "{name}: a number must be finite and below 2^53", name=name)
+            out[name] = raw
+        elif trait.type == "timestamp" and isinstance(raw, int | str) and not isinstance(raw, bool):
+            try:
+                out[name] = parse_utc_ms(raw)
+            except PydanticCustomError as exc:
+                raise _fail("trait_type", "{name}: {problem}", name=name, problem=exc.message()) from None
+        else:
+            raise _fail(
+                "trait_type",
+                "{name} is a {type} trait, not {kind}",
+                name=name,
+                type=trait.type,
+                kind=_kind(raw),
+            )
+    return out
+
+
 EpochMs = Annotated[
     int,
     BeforeValidator(parse_utc_ms),
@@ -382,19 +423,58 @@ class _EventBase(BaseModel):
 
 
 _AD_TYPES = frozenset({"ad_impression", "ad_click"})
+_ALIAS = frozenset({"alias"})
+_IDENTIFY = frozenset({"identify"})
+_TRAIT_VALUE_SCHEMA = {
+    "string": {"type": "string", "minLength": 1, "maxLength": MAX_TRAIT_TEXT},
+    "number": {"type": "number"},
+    "timestamp": EpochMs.__metadata__[1].json_schema,
+}
+_TRAITS_SCHEMA = {
+    "type": "object",
+    "properties": {t.name: _TRAIT_VALUE_SCHEMA[t.type] for t in TRAITS_BY_NAME.values()},
+    "additionalProperties": False,
+}
 
 
 class BehavioralEvent(_EventBase):
     family: ClassVar[Family] = Family.behavioral
-    required_on: ClassVar[dict[str, frozenset[str]]] = {"campaign_id": _AD_TYPES}
-    allowed_only_on: ClassVar[dict[str, frozenset[str]]] = {"campaign_id": _AD_TYPES, "cost": _AD_TYPES}
+    required_on: ClassVar[dict[str, frozenset[str]]] = {"campaign_id": _AD_TYPES, "previous_id": _ALIAS}
+    allowed_only_on: ClassVar[dict[str, frozenset[str]]] = {
+        "campaign_id": _AD_TYPES,
+        "cost": _AD_TYPES,
+        "previous_id": _ALIAS,
+        "traits": _IDENTIFY,
+    }
 
     event_type: Literal[
-        "session_start", "page_view", "app_event", "search", "add_to_cart", "ad_impression", "ad_click"
+        "session_start",
+        "page_view",
+        "app_event",
+        "search",
+        "add_to_cart",
+        "ad_impression",
+        "ad_click",
+        "alias",
+        "identify",
     ]
     session_id: Id128 | None = None
     campaign_id: Id128 | None = None
     cost: Money | None = Field(default=None, description="Advertiser spend for this ad event.")
+    previous_id: Id128 | None = Field(
+        default=None,
+        description="On alias: the id merged into customer_id (the id that survives); see schemas.identity.",
+    )
+
+    traits: Annotated[dict[str, Any], AfterValidator(_traits), WithJsonSchema(_TRAITS_SCHEMA)] | None = Field(
+        default=None, description="identify only: declared traits (schemas/traits.py) and their new values."
+    )
+
+    @model_validator(mode="after")
+    def _not_self_alias(self) -> BehavioralEvent:
+        if self.previous_id is not None and self.previous_id == self.customer_id:
+            raise ValueError("'previous_id' must differ from 'customer_id' (an id cannot merge into itself)")
+        return self
 
 
 _MONEY_TYPES = frozenset({"order_paid", "refund"})
@@ -570,6 +650,8 @@ ROW_COLUMNS: dict[str, str] = {
     "priority": "string",
     "promised_at": "int64",  # UTC epoch ms
     "properties": "string",  # JSON text
+    "previous_id": "string",  # alias: the id merged into customer_id
+    "traits": "string",  # JSON text of an identify's normalised traits
 }
 """Typed columns of one event, the same for all families (absent fields are null).
 
@@ -603,4 +685,6 @@ def to_row(event: Event) -> dict[str, Any]:
         "priority": get("priority"),
         "promised_at": get("promised_at"),
         "properties": None if event.properties is None else orjson.dumps(event.properties).decode(),
+        "previous_id": get("previous_id"),
+        "traits": None if get("traits") is None else orjson.dumps(get("traits")).decode(),
     }

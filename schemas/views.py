@@ -26,23 +26,29 @@ import orjson
 
 from .catalog import CATALOG, GRAIN_KEYS, Entity, Grain
 from .rfm import DIMENSIONS
+from .segments import SEGMENT_BASES
 
 __all__ = [
+    "ALIAS_EDGES",
     "CAMPAIGN_KEYS",
     "CAMPAIGN_STATS",
     "COHORT_COUNTS",
     "CUSTOMER_KEYS",
     "CUSTOMER_PROFILE",
     "CUSTOMER_TIMESERIES",
+    "CUSTOMER_TRAITS",
     "DERIVED_VIEWS",
     "ENTITY_STATES",
     "EVENT_VIEWS",
     "Gap",
     "HOUR",
+    "IDENTITY_COMPONENTS",
     "LIVE_WINDOW_CAP_MS",
     "ORDER_MONTHS",
     "RFM_CUTS",
     "RFM_THRESHOLDS",
+    "SEGMENT_MEMBERS",
+    "SEGMENT_STATS",
     "TENANT_KEYS",
     "VIEWS",
     "View",
@@ -176,6 +182,15 @@ ENTITY_STATES: dict[str, View] = {
 }
 """Per entity: the first time of each milestone, so durations straddling W finish after a merge."""
 
+CUSTOMER_TRAITS = View(
+    "customer_traits",
+    (*CUSTOMER_KEYS, "trait"),
+    ("event_time", "offset", "value"),
+    recompute_by=CUSTOMER_KEYS,
+)
+"""Per customer and trait: the latest ``identify`` setting it (``aggregates.latest``): its event time,
+its offset (ties) and the value text (``schemas.traits.value_text``)."""
+
 ORDER_MONTHS = View("customer_order_months", CUSTOMER_KEYS, ("first_month", "months"))
 """Per customer who ordered: the cohort month and the sorted months with an order (``schemas.cohorts``)."""
 COHORT_COUNTS = View("cohort_counts", (*TENANT_KEYS, "cohort"), ("size", "active"))
@@ -185,13 +200,40 @@ RFM_CUTS: dict[str, str] = {d: f"{d}_cuts" for d in DIMENSIONS}
 RFM_THRESHOLDS = View("rfm_thresholds", TENANT_KEYS, ("customers", *RFM_CUTS.values()))
 """Per tenant: the quintile cut points of R, F and M over its customers who ordered (``schemas.rfm``)."""
 
+ALIAS_EDGES = View(
+    "alias_edges",
+    (*CUSTOMER_KEYS, "previous_id"),
+    ("alias_time", "alias_event_id"),
+    recompute_by=CUSTOMER_KEYS,
+)
+"""Per (tenant, survivor, previous id): the latest alias between them by ``(event_time, event_id)``, the
+alias order of ``schemas.identity`` (the only alias of an edge a canonical id can depend on)."""
+IDENTITY_COMPONENTS = View("identity_components", CUSTOMER_KEYS, ("canonical", "ids", "refused"))
+"""Per id named by an alias below W: its component's canonical id, its number of ids and whether it is
+refused (over the cap). Cohorts and RFM count a component as one customer (``schemas.identity``)."""
+SEGMENT_KEYS = (*TENANT_KEYS, "by", "segment")
+SEGMENT_STATS = View("segment_stats", SEGMENT_KEYS, ("customers", *_names(SEGMENT_BASES)))
+"""Per tenant, segmentation and segment value (``schemas.segments``): its customers and, per segment
+base, the sum (counts, sums) or the HLL union (distinct counts) over them."""
+SEGMENT_MEMBERS = View("segment_members", (*SEGMENT_KEYS, CUSTOMER_KEYS[-1]), ())
+"""Who is in each segment below W: the drill-down's pages, and what a re-union reads."""
+
 EVENT_VIEWS: tuple[View, ...] = (
     CUSTOMER_PROFILE,
     CUSTOMER_TIMESERIES,
     CAMPAIGN_STATS,
     *ENTITY_STATES.values(),
+    ALIAS_EDGES,
+    CUSTOMER_TRAITS,
 )
-DERIVED_VIEWS: tuple[View, ...] = (ORDER_MONTHS, COHORT_COUNTS, RFM_THRESHOLDS)
+DERIVED_VIEWS: tuple[View, ...] = (
+    ORDER_MONTHS,
+    COHORT_COUNTS,
+    RFM_THRESHOLDS,
+    IDENTITY_COMPONENTS,
+    SEGMENT_STATS,
+    SEGMENT_MEMBERS,
+)
 VIEWS: dict[str, View] = {v.name: v for v in (*EVENT_VIEWS, *DERIVED_VIEWS)}
 
 

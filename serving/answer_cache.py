@@ -28,6 +28,10 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every entry (an erasure: no answer that held the customer may be served again)."""
+        self._entries.clear()
+
     def get(self, index: BatchIndex, key: Any, version: object) -> Any | None:
         entry = self._entries.get(key) if index is self._index else None
         if entry is None or entry[0] != version:

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import private_files
+from lambdalytics.infra import private_files
+
 from .auth import ALL_SCOPES, KEY_PREFIX  # a named key looks like the tenant key: no page ever takes one
 
 __all__ = ["ALL_SCOPES", "ApiKey", "ApiKeys"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import private_files
+from lambdalytics.infra import private_files
 
 __all__ = ["ACTIONS", "AuditLog", "Entry"]
 

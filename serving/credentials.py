@@ -2,22 +2,19 @@
 branding store. All of it lives in ``$DATA_DIR/run``, so every worker (and ``lambdalytics up``, which
 prints the demo keys) opens the same credentials without a speed store or a batch view.
 
-Secrets pass one rule, :func:`weakness`, wherever they come from (configured, or a generated file read
-back): an empty admin token would match an empty bearer token (``compare_digest(b"", b"")`` is true)
-and a short HS256 key can be brute-forced offline from one token. ``prod`` also refuses to generate one.
+Secrets pass one rule, :func:`~lambdalytics.infra.secret_keys.weakness` (``infra.secret_keys``).
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
-
+from lambdalytics.infra import private_files
+from lambdalytics.infra.secret_keys import MIN_SECRET_CHARS, WeakSecret, weakness
+from lambdalytics.infra.secret_keys import configured_secret as _secret
 from lambdalytics.infra.settings import Settings
 
-from . import private_files
 from .api_keys import ApiKeys
 from .audit import AuditLog
 from .auth import TenantRegistry, TokenSigner
@@ -27,47 +24,6 @@ from .sessions import Sessions
 from .users import Users
 
 __all__ = ["MIN_SECRET_CHARS", "Credentials", "WeakSecret", "weakness"]
-
-MIN_SECRET_CHARS = 32
-"""HS256 wants a key at least as long as its hash (RFC 7518 §3.2): 32 bytes; PyJWT warns below it."""
-MIN_DISTINCT_CHARS = 8
-"""A floor against placeholders such as ``"s" * 32``; a generated secret has about 30."""
-
-
-class WeakSecret(RuntimeError):
-    """A secret the server refuses to start with; the message says which and how to fix it."""
-
-
-def weakness(secret: str) -> str | None:
-    """Why ``secret`` is too weak to guard anything, or None. The one rule for every secret."""
-    if not secret:
-        return "is empty"
-    if len(secret) < MIN_SECRET_CHARS:
-        return f"is shorter than {MIN_SECRET_CHARS} characters"
-    if len(set(secret)) < MIN_DISTINCT_CHARS:
-        return f"has fewer than {MIN_DISTINCT_CHARS} distinct characters"
-    return None
-
-
-def _secret(settings: Settings, name: str, value: SecretStr | None) -> str:
-    """A configured secret, or (dev only) one generated once, atomically, into the data dir."""
-    variable = f"LAMBDALYTICS_{name.upper()}"
-    if value is not None:
-        secret = value.get_secret_value()
-        if problem := weakness(secret):
-            raise WeakSecret(
-                f"{variable} {problem}; use e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-                + ("" if settings.env == "prod" else ", or unset it to have one generated (dev)")
-            )
-        return secret
-    if settings.env == "prod":
-        raise WeakSecret(f"{variable} must be set when LAMBDALYTICS_ENV=prod")
-    path = Path(settings.data_dir) / "run" / f"{name}.secret"
-    secret = private_files.create_once(path, secrets.token_urlsafe(32)).strip()
-    if problem := weakness(secret):
-        raise WeakSecret(f"{path} {problem}; delete it to have a new one generated, or set {variable}")
-    return secret
-
 
 @dataclass(frozen=True)
 class Credentials:

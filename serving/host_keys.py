@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from . import private_files
+from lambdalytics.infra import private_files
 
 __all__ = ["MAX_LIFETIME_SECONDS", "HostKey", "HostKeyError", "HostKeys", "KidTaken"]
 

@@ -22,7 +22,9 @@ import pyarrow as pa
 from lambdalytics.batch.writer import Manifest
 from lambdalytics.infra.serving_store import ServingStore, StoreBroken, build, store_path
 from lambdalytics.schemas.cohorts import CohortCounts
-from lambdalytics.schemas.views import VIEWS, Watermark
+from lambdalytics.schemas.identity import Alias
+from lambdalytics.schemas.registered import REGISTERED_PROFILE
+from lambdalytics.schemas.views import Watermark
 
 __all__ = ["BatchIndex"]
 
@@ -43,6 +45,12 @@ class BatchIndex:
         return self.manifest.watermark if self.manifest else {}
 
     @property
+    def registered(self) -> frozenset[str]:
+        """The registered metrics this version holds (backfilled into its registered profile view)."""
+        view = self.store.registered.get(REGISTERED_PROFILE) if self.store else None
+        return frozenset(view.values) if view else frozenset()
+
+    @property
     def version(self) -> int:
         return self.manifest.batch_version if self.manifest else 0
 
@@ -61,7 +69,7 @@ class BatchIndex:
                 return cls(manifest, ServingStore.open(path))
             except StoreBroken as exc:
                 log.warning("%s: rebuilding it from the Delta views", exc)
-        tables = {name: manifest.table(data_dir, name).to_pyarrow_table() for name in VIEWS}
+        tables = {name: manifest.table(data_dir, name).to_pyarrow_table() for name in manifest.views}
         return cls(manifest, ServingStore.open(build(path, tables)))
 
     @classmethod
@@ -104,6 +112,10 @@ class BatchIndex:
         """The batch states of these (customer, id) entities; absent ones are not in the batch."""
         return self.store.entity_states(entity, tenant, keys) if self.store else {}
 
+    def alias_edges(self, tenant: str, customers: Iterable[str]) -> set[Alias]:
+        """The alias edges below W naming one of these ids."""
+        return self.store.alias_edges(tenant, customers) if self.store else set()
+
     def order_months_of(self, tenant: str, customers: Iterable[str]) -> dict[str, frozenset[int]]:
         """The batch order months of these customers; absent ones had no order below W."""
         return self.store.order_months_of(tenant, customers) if self.store else {}
@@ -126,3 +138,15 @@ class BatchIndex:
 
     def rfm_cuts(self, tenant: str) -> dict[str, list[float]] | None:
         return self.store.rfm_cuts(tenant) if self.store else None
+
+    def customer_traits(self, tenant: str, customers: Iterable[str]) -> dict[str, dict[str, tuple]]:
+        """The batch latest-trait states of these customers; absent ones set no trait below W."""
+        return self.store.customer_traits(tenant, customers) if self.store else {}
+
+    def segments(self, tenant: str, by: str) -> dict[str, dict[str, Any]]:
+        return self.store.segments(tenant, by) if self.store else {}
+
+    def segment_members(
+        self, tenant: str, by: str, segment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        return self.store.segment_members(tenant, by, segment, after=after, limit=limit) if self.store else []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lambdalytics.batch.writer import read_manifest
@@ -39,6 +40,7 @@ class BatchLoader:
         self.loaded_once = False
         self.last_error: str | None = None
         self._refreshing = threading.Lock()
+        self.after_poll: Callable[[], None] | None = None  # e.g. applying pending erasures (serving.erasure)
         self.worker = Supervised("batch-loader", self._poll)
 
     def current(self) -> BatchIndex:
@@ -96,3 +98,5 @@ class BatchLoader:
         it in ``/readyz`` and polls again after its backoff; the loaded version keeps serving meanwhile."""
         while not stop.wait(self.poll_seconds):
             self.refresh()
+            if self.after_poll is not None:
+                self.after_poll()

@@ -21,9 +21,12 @@ from .api.routes import (
     campaigns,
     cohorts,
     customers,
+    erasures,
     events,
     keys,
     live,
+    quality,
+    segments,
     stream,
     system,
     web,
@@ -39,7 +42,7 @@ from .state import ServingState
 
 __all__ = ["create_app"]
 
-HOT = (customers, campaigns, live, cohorts)
+HOT = (customers, campaigns, live, cohorts, segments)
 """The routers of polled reads: included first, and their routes are the hot lane's."""
 
 
@@ -61,7 +64,8 @@ def create_app(state: ServingState) -> FastAPI:
     app.state.auth_failures = RateLimiter(AUTH_FAILURES_PER_S, AUTH_FAILURE_BURST)  # per client address
     app.state.sign_in_accounts = RateLimiter(SIGN_IN_ACCOUNT_PER_S, SIGN_IN_ACCOUNT_BURST)  # per email
     app.state.sign_in_addresses = RateLimiter(SIGN_IN_ADDRESS_PER_S, SIGN_IN_ADDRESS_BURST)  # per client
-    for module in (*HOT, stream, system, events, admin, accounts, keys, audit, branding, web):  # polled first
+    routers = (*HOT, stream, system, events, admin, quality, accounts, keys, audit, erasures, branding, web)
+    for module in routers:  # polled first
         for route in api_routes(module.router.routes):
             publish(route)  # each route's Access declaration, as ``x-admits`` in OpenAPI
         app.include_router(module.router)

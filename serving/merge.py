@@ -3,7 +3,9 @@
 Every answer is computed from a single (batch index, W) snapshot: the batch view covers offsets < W,
 the speed store is asked for offsets >= W, base states are merged with ``schemas.aggregates``, and only
 then are derived metrics, durations, RFM scores and cohort shares computed — from catalog definitions
-and the analyses in ``schemas.rfm`` / ``schemas.cohorts``. If the speed
+and the analyses in ``schemas.rfm`` / ``schemas.cohorts``. A customer is its identity component
+(``schemas.identity``, edges from both sides via ``serving.identity``): its ids' states are merged like
+the two sides are, and cohorts count a component once. If the speed
 store cannot cover W (it dropped blocks because a newer batch version was swapped in mid-request), the
 answer is recomputed once from the new snapshot; a second failure propagates (503, fail closed).
 """
@@ -14,14 +16,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lambdalytics.schemas import aggregates, rfm
-from lambdalytics.schemas.catalog import CATALOG, Grain, finalize
+from lambdalytics.schemas import aggregates, rfm, segments
+from lambdalytics.schemas.catalog import (
+    CATALOG,
+    TRAITS_BY_NAME,
+    Aggregate,
+    Catalog,
+    Grain,
+    finalize,
+    show_trait,
+)
+from lambdalytics.schemas.identity import Component
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
 from .answer_cache import AnswerCache
+from .identity import IdentityGraph
 from .index import BatchIndex
+from .served_metrics import MetricPending, pending
 
 __all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
+
+_NO_VALUE = segments.NO_VALUE
 
 
 class NotFound(LookupError):
@@ -43,6 +58,7 @@ class Merger:
         self.speed = speed
         self.profiles = AnswerCache(profile_cache)
         self.stale: Callable[[], str | None] | None = None  # why the speed side is stale, if it is
+        self._pending_at: tuple[tuple[int, int] | None, frozenset[str]] = (None, frozenset())
 
     def _with_snapshot(self, fn):
         if self.stale is not None and (reason := self.stale()):
@@ -52,42 +68,84 @@ class Merger:
         except CoverageError:
             return fn(self._index())  # a swap raced this request: the new snapshot covers it
 
+    # ------------------------------------------------------------------ identity
+
+    def component_ids(self, tenant: str, customer: str) -> list[str]:
+        """Every id merged with ``customer`` (itself included), batch and speed aliases together: what
+        erasing or reading the whole customer has to reach. ``[customer]`` when it has no alias or its
+        component is refused (over ``schemas.identity.MAX_COMPONENT_IDS``)."""
+        return self._with_snapshot(
+            lambda ix: list(IdentityGraph(ix, self.speed, tenant).component(customer).ids)
+        )
+
     # ------------------------------------------------------------------ customer
 
     def profile(self, tenant: str, customer: str, now_ms: int | None = None) -> dict[str, Any]:
+        """The merged customer's profile; ``identity`` says which ids it merges and its canonical id."""
         now_ms = now_ms or int(time.time() * 1000)
         return self._with_snapshot(lambda ix: self._profile(ix, tenant, customer, now_ms))
 
     def _profile(self, ix: BatchIndex, tenant: str, customer: str, now_ms: int) -> dict[str, Any]:
-        key = (tenant, customer)
-        version = self.speed.customer_version(tenant, customer)  # before computing: see AnswerCache
+        comp = IdentityGraph(ix, self.speed, tenant).component(customer)
+        key = (tenant, comp.ids)
+        versions = [self.speed.customer_version(tenant, i) for i in comp.ids]  # before computing
+        version = None if None in versions else tuple(versions)
         cached = None if version is None else self.profiles.get(ix, key, version)
         if cached is None:
-            cached = self._profile_at(ix, tenant, customer)
+            cached = self._profile_at(ix, tenant, comp)
             if version is not None:
                 self.profiles.put(ix, key, version, cached)
-        metrics, scores, last_order = cached
+        metrics, scores, last_order, traits = cached
         recency = rfm.recency_days(last_order, now_ms) if last_order is not None else None
-        return {"metrics": metrics, "rfm": {"recency_days": recency, **scores}}
-
-    def _profile_at(self, ix: BatchIndex, tenant: str, customer: str) -> tuple[dict, dict, int | None]:
-        """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order)."""
-        w = ix.watermark
-        batch = ix.profile(tenant, customer)
-        speed = self.speed.customer(tenant, customer, w)
-        if batch is None and not speed.get("events_total"):
-            raise NotFound(customer)
-        raw = {
-            m.name: aggregates.merge_with_batch(m, (batch or {}).get(m.name), speed.get(m.name))
-            for m in CATALOG.bases(Grain.customer)
+        return {
+            "metrics": metrics,
+            "rfm": {"recency_days": recency, **scores},
+            "identity": _identity(comp),
+            "traits": traits,
         }
-        raw = CATALOG.derive(Grain.customer, raw)
+
+    def _pending(self, ix: BatchIndex) -> frozenset[str]:
+        """Registered metrics this snapshot cannot answer exactly (``serving.served_metrics``), per version."""
+        if self._pending_at[0] != (ix.version, id(self.speed.catalog)):
+            self._pending_at = (
+                (ix.version, id(self.speed.catalog)),
+                pending(self.speed.catalog, ix.registered),
+            )
+        return self._pending_at[1]
+
+    def _profile_at(
+        self, ix: BatchIndex, tenant: str, comp: Component
+    ) -> tuple[dict, dict, int | None, dict]:
+        """Everything of a profile that does not depend on the clock: (metrics, RFM scores, last order,
+        latest traits — the latest over every id of the component)."""
+        w = ix.watermark
+        catalog, skip = self.speed.catalog, self._pending(ix)  # built-in plus registered metrics
+        batch = [b for i in comp.ids if (b := ix.profile(tenant, i)) is not None]
+        speed = [self.speed.customer(tenant, i, w) for i in comp.ids]
+        if not batch and not any(s.get("events_total") for s in speed):
+            raise NotFound(comp.canonical)
+        raw = {
+            m.name: aggregates.merge_all(m, [b.get(m.name) for b in batch], [s.get(m.name) for s in speed])
+            for m in catalog.bases(Grain.customer)
+        }
+        raw = catalog.derive(Grain.customer, raw)
         for entity, metrics in CATALOG.entity_metrics(Grain.customer).items():
-            states = self._customer_entities(ix, tenant, customer, entity)
+            states = [s for i in comp.ids for s in self._customer_entities(ix, tenant, i, entity)]
             for m in metrics:
                 raw[m.name] = m.compute(states)  # customer-grain entity metrics are not windowed
-        metrics = {m.name: finalize(m, raw[m.name]) for m in CATALOG.at(Grain.customer, public_only=True)}
-        return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC]
+        metrics = {
+            m.name: finalize(m, raw[m.name])
+            for m in catalog.at(Grain.customer, public_only=True)
+            if m.name not in skip
+        }
+        latest = self._traits(ix, tenant, comp.ids)
+        traits = {name: show_trait(TRAITS_BY_NAME[name], s[2]) for name, s in sorted(latest.items())}
+        return metrics, self._rfm_scores(ix, tenant, raw), raw[rfm.R_METRIC], traits
+
+    def _traits(self, ix: BatchIndex, tenant: str, ids) -> dict[str, aggregates.Latest]:
+        batch = ix.customer_traits(tenant, list(ids))
+        speed = [self.speed.customer_traits(tenant, i, ix.watermark) for i in ids]
+        return aggregates.merge_latest(*(batch.get(i) for i in ids), *speed)
 
     def _customer_entities(self, ix: BatchIndex, tenant: str, customer: str, entity: str):
         batch = ix.customer_entities(entity, tenant, customer)
@@ -114,45 +172,59 @@ class Merger:
     @staticmethod
     def _buckets(
         grain: Grain,
-        batch_hours: dict[int, dict],
-        speed_hours: dict[int, dict],
+        batch_hours: list[dict[int, dict]],
+        speed_hours: list[dict[int, dict]],
         start_ms: int,
         end_ms: int,
         bucket_ms: int,
         names: list[str],
+        catalog: Catalog = CATALOG,
     ) -> list[tuple[int, dict]]:
+        """Hours of any number of keys (a component's ids) on each side, merged per bucket."""
         grouped: dict[int, tuple[list, list]] = {}
-        for hours, side in ((batch_hours, 0), (speed_hours, 1)):
-            for hour, values in hours.items():
-                if start_ms <= hour < end_ms:
-                    grouped.setdefault(hour - hour % bucket_ms, ([], []))[side].append(values)
+        for side, per_key in enumerate((batch_hours, speed_hours)):
+            for hours in per_key:
+                for hour, values in hours.items():
+                    if start_ms <= hour < end_ms:
+                        grouped.setdefault(hour - hour % bucket_ms, ([], []))[side].append(values)
         out = []
         for bucket in sorted(grouped):
             b, s = grouped[bucket]
             raw = {
                 m.name: aggregates.merge_all(m, [v.get(m.name) for v in b], [v.get(m.name) for v in s])
-                for m in CATALOG.bases(grain)
-                if m.name in CATALOG.series(grain)
+                for m in catalog.bases(grain)
+                if m.name in catalog.series(grain)
             }
-            raw = CATALOG.derive(grain, raw)
-            out.append((bucket, {n: finalize(CATALOG[n], raw[n]) for n in names}))
+            raw = catalog.derive(grain, raw)
+            out.append((bucket, {n: finalize(catalog[n], raw[n]) for n in names}))
         return out
 
     def timeseries(
         self, tenant: str, customer: str, metric: str, start_ms: int, end_ms: int, bucket_ms: int
     ) -> list[tuple[int, Any]]:
-        if metric not in CATALOG.series(Grain.customer) or not CATALOG[metric].public:
+        catalog = self.speed.catalog  # built-in plus registered metrics
+        if metric not in catalog.series(Grain.customer) or not catalog[metric].public:
             raise UnknownMetric(metric)
 
         def run(ix: BatchIndex):
-            batch = ix.customer_hours(tenant, customer, start_ms, end_ms)
-            speed = self.speed.customer_hours(tenant, customer, ix.watermark, start_ms, end_ms)
-            known = ix.profile(tenant, customer) is not None or self.speed.customer(
-                tenant, customer, ix.watermark
-            ).get("events_total")
+            if metric in self._pending(ix):
+                raise MetricPending(
+                    f"{metric} is registered but batch version {ix.version} does not hold it yet: "
+                    f"run `lambdalytics batch backfill --metric {metric}`"
+                )
+            ids = IdentityGraph(ix, self.speed, tenant).component(customer).ids
+            batch = [ix.customer_hours(tenant, i, start_ms, end_ms) for i in ids]
+            speed = [self.speed.customer_hours(tenant, i, ix.watermark, start_ms, end_ms) for i in ids]
+            known = any(
+                ix.profile(tenant, i) is not None
+                or self.speed.customer(tenant, i, ix.watermark).get("events_total")
+                for i in ids
+            )
             if not known:
                 raise NotFound(customer)
-            points = self._buckets(Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric])
+            points = self._buckets(
+                Grain.customer, batch, speed, start_ms, end_ms, bucket_ms, [metric], catalog
+            )
             return [(ts, values[metric]) for ts, values in points]
 
         return self._with_snapshot(run)
@@ -170,8 +242,8 @@ class Merger:
             unknown = not batch and not speed and not ix.has_campaign(tenant, campaign)
             if unknown and not self.speed.campaign_hours(tenant, campaign, ix.watermark, 0, 2**62):
                 raise NotFound(campaign)
-            points = self._buckets(Grain.campaign, batch, speed, start_ms, end_ms, bucket_ms, names)
-            total = self._buckets(Grain.campaign, batch, speed, start_ms, end_ms, 2**62, names)
+            points = self._buckets(Grain.campaign, [batch], [speed], start_ms, end_ms, bucket_ms, names)
+            total = self._buckets(Grain.campaign, [batch], [speed], start_ms, end_ms, 2**62, names)
             if total:
                 totals = total[0][1]
             else:
@@ -212,20 +284,193 @@ class Merger:
         return self._with_snapshot(run)
 
     def cohorts(self, tenant: str, start_month: int | None, end_month: int | None) -> list[dict[str, Any]]:
-        """The batch cohort counts, corrected customer by customer for what the speed side saw after W.
+        """The batch cohort counts, corrected for what the speed side saw after W.
 
-        Costs the cohort table plus the customers with order months above W, never the tenant's history;
-        equal to ``schemas.cohorts.retention`` over the merged (batch ∪ speed) months of every customer.
+        The batch counted each of its components (aliases below W) once. The customers the speed side
+        touched — orders above W, or named by an alias above W — and everything merged with them, before
+        or after, are taken out as the batch grouped them and put back as merged components with their
+        merged months. Costs the cohort table plus those customers, never the tenant's history; equal
+        to ``schemas.cohorts.retention`` over the merged months of every merged customer.
         """
 
         def run(ix: BatchIndex):
             table = ix.cohorts(tenant)  # a fresh copy of the tenant's table
             speed = self.speed.order_months(tenant, ix.watermark)
-            batch = ix.order_months_of(tenant, speed)
-            for customer, extra in speed.items():
-                before = batch.get(customer, frozenset())
-                if not extra <= before:
-                    table.replace(set(before), before | extra)
+            graph = IdentityGraph(ix, self.speed, tenant, preload=True)
+            pending, seen, before, after = set(speed) | graph.speed_ids(), set(), set(), set()
+            while pending:  # close over both groupings: each id's batch and merged component
+                customer = pending.pop()
+                seen.add(customer)
+                b, m = graph.batch_component(customer).ids, graph.component(customer).ids
+                before.add(b)
+                after.add(m)
+                pending |= {*b, *m} - seen
+            batch = ix.order_months_of(tenant, seen)
+            for ids in before:
+                table.add(set().union(*(batch.get(i, ()) for i in ids)), -1)
+            for ids in after:
+                table.add(set().union(*(batch.get(i, ()) for i in ids), *(speed.get(i, ()) for i in ids)))
             return table.retention(start=start_month, end=end_month)
 
         return self._with_snapshot(run)
+
+    # ------------------------------------------------------------------ segments
+
+    def segments(self, tenant: str, by: str, metric: str) -> list[dict[str, Any]]:
+        """Per segment of ``by``: its customers and ``metric``, from the batch segment table corrected
+        customer by customer for those the speed side touched after W (take their batch state out of
+        their batch segment, put their merged state into their merged one — a trait set above W moves
+        the customer). Counts and sums subtract; a distinct count's segment left by a customer is
+        re-unioned from its members' sketches (the one cost that follows a segment's size).
+        """
+        segments.segmentation(by)
+        bases = [CATALOG[b] for b in segments.segment_metric(metric)]
+
+        def run(ix: BatchIndex):
+            table = {seg: dict(row) for seg, row in ix.segments(tenant, by).items()}
+            moves = self._segment_moves(ix, tenant, by)
+            extra: dict[str, dict[str, list]] = {}  # segment -> distinct base -> speed sets / sketches
+            left: dict[str, set[str]] = {}  # segment -> customers who left it
+            for customer, (before, after, batch, speed) in moves.items():
+                if before is not None:
+                    _add(table, before, batch, bases, -1)
+                _add(table, after, {b.name: _merged(b, batch, speed) for b in bases}, bases, 1)
+                for b in (b for b in bases if b.aggregate is Aggregate.hll_distinct):
+                    into = extra.setdefault(after, {}).setdefault(b.name, [])
+                    into.append(set((speed or {}).get(b.name) or ()))
+                    if before != after:
+                        into.append((batch or {}).get(b.name))
+                if before is not None and before != after:
+                    left.setdefault(before, set()).add(customer)
+            out = []
+            for seg, row in table.items():
+                if row["customers"] <= 0:
+                    continue
+                raw = {}
+                for b in bases:
+                    if b.aggregate is not Aggregate.hll_distinct:
+                        raw[b.name] = row.get(b.name)
+                        continue
+                    sketches = (
+                        [row.get(b.name)]
+                        if seg not in left
+                        else self._members_sketches(ix, tenant, by, seg, b.name, exclude=left[seg])
+                    )
+                    added = extra.get(seg, {}).get(b.name, [])
+                    sketches += [x for x in added if isinstance(x, bytes)]
+                    sets = [x for x in added if isinstance(x, set)]
+                    raw[b.name] = round(aggregates.union_sketch(sketches, sets).get_estimate())
+                value = CATALOG.derive(Grain.customer, raw)[metric]
+                out.append(
+                    {
+                        "key": seg,
+                        "segment": _shown(by, seg),
+                        "customers": row["customers"],
+                        "value": finalize(CATALOG[metric], value),
+                    }
+                )
+            out.sort(key=lambda r: (r["key"] == _NO_VALUE, r["key"]))
+            return out
+
+        return self._with_snapshot(run)
+
+    def segment_customers(
+        self, tenant: str, by: str, key: str, *, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """One merged segment's customers in id order after the cursor ``after``: the batch members'
+        page without those who left, with those who joined after W; (page, next cursor or None)."""
+        segments.segmentation(by)
+
+        def run(ix: BatchIndex):
+            moves = self._segment_moves(ix, tenant, by)
+            gone = {c for c, (before, after_, *_) in moves.items() if before == key and after_ != key}
+            joined = sorted(c for c, (before, after_, *_) in moves.items() if after_ == key and before != key)
+            batch = ix.segment_members(tenant, by, key, after=after, limit=limit + len(gone) + 1)
+            page = sorted(
+                {c for c in batch if c not in gone} | {c for c in joined if after is None or c > after}
+            )
+            if len(batch) == limit + len(gone) + 1:  # the batch page may stop short of later joiners
+                page = [c for c in page if c <= batch[-1]]
+            more = len(page) > limit
+            page = page[:limit]
+            return page, (page[-1] if more and page else None)
+
+        return self._with_snapshot(run)
+
+    def _segment_moves(self, ix: BatchIndex, tenant: str, by: str) -> dict[str, tuple]:
+        """Per customer touched after W: (batch segment or None if not in the batch, merged segment,
+        batch raw bases, speed raw bases)."""
+        w = ix.watermark
+        touched = sorted(self.speed.touched_customers(tenant, w))
+        if not touched:
+            return {}
+        cuts = ix.rfm_cuts(tenant)
+        batch_traits = ix.customer_traits(tenant, touched)
+        months = ix.order_months_of(tenant, touched) if by == "cohort" else {}
+        speed_months = self.speed.order_months(tenant, w) if by == "cohort" else {}
+        out = {}
+        for customer in touched:
+            batch = ix.profile(tenant, customer)
+            speed = self.speed.customer(tenant, customer, w)
+            bt = batch_traits.get(customer, {})
+            merged_traits = aggregates.merge_latest(bt, self.speed.customer_traits(tenant, customer, w))
+            bm = set(months.get(customer, ()))
+            before = None
+            if batch is not None:
+                before = segments.segment_of(
+                    by,
+                    traits=bt,
+                    raw=CATALOG.derive(Grain.customer, dict(batch)),
+                    first_month=min(bm, default=None),
+                    cuts=cuts,
+                )
+            raw = {
+                m.name: aggregates.merge_with_batch(m, (batch or {}).get(m.name), speed.get(m.name))
+                for m in CATALOG.bases(Grain.customer)
+            }
+            after = segments.segment_of(
+                by,
+                traits=merged_traits,
+                raw=CATALOG.derive(Grain.customer, raw),
+                first_month=min(bm | speed_months.get(customer, set()), default=None),
+                cuts=cuts,
+            )
+            out[customer] = (before, after, batch, speed)
+        return out
+
+    @staticmethod
+    def _members_sketches(ix: BatchIndex, tenant: str, by: str, seg: str, base: str, *, exclude: set[str]):
+        return [
+            (ix.profile(tenant, c) or {}).get(base)
+            for c in ix.segment_members(tenant, by, seg)
+            if c not in exclude
+        ]
+
+
+def _merged(metric, batch: dict | None, speed: dict | None):
+    """A customer's merged additive base (distinct bases are unioned per segment, not here)."""
+    if metric.aggregate is Aggregate.hll_distinct:
+        return None
+    return aggregates.merge_with_batch(metric, (batch or {}).get(metric.name), (speed or {}).get(metric.name))
+
+
+def _add(table: dict[str, dict], seg: str, values: dict | None, bases, sign: int) -> None:
+    """Count one customer's additive bases into (``sign=1``) or out of (``-1``) one segment's row."""
+    row = table.setdefault(seg, {"customers": 0})
+    row["customers"] += sign
+    for b in bases:
+        if b.aggregate is not Aggregate.hll_distinct:
+            row[b.name] = (row.get(b.name) or 0) + sign * ((values or {}).get(b.name) or 0)
+
+
+def _shown(by: str, key: str):
+    """A segment key as the answer shows it: null for no value, a trait as its type shows it."""
+    if key == _NO_VALUE:
+        return None
+    if by.startswith("trait:"):
+        return show_trait(TRAITS_BY_NAME[by.removeprefix("trait:")], key)
+    return key
+
+
+def _identity(comp: Component) -> dict[str, Any]:
+    return {"canonical": comp.canonical, "ids": list(comp.ids), "refused": comp.refused}

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import private_files
+from lambdalytics.infra import private_files
 
 __all__ = ["Session", "Sessions"]
 

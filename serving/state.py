@@ -17,8 +17,10 @@ from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.speed.store import SpeedStore
 
 from .credentials import Credentials
+from .erasure import Erasures
 from .loader import BatchLoader
 from .merge import Merger
+from .quality import QualitySource
 from .streams import LiveStreams
 from .telemetry import Telemetry
 
@@ -45,6 +47,8 @@ class ServingState:
     merger: Merger = field(init=False)
     telemetry: Telemetry = field(init=False)
     runs: BatchRuns = field(init=False)
+    erasures: Erasures = field(init=False)  # DELETE /v1/customers/{id}; pending ones applied on each poll
+    quality: QualitySource = field(init=False)  # the archiver's quality ledger (GET /v1/quality)
     streams: LiveStreams = field(init=False)  # GET /v1/live/stream
     workers: list[Supervised] = field(init=False)  # the loader's, and the speed consumer's when embedded
     reads_block: bool = field(
@@ -56,6 +60,7 @@ class ServingState:
 
     def __post_init__(self) -> None:
         self.credentials = Credentials.open(self.settings)
+        self.quality = QualitySource(self.settings.data_dir)
         self.loader = BatchLoader(
             Path(self.settings.data_dir), self.speed, poll_seconds=self.settings.batch_poll_seconds
         )
@@ -75,8 +80,11 @@ class ServingState:
             dead_lettered=self.dead_lettered,
             workers=lambda: self.workers,
             streams=self.streams,
+            quality=self.quality,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
+        self.erasures = Erasures(self.settings, self.speed, self.merger.profiles, self.merger.component_ids)
+        self.loader.after_poll = self.erasures.sync
         self.reads_block = self.speed.reads_block
         self.produce_pool = ThreadPoolExecutor(PRODUCE_THREADS, thread_name_prefix="produce")
 
@@ -97,6 +105,8 @@ class ServingState:
     def close(self) -> None:
         self.loader.stop()
         self.credentials.close()
+        self.erasures.close()
+        self.quality.close()
         self.produce_pool.shutdown(wait=False, cancel_futures=True)
         if self._producer is not None:
             self._producer.close()

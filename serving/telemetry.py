@@ -1,6 +1,6 @@
 """One worker's Prometheus registry: the request-latency histogram the hot lane observes, and collectors
-that read the speed store, the batch loader, the profile cache, the dead-letter counts and the supervised
-workers at scrape time
+that read the speed store, the batch loader, the profile cache, the dead-letter counts, the quality
+ledger and the supervised workers at scrape time
 (nothing to keep up to date on the request path)."""
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lambdalytics.infra.erasures import ERASED_EVENTS_SKIPPED
+from lambdalytics.infra.quality_ledger import UNKNOWN_TENANT
 from lambdalytics.infra.supervisor import Supervised, WorkerMetrics
+from lambdalytics.schemas.catalog.quality import DEAD_LETTER_PREFIX, UNKNOWN_TENANT_LABEL
 from lambdalytics.speed.store import SpeedStore
 
 from .answer_cache import AnswerCache
 from .loader import BatchLoader
+from .quality import LedgerMissing, QualitySource
 from .streams import LiveStreams
 
 __all__ = ["Telemetry"]
@@ -86,6 +90,53 @@ class _ProfileCacheCollector(Collector):
         )
 
 
+_QUALITY_COUNTERS = {
+    "records": "Valid records that arrived",
+    "duplicates": "Valid records that were a later copy of an event_id",
+    "late": "Valid records whose Kafka timestamp is over the lateness threshold after event_time",
+    "orders": "Orders (first copies)",
+    "attributed_orders": "Orders carrying a campaign_id (first copies)",
+}
+
+
+class _QualityCollector(Collector):
+    """The quality ledger's all-time counters per tenant (rates are PromQL: ``rate(duplicates) /
+    rate(records)``). Series: tenants × (5 counters + dead-letter reasons seen + topics); reasons and
+    topics are closed sets, so the count grows with tenants only (docs/metrics.md "Data quality")."""
+
+    def __init__(self, source: QualitySource):
+        self.source = source
+
+    def collect(self):
+        try:
+            ledger = self.source.ledger()
+        except LedgerMissing:
+            return
+        families = {
+            name: CounterMetricFamily(f"lambdalytics_quality_{name}", help_, labels=["tenant"])
+            for name, help_ in _QUALITY_COUNTERS.items()
+        }
+        dead = CounterMetricFamily(
+            "lambdalytics_quality_dead_letters", "Dead-lettered records", labels=["tenant", "reason"]
+        )
+        for (tenant, counter), n in sorted(ledger.totals().items()):
+            label = tenant if tenant != UNKNOWN_TENANT else UNKNOWN_TENANT_LABEL
+            if counter.startswith(DEAD_LETTER_PREFIX):
+                dead.add_metric([label, counter[len(DEAD_LETTER_PREFIX) :]], n)
+            elif counter in families:
+                families[counter].add_metric([label], n)
+        last = GaugeMetricFamily(
+            "lambdalytics_quality_last_event_timestamp_seconds",
+            "Kafka timestamp of the newest valid record, per tenant and topic",
+            labels=["tenant", "topic"],
+        )
+        for (tenant, topic), ms in sorted(ledger.all_last_events().items()):
+            last.add_metric([tenant, topic], ms / 1000)
+        yield from families.values()
+        yield dead
+        yield last
+
+
 class _StreamCollector(Collector):
     def __init__(self, streams: LiveStreams):
         self.streams = streams
@@ -114,6 +165,7 @@ class Telemetry:
         dead_lettered: Callable[[], Mapping[str, int]] | None = None,
         workers: Callable[[], list[Supervised]] = list,
         streams: LiveStreams | None = None,
+        quality: QualitySource | None = None,
     ):
         self.registry = CollectorRegistry()
         self.request_latency = Histogram(
@@ -124,10 +176,13 @@ class Telemetry:
             buckets=LATENCY_BUCKETS,
         )
         self.registry.register(_ServingCollector(speed, loader, dead_lettered))
+        self.registry.register(ERASED_EVENTS_SKIPPED)  # counted by this process's archiver and consumer
         self.registry.register(_ProfileCacheCollector(profiles))
         self.registry.register(WorkerMetrics(workers))
         if streams is not None:
             self.registry.register(_StreamCollector(streams))  # restarts and up, per supervised worker
+        if quality is not None:
+            self.registry.register(_QualityCollector(quality))
 
     def scrape(self) -> bytes:
         """The Prometheus text exposition of everything above."""

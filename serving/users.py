@@ -31,7 +31,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from . import private_files
+from lambdalytics.infra import private_files
 
 __all__ = ["ROLES", "AccountError", "User", "Users"]
 

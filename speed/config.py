@@ -67,6 +67,11 @@ class EmbeddedStoreConfig(_StoreConfig):
         description="The archiver's event-id index (<data_dir>/event_index): dedup is exact beyond any "
         "window, and a W the index does not cover is refused.",
     )
+    registered_metrics: Path | None = Field(
+        None,
+        description="The data folder whose registered catalog (<data_dir>/catalog) the store aggregates "
+        "besides the built-in one, as registered when the store opens; None: the built-in catalog only.",
+    )
 
 
 class PinotConfig(_StoreConfig):
@@ -122,5 +127,7 @@ def store_config(settings: Settings) -> EmbeddedStoreConfig | PinotConfig:
     if settings.speed_store == "pinot":
         return PinotConfig(broker_url=settings.pinot_broker_url, controller_url=settings.pinot_controller_url)
     return EmbeddedStoreConfig(
-        block_size=settings.block_size, event_index=event_index_path(settings.data_dir)
+        block_size=settings.block_size,
+        event_index=event_index_path(settings.data_dir),
+        registered_metrics=settings.data_dir,
     )

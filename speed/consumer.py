@@ -52,6 +52,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
+from lambdalytics.infra.erasures import ErasureList
 from lambdalytics.infra.kafka_io import EventDecoder, client_bytes
 from lambdalytics.infra.supervisor import Supervised
 from lambdalytics.schemas.events import ContractViolation
@@ -96,8 +97,10 @@ class SpeedConsumer:
         metadata: Metadata = topic_partitions,
         stale_after_s: float = 5.0,
         epochs: EpochTable | None = None,
+        erasures: ErasureList | None = None,
     ):
         self.store = store
+        self.erasures = erasures  # events of erased customers are consumed, never counted (infra.erasures)
         self.bootstrap = bootstrap
         self.watermark = watermark or {}
         self.from_time_ms = from_time_ms
@@ -320,7 +323,7 @@ class SpeedConsumer:
         below its end fail closed until a batch W passes it — and is counted as ``internal_error``.
         """
         row = self.decoder.row(record)
-        if row is None:
+        if row is None or (self.erasures is not None and self.erasures.skips(row)):
             self.store.skip(record.topic, record.partition, offset)
             return
         try:

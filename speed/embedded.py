@@ -40,15 +40,20 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lambdalytics.infra import metric_registry
 from lambdalytics.infra.event_index import EventIndex, Position
 from lambdalytics.schemas import aggregates
+from lambdalytics.schemas.aggregates import Latest
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import Gap, at_or_above, block_of, cut_mismatch
 
+from .aliases import AliasEdges, alias_of
 from .config import DEDUP_WINDOW_MS
 from .layout import Row, RowLayout
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
+from .traits import TraitStates
 
 __all__ = ["EmbeddedSpeedStore"]
 
@@ -64,12 +69,16 @@ INDEX_RETRY_S = 1.0  # an index not created yet is looked for again at most this
 
 class _Customer:
     """One customer's state: a profile row per cell (block, event-time hour) — the profile folds them
-    all, a series the hours asked for —, its entities' milestones per block, and a generation."""
+    all, a series the hours asked for —, its entities' milestones per block, its own campaign rows per
+    (campaign, cell) (an erasure re-folds a campaign cell from the other customers' shares: a monoid
+    fold, exact for every aggregate kind, where a min, a max or a distinct set cannot be un-merged),
+    and a generation."""
 
-    __slots__ = ("cells", "entities", "gen")
+    __slots__ = ("cells", "entities", "gen", "shares")
 
     def __init__(self) -> None:
         self.cells: dict[int, Row] = {}  # cell id -> row of every customer-grain base
+        self.shares: dict[tuple[str, int], Row] | None = None  # (campaign, cell id) -> campaign row
         self.entities: dict[tuple[str, str], dict[Block, Milestones]] | None = None  # (entity, id) ->
         self.gen = 0
 
@@ -84,6 +93,7 @@ class EmbeddedSpeedStore(SpeedStore):
         block_size: int,
         dedup_window_ms: int = DEDUP_WINDOW_MS,
         event_index: str | Path | None = None,
+        registered_metrics: str | Path | None = None,
     ):
         self.block_size = block_size
         self.dedup_window_ms = dedup_window_ms
@@ -93,8 +103,11 @@ class EmbeddedSpeedStore(SpeedStore):
         self._index: EventIndex | None = None
         self._index_looked_at = float("-inf")
         self._lock = threading.RLock()
-        self._profile = RowLayout(CATALOG.bases(Grain.customer))
-        self._series = frozenset(m.name for m in CATALOG.bases(Grain.customer) if m.timeseries)
+        # the built-in catalog plus the metrics registered when the store opens (speed.store.SpeedStore.catalog)
+        if registered_metrics is not None:
+            self.catalog = metric_registry.current(Path(registered_metrics)).catalog
+        self._profile = RowLayout(self.catalog.bases(Grain.customer))
+        self._series = frozenset(m.name for m in self.catalog.bases(Grain.customer) if m.timeseries)
         self._campaign = RowLayout(CATALOG.bases(Grain.campaign))
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
         self._entities = [
@@ -123,6 +136,7 @@ class EmbeddedSpeedStore(SpeedStore):
         self._applied: dict[str, dict[str, int]] = {}
         self._tp_ids: dict[TP, int] = {}
         self._tp_list: list[TP] = []
+        self._aliases = AliasEdges()  # alias edges above the floor, per block (speed.aliases)
         # without an index: ids the store no longer holds (dropped, below the floor) -> retained since
         self._retained: OrderedDict[IdKey, float] = OrderedDict()
         self._floor: dict[tuple[str, int], int] = {}  # blocks below this offset are not held
@@ -144,6 +158,7 @@ class EmbeddedSpeedStore(SpeedStore):
         self._last_broker_ms = 0
         self._caught_up_at: float | None = None
         self._fetched = False  # a consumer reported high-water marks (mark_caught_up) at least once
+        self._traits = TraitStates(block_size)  # latest traits and touched customers (speed.traits)
 
     # ------------------------------------------------------------------ writes
 
@@ -169,7 +184,8 @@ class EmbeddedSpeedStore(SpeedStore):
             if applied is None:
                 applied = self._applied[tenant] = {}
             applied[event_id] = offset << TP_BITS | self._tp_id(tp)
-            self._aggregate(row, tp, offset)
+            block = self._aggregate(row, tp, offset)
+            self._traits.apply(row, block, offset)
             self._events += 1
             return True
 
@@ -318,9 +334,12 @@ class EmbeddedSpeedStore(SpeedStore):
             self._next_cell += 1
         return block, cell_id
 
-    def _aggregate(self, row: dict[str, Any], tp: TP, offset: int) -> None:
+    def _aggregate(self, row: dict[str, Any], tp: TP, offset: int) -> Block:
+        """Fold one event into its cell's rows; returns its (interned) block."""
         tenant, customer, event_type = row["tenant_id"], row["customer_id"], row["event_type"]
         block, cell_id = self._cell(tp, offset, row["event_time"])
+        if (edge := alias_of(row)) is not None:
+            self._aliases.add(tenant, edge, block)
         customers = self._tenants.get(tenant)
         if customers is None:
             customers = self._tenants[tenant] = {}
@@ -340,6 +359,11 @@ class EmbeddedSpeedStore(SpeedStore):
             ccells[cell_id] = self._campaign.apply(ccells.get(cell_id), row)
             totals, hour = self._campaign_totals[ckey], self._cell_of[cell_id][1]
             totals[hour] = self._campaign.apply(totals.get(hour), row)
+            # the customer's own share of the cell: what an erasure re-folds the campaign without
+            if state.shares is None:
+                state.shares = {}
+            share = (campaign, cell_id)
+            state.shares[share] = self._campaign.apply(state.shares.get(share), row)
         for name, id_column, by_type, milestones in self._entities:
             milestone = by_type.get(event_type)
             entity_id = row.get(id_column) if milestone is not None else None
@@ -353,6 +377,7 @@ class EmbeddedSpeedStore(SpeedStore):
             if ms is None:
                 ms = blocks[block] = dict.fromkeys(milestones)
             aggregates.reach_milestone(ms, milestone, row["event_time"])
+        return block
 
     def drop_below(self, watermark: Watermark) -> None:
         """Forget every block (and every lost range) the batch view at ``watermark`` now covers."""
@@ -372,6 +397,8 @@ class EmbeddedSpeedStore(SpeedStore):
             self._forget_ids_below()
             self._recheck(passed)
             self._coverage_changed()  # every customer's version changes
+            self._traits.prune(self._floor)
+            self._aliases.keep(self._held)
             dropped = {b for b in self._blocks if not self._held(b)}
             if not dropped:
                 return
@@ -382,6 +409,8 @@ class EmbeddedSpeedStore(SpeedStore):
                 del self._cells[self._cell_of.pop(i)]
             for tenant, customers in list(self._tenants.items()):
                 for customer, state in list(customers.items()):
+                    if state.shares is not None:
+                        _drop_shares(state, gone)  # a share lies in a cell the customer has a row in
                     if not _drop_cells(state.cells, gone) | _drop_entity_blocks(state, dropped):
                         continue
                     if not state.cells and not state.entities:
@@ -615,6 +644,69 @@ class EmbeddedSpeedStore(SpeedStore):
                     out[customer] = months
             return out
 
+    def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
+        with self._lock:
+            self._check(watermark)
+            b = self.block_size
+            return self._aliases.edges(
+                tenant, customers, lambda k: at_or_above(k[2], watermark.get((k[0], k[1]), 0), b)
+            )
+
+    def erase(self, tenant: str, customers: Iterable[str]) -> int:
+        """Forget every event of ``customers`` of ``tenant``: their own rows, entities, traits and alias
+        edges go, and the campaign cells they touched are re-folded from the other customers' shares,
+        so campaign answers equal a store that never saw them. Their applied ids stay: a redelivered
+        copy is still a duplicate, never counted anew."""
+        removed = 0
+        with self._lock:
+            erased = set(customers)
+            removed += self._traits.forget(tenant, erased) + self._aliases.forget(tenant, erased)
+            held = self._tenants.get(tenant, {})
+            touched: set[tuple[str, int]] = set()  # (campaign, cell id) to re-fold
+            for customer in erased:
+                state = held.pop(customer, None)
+                if state is None:
+                    continue
+                removed += len(state.cells) + sum(len(b) for b in (state.entities or {}).values())
+                self._entity_holders[tenant].discard(customer)
+                touched.update(state.shares or ())
+            if not held:
+                self._tenants.pop(tenant, None)
+            if touched:
+                rest: dict[tuple[str, int], list[Row]] = defaultdict(list)
+                for state in held.values():
+                    for share in touched.intersection(state.shares or ()):
+                        rest[share].append(state.shares[share])
+                refold: set[str] = set()
+                for campaign, cell_id in touched:
+                    cells = self._campaign_cells.get((tenant, campaign))
+                    if cells is None:
+                        continue
+                    if rows := rest.get((campaign, cell_id)):
+                        cells[cell_id] = self._campaign.merged(rows)
+                    else:
+                        cells.pop(cell_id, None)
+                    refold.add(campaign)
+                    removed += 1
+                for campaign in refold:
+                    key = (tenant, campaign)
+                    if cells := self._campaign_cells[key]:
+                        self._campaign_totals[key] = self._fold_campaign_hours(cells)
+                    else:
+                        del self._campaign_cells[key], self._campaign_totals[key]
+            self._epoch += 1  # every cached answer's token changes
+        return removed
+
+    def customer_traits(self, tenant: str, customer: str, watermark: Watermark) -> dict[str, Latest]:
+        with self._lock:
+            self._check(watermark)
+            return self._traits.customer(tenant, customer, watermark)
+
+    def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
+        with self._lock:
+            self._check(watermark)
+            return self._traits.touched(tenant, watermark)
+
     def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
         with self._lock:
             state = self._customer(tenant, customer)
@@ -666,6 +758,15 @@ def _drop_cells(cells: dict[int, Row], gone: set[int]) -> bool:
     for c in dead:
         del cells[c]
     return bool(dead)
+
+
+def _drop_shares(state: _Customer, gone: set[int]) -> None:
+    """Remove a customer's campaign shares of dropped cells in place."""
+    shares = state.shares
+    for key in [k for k in shares if k[1] in gone]:
+        del shares[key]
+    if not shares:
+        state.shares = None
 
 
 def _drop_entity_blocks(state: _Customer, dropped: set[Block]) -> bool:

@@ -35,6 +35,7 @@ because without query-level null handling Pinot answers 0 or ±Infinity there.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -53,10 +54,13 @@ from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Aggregate
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.compile import PinotSql
 from lambdalytics.schemas.events import FAMILY_BY_EVENT_TYPE, MODEL_BY_FAMILY
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.topics import FAMILY_BY_TOPIC, Family
 
+from .aliases import ALIAS_EVENT
 from .config import TABLE_BY_TOPIC, PinotConfig
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
+from .traits import fold_identify
 
 __all__ = ["TABLE_BY_TOPIC", "PinotConfig", "PinotSpeedStore"]
 
@@ -85,6 +89,10 @@ class _Query:
 class _Plan:
     queries: list[_Query]
     reduce: Callable[[list[list[dict[str, Any]]]], Any]
+
+
+_PLACEHOLDER = re.compile(r"%\((?:tenant|customer|campaign|erased\d+)\)s")
+"""The only placeholders a statement carries: the key values and the erased customers (``erase``)."""
 
 
 class PinotSpeedStore(SpeedStore):
@@ -119,6 +127,9 @@ class PinotSpeedStore(SpeedStore):
         self._campaign = CATALOG.bases(Grain.campaign)
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
         self._orders = CATALOG[COHORT_METRIC]
+        # erased customers per tenant, excluded from every statement (Pinot cannot delete REALTIME rows)
+        self._erased: dict[str, frozenset[str]] = {}
+        self._erased_lock = threading.Lock()
         names = {m.name for m in CATALOG.of_kind(BaseMetric)}
         clash = {n for n in names if n.endswith(_MATCHED) or f"{n}{_MATCHED}" in names}
         if clash:  # pragma: no cover - a catalog rule in spirit; keeps companion aliases unambiguous
@@ -171,6 +182,21 @@ class PinotSpeedStore(SpeedStore):
     def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
         return self._answer(self._plan_order_months(tenant, watermark), watermark)
 
+    def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
+        edges = self._answer(self._plan_alias_edges(tenant, watermark), watermark)
+        if customers is None:
+            return edges
+        wanted = set(customers)
+        return {e for e in edges if wanted & set(e.ids)}
+
+    def customer_traits(
+        self, tenant: str, customer: str, watermark: Watermark
+    ) -> dict[str, tuple[int, int, str]]:
+        return self._answer(self._plan_customer_traits(tenant, customer, watermark), watermark)
+
+    def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
+        return self._answer(self._plan_touched_customers(tenant, watermark), watermark)
+
     def status(self) -> SpeedStatus:
         cached = self._status
         if cached is not None and time.monotonic() - cached[0] < self.config.status_cache_s:
@@ -195,6 +221,19 @@ class PinotSpeedStore(SpeedStore):
     def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
         """Nothing to free: every read filters ``offset >= W`` itself (exact at any W, whatever B), and
         Pinot's retention bounds the tables."""
+
+    def erase(self, tenant: str, customers: Iterable[str]) -> int:
+        """Exclude ``customers`` from every statement of ``tenant`` from now on.
+
+        Pinot deletes no row of a REALTIME table (no upsert ``deleteRecordColumn`` is configured, and a
+        Minion purge rewrites only completed segments), so the rows stay in its segments until its
+        retention; what this store answers no longer includes them. Held in this process: the serving
+        layer applies pending erasures on every poll (``serving.erasure``); see docs/reliability.md. Returns 0 (no row removed).
+        """
+        with self._erased_lock:
+            self._erased[tenant] = self._erased.get(tenant, frozenset()) | frozenset(customers)
+        self._status = None
+        return 0
 
     def explain(self, method: str, *args: Any) -> list[str]:
         """The statements a read sends, without running them: ``explain("customer", tenant, customer, W)``.
@@ -393,6 +432,64 @@ class PinotSpeedStore(SpeedStore):
 
         return _Plan(queries, reduce)
 
+    def _plan_alias_edges(self, tenant: str, watermark: Watermark) -> _Plan:
+        """Every alias of the tenant after W (few: one per identity merge); the caller keeps those naming
+        the ids it walks, so one statement answers a whole layer of ``schemas.identity.component_of``."""
+        ident = self.sql.ident
+        columns = [(c, ident(c)) for c in ("customer_id", "previous_id", "event_time", "event_id")]
+        queries = []
+        for topic in self._topics:
+            if not _can_be_set(FAMILY_BY_TOPIC[topic], "previous_id"):
+                continue
+            where, params = self._where(topic, tenant, [], watermark)
+            where.append(f"{ident('event_type')} = {self.sql.literal(ALIAS_EVENT)}")
+            queries.append(self._select("alias edges", topic, columns, where, params, distinct=True))
+
+        def reduce(results: list[list[dict[str, Any]]]) -> set[Alias]:
+            return {
+                Alias(
+                    _exact_int(r["event_time"], "event_time"),
+                    r["event_id"],
+                    r["previous_id"],
+                    r["customer_id"],
+                )
+                for rows in results
+                for r in rows
+            }
+
+        return _Plan(queries, reduce)
+
+    def _plan_customer_traits(self, tenant: str, customer: str, watermark: Watermark) -> _Plan:
+        columns, predicate = self.sql.identify_rows()
+        queries = []
+        for topic in self._topics:
+            if not _can_be_set(FAMILY_BY_TOPIC[topic], "traits"):
+                continue
+            where, params = self._where(topic, tenant, [("customer_id", "customer", customer)], watermark)
+            queries.append(self._select("identify rows", topic, columns, [*where, predicate], params))
+
+        def reduce(results: list[list[dict[str, Any]]]) -> dict[str, tuple[int, int, str]]:
+            states: dict[str, tuple[int, int, str]] = {}
+            for rows in results:
+                for row in rows:
+                    t, o = _exact_int(row["event_time"], "event_time"), _exact_int(row["offset"], "offset")
+                    fold_identify(states, t, o, row["traits"])
+            return states
+
+        return _Plan(queries, reduce)
+
+    def _plan_touched_customers(self, tenant: str, watermark: Watermark) -> _Plan:
+        customer_id = self.sql.ident("customer_id")
+        queries = []
+        for topic in self._topics:
+            where, params = self._where(topic, tenant, [], watermark)
+            queries.append(
+                self._select(
+                    "touched customers", topic, [("customer_id", customer_id)], where, params, distinct=True
+                )
+            )
+        return _Plan(queries, lambda results: {row["customer_id"] for rows in results for row in rows})
+
     def _plan_coverage(self) -> _Plan:
         return _Plan([self._coverage_query(topic) for topic in self._topics], list)
 
@@ -421,6 +518,10 @@ class PinotSpeedStore(SpeedStore):
             params[param] = value
         if (clause := self._watermark(topic, watermark)) is not None:
             where.append(clause)
+        if erased := sorted(self._erased.get(tenant, ())):
+            names = [f"erased{i}" for i in range(len(erased))]
+            where.append(f"{ident('customer_id')} NOT IN ({', '.join(f'%({n})s' for n in names)})")
+            params.update(zip(names, erased, strict=True))
         return where, params
 
     def _watermark(self, topic: str, watermark: Watermark) -> str | None:
@@ -466,12 +567,7 @@ class PinotSpeedStore(SpeedStore):
         limit = self.config.max_rows + 1 if limit is None else limit
         template = sql + f" LIMIT {limit}"
         # pinotdb formats the statement with %: only our placeholders may carry a percent sign
-        if (
-            template.replace("%(tenant)s", "")
-            .replace("%(customer)s", "")
-            .replace("%(campaign)s", "")
-            .count("%")
-        ):
+        if _PLACEHOLDER.sub("", template).count("%"):
             raise ValueError(f"statement has a stray '%': {template}")
         return _Query(purpose, table, template, tuple(sorted(params.items())), limit, truncates)
 

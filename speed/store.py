@@ -17,9 +17,12 @@ the milestone times. Hours and months are epoch-ms hour starts and months since 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from lambdalytics.schemas.catalog import CATALOG, Catalog
+from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import Gap, Watermark
 
 Partial = dict[str, Any]  # base metric name -> raw state
@@ -50,6 +53,10 @@ class SpeedStore(ABC):
 
     reads_block: ClassVar[bool] = False
     """True when a read waits on the network (Pinot): serving then runs reads off the event loop."""
+
+    catalog: Catalog = CATALOG
+    """The metrics this store aggregates for every event it consumes: the built-in catalog, plus the
+    registered metrics of its data folder for a store opened with them (the embedded store)."""
 
     @abstractmethod
     def customer(self, tenant: str, customer: str, watermark: Watermark) -> Partial:
@@ -84,6 +91,20 @@ class SpeedStore(ABC):
         """Per customer, the months with an order_placed after W (cohorts)."""
 
     @abstractmethod
+    def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
+        """The alias edges after W naming one of these ids (None: all of the tenant's; ``schemas.identity``)."""
+
+    @abstractmethod
+    def customer_traits(
+        self, tenant: str, customer: str, watermark: Watermark
+    ) -> dict[str, tuple[int, int, str]]:
+        """The customer's latest trait states after W: trait -> (event_time, offset, value text)."""
+
+    @abstractmethod
+    def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
+        """The tenant's customers with any event after W (the ones segments correct)."""
+
+    @abstractmethod
     def status(self) -> SpeedStatus: ...
 
     @abstractmethod
@@ -95,6 +116,15 @@ class SpeedStore(ABC):
         store may now forget. A store with nothing to free does nothing; afterwards a read for an older W
         may raise :class:`CoverageError`, never answer less — nor may a read at a W whose blocks the store
         cannot split the way the batch did.
+        """
+
+    @abstractmethod
+    def erase(self, tenant: str, customers: Iterable[str]) -> int:
+        """Forget every event of ``customers`` (one identity component of ``tenant``): an erasure.
+
+        Afterwards no read answers anything of theirs, and tenant-level reads (campaigns, live entities,
+        order months) equal a store that never held their events. Idempotent; returns how many partials
+        (or rows) it removed. The consumer keeps their later events out (``infra.erasures``).
         """
 
     def customer_version(self, tenant: str, customer: str) -> object | None:

@@ -25,11 +25,15 @@ aggregate, so neither is a metric kind; the rule ``analysis-inputs`` checks the 
 Money is summed in integer micro-units (``amount_micros``), so sums are exact and associative;
 :func:`finalize` turns a raw value into the unit the API shows.
 
+Traits (``schemas/traits.py``, published here as :data:`TRAITS`) are declared by name and type beside
+the metrics: what an ``identify`` may set, each shown as its latest value (``aggregates.latest``).
+
 Modules: :mod:`.model` (the vocabulary), :mod:`.engines` (what each engine cannot compute),
 :mod:`.rules` (named validation rules), :mod:`.registry` (:class:`Catalog`), :mod:`.definitions`
 (the built-in :data:`CATALOG`).
 """
 
+from ..traits import TRAITS, TRAITS_BY_NAME, Trait
 from .definitions import CATALOG
 from .engines import ENGINES, Engine
 from .model import (
@@ -48,12 +52,16 @@ from .model import (
     Milestone,
     Unit,
     finalize,
+    iso_utc,
+    show_trait,
 )
 from .registry import Catalog
 
 __all__ = [
     "CATALOG",
     "ENGINES",
+    "TRAITS",
+    "TRAITS_BY_NAME",
     "GRAIN_KEYS",
     "HOUR_MS",
     "Aggregate",
@@ -69,6 +77,9 @@ __all__ = [
     "Grain",
     "Metric",
     "Milestone",
+    "Trait",
     "Unit",
     "finalize",
+    "iso_utc",
+    "show_trait",
 ]

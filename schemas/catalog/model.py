@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..events import MICROS
+from ..traits import Trait
 
 __all__ = [
     "GRAIN_KEYS",
@@ -34,6 +35,8 @@ __all__ = [
     "Milestone",
     "Unit",
     "finalize",
+    "iso_utc",
+    "show_trait",
 ]
 
 
@@ -264,6 +267,21 @@ Metric = Annotated[
 ]
 
 
+def iso_utc(epoch_ms: int) -> str:
+    """UTC epoch ms → ISO 8601 with milliseconds and ``Z``: how every timestamp is shown."""
+    return (
+        datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def show_trait(trait: Trait, text: str) -> str | int | float:
+    """A stored trait value text → what the API shows (a timestamp as ISO 8601, like metrics)."""
+    value = trait.value(text)
+    return iso_utc(value) if trait.type == "timestamp" else value
+
+
 def finalize(metric: _Metric, raw: Any) -> Any:
     """A merged raw value → what the API shows, by the metric's unit."""
     if raw is None:
@@ -273,11 +291,7 @@ def finalize(metric: _Metric, raw: Any) -> Any:
         case Unit.currency:
             return round(raw / MICROS, 6)
         case Unit.timestamp:
-            return (
-                datetime.fromtimestamp(raw / 1000, tz=UTC)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z")
-            )
+            return iso_utc(raw)
         case Unit.seconds:
             return round(raw / 1000, 3)
         case Unit.ratio | Unit.score:

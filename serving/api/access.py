@@ -26,14 +26,19 @@ from .deps import authorize
 __all__ = [
     "ADMIN",
     "AUDITORS",
+    "ERASERS",
     "INGEST",
     "MANAGERS",
+    "QUALITY_READERS",
     "READ",
+    "READ_SEGMENTS",
     "READ_TENANT_WIDE",
     "SHARERS",
     "SIGNED_IN",
     "Access",
     "AdminDep",
+    "EraserDep",
+    "QualityReaderDep",
     "admits",
     "api_routes",
 ]
@@ -63,12 +68,19 @@ DATA_READERS = (*ROLES, "key:read", "dashboard", "embed")
 READ = Access(*DATA_READERS)
 READ_TENANT_WIDE = Access(*DATA_READERS, tenant_wide=True)
 """The tenant's data: every role (a viewer sees the dashboard), read keys, dashboard and embed tokens."""
+READ_SEGMENTS = Access(*ROLES, "key:read", "dashboard", tenant_wide=True)
+"""Segments list the tenant's customers by id: tenant credentials only, never an embed token."""
 INGEST = Access("key:ingest")
+QUALITY_READERS = Access(*ROLES, "key:read", "dashboard")
+"""The tenant's data-quality figures: its people and read keys, never an embed (not its customers')."""
 SHARERS = Access("owner", "analyst", "key:read")
 """Minting an embed token shares the tenant's data: owners, analysts and read keys, never a viewer."""
 DASHBOARD_TOKENS = Access("key:read")
 MANAGERS = Access("owner", "key:admin")
 """Users, API keys, host keys, the tenant's branding: owners and admin keys."""
+ERASERS = Access("owner", "key:admin")
+"""Erasing a customer (and reading its receipt): owners and admin keys, never the operator's token —
+the tenant's own decision, recorded in its audit log."""
 AUDITORS = Access("owner", "key:admin", "admin")
 SIGNED_IN = Access(*ROLES)
 ADMIN = Access("admin")
@@ -78,9 +90,11 @@ ReaderDep = Annotated[Principal, Depends(READ)]
 SharerDep = Annotated[Principal, Depends(SHARERS)]
 ManagerDep = Annotated[Principal, Depends(MANAGERS)]
 AuditorDep = Annotated[Principal, Depends(AUDITORS)]
+EraserDep = Annotated[Principal, Depends(ERASERS)]
 IngestDep = Annotated[Principal, Depends(INGEST)]
 SignedInDep = Annotated[Principal, Depends(SIGNED_IN)]
 DashboardTokenDep = Annotated[Principal, Depends(DASHBOARD_TOKENS)]
+QualityReaderDep = Annotated[Principal, Depends(QUALITY_READERS)]
 
 
 def admits(route: APIRoute) -> frozenset[str] | None:

@@ -78,13 +78,13 @@ def time_range(start: str | None, end: str | None, default_days: int = 30) -> tu
     return start_ms, end_ms
 
 
-def window_seconds(value: str) -> int:
+def window_seconds(value: str, *, cap_days: int = LIVE_WINDOW_CAP_MS // DAY_MS) -> int:
     match = _WINDOW.match(value)
     if not match:
         raise HTTPException(422, "window: use a number with s, m, h or d (e.g. 30m)")
     seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
-    if not 1 <= seconds <= LIVE_WINDOW_CAP_MS // 1000:
-        raise HTTPException(422, "window: between 1s and 7d")
+    if not 1 <= seconds <= cap_days * 86400:
+        raise HTTPException(422, f"window: between 1s and {cap_days}d")
     return seconds
 
 

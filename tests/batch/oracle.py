@@ -124,7 +124,43 @@ def rfm_raw(events: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     )
 
 
+def identity_groups(events: pd.DataFrame, cap: int) -> dict[tuple[str, str], str]:
+    """(tenant, id) → the id its merged customer is counted as: union-find over the alias events, the
+    survivor of the latest alias (event_time, then event_id) of each component; an id alone when its
+    component has more than ``cap`` ids."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(x):
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    aliases = events[events.event_type == "alias"]
+    for t, a, b in zip(aliases.tenant_id, aliases.previous_id, aliases.customer_id, strict=True):
+        parent[root((t, a))] = root((t, b))
+    members: dict = {}
+    for x in list(parent):
+        members.setdefault(root(x), []).append(x)
+    latest = {}
+    for row in aliases.sort_values(["event_time", "event_id"]).itertuples():
+        latest[root((row.tenant_id, row.customer_id))] = row.customer_id
+    out = {}
+    for r, ids in members.items():
+        for key in ids:
+            out[key] = key[1] if len(ids) > cap else latest[r]
+    return out
+
+
+def relabel(events: pd.DataFrame, groups: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """The events with each customer id replaced by its merged customer's id."""
+    out = events.copy()
+    out["customer_id"] = [groups.get((t, c), c) for t, c in zip(out.tenant_id, out.customer_id, strict=True)]
+    return out
+
+
 __all__ = [
+    "identity_groups",
+    "relabel",
     "campaign_stats",
     "cohort_counts",
     "cohorts",
@@ -135,3 +171,45 @@ __all__ = [
     "profile",
     "rfm_raw",
 ]
+
+
+def latest_traits(events: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
+    """(tenant, customer) → trait → the value of the identify with the greatest (event_time, offset)."""
+    import json
+
+    out: dict[tuple[str, str], dict[str, tuple]] = {}
+    for row in events[events.event_type == "identify"].itertuples():
+        if not isinstance(row.traits, str):
+            continue
+        states = out.setdefault((row.tenant_id, row.customer_id), {})
+        for name, value in json.loads(row.traits).items():
+            if name not in states or (row.event_time, row.offset) > states[name][:2]:
+                states[name] = (row.event_time, row.offset, value)
+    return {key: {n: s[2] for n, s in states.items()} for key, states in out.items()}
+
+
+def segments_by_trait(events: pd.DataFrame, trait: str) -> dict[str, dict[object, dict]]:
+    """tenant → trait value (None: never set) → {customers (sorted ids), revenue µ, sessions, events}.
+
+    ``sessions`` of a segment: the distinct session_id values of its customers (a union, as distinct
+    counts merge), not the sum of their own distinct counts."""
+    traits = latest_traits(events)
+    p = profile(events)
+    out: dict[str, dict[object, dict]] = {}
+    for row in p.itertuples():
+        value = traits.get((row.tenant_id, row.customer_id), {}).get(trait)
+        seg = out.setdefault(row.tenant_id, {}).setdefault(
+            value, {"customers": [], "revenue": 0, "sessions": set(), "events_total": 0}
+        )
+        seg["customers"].append(row.customer_id)
+        seg["revenue"] += 0 if pd.isna(row.revenue) else int(row.revenue)
+        seg["events_total"] += int(row.events_total)
+    sessions = events.dropna(subset=["session_id"])
+    for row in sessions.itertuples():
+        value = traits.get((row.tenant_id, row.customer_id), {}).get(trait)
+        out[row.tenant_id][value]["sessions"].add(row.session_id)
+    for per_tenant in out.values():
+        for seg in per_tenant.values():
+            seg["customers"].sort()
+            seg["sessions"] = len(seg["sessions"])
+    return out

@@ -209,3 +209,17 @@ def test_batch_compact_compacts_and_vacuums_by_hand_and_refuses_one_version(tmp_
     assert done.returncode == 0, done.stderr
     assert "master: 5 → " in done.stderr and "views/v: 5 → 2 files" in done.stderr
     assert "newest 2 view versions kept" in done.stderr
+
+
+@pytest.mark.unit
+def test_metrics_add_registers_a_catalog_file_and_refuses_a_bad_one(tmp_path):
+    env = {"LAMBDALYTICS_DATA_DIR": str(tmp_path / "data")}
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "metrics.toml")
+    done = cli("metrics", "add", example, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "registered largest_order" in done.stderr and "set v1" in done.stderr
+    listed = {r["name"] for r in json.loads(cli("metrics", "--json", env=env).stdout)}
+    assert {"largest_order", "refund_rate", "revenue"} <= listed
+    again = cli("metrics", "add", example, env=env)
+    assert again.returncode == 2 and "unique-names: metric 'largest_order'" in again.stderr
+    assert sorted(os.listdir(tmp_path / "data" / "catalog")) == ["v000001.json"]

@@ -75,6 +75,7 @@ def make_world(tmp_path) -> World:
         tmp_path, seeded_store(), ("alpha", "beta"), rate_limit_per_s=100_000, rate_limit_burst=100_000
     )
     state.runs.trigger = lambda: None  # never start Spark from these tests: a trigger answers 409
+    state.erasures.command = ("true",)  # nor the durable purge of an erasure (it stays pending)
     client = TestClient(client.app, follow_redirects=False)
     world = World(state, client, keys)
     for scope in ("read", "ingest", "admin"):

@@ -43,6 +43,7 @@ PARAMS = {
     "user_id": "usr_0000000000000000",
     "key_id": "key_0000000000000000",
     "kid": "no-such-kid",
+    "erasure_id": "no-such-erasure",
 }
 
 
@@ -131,7 +132,11 @@ POLICY = {
     ("GET", "/v1/live/orders"): READERS,
     ("GET", "/v1/live/stream"): READERS,
     ("GET", "/v1/cohorts/retention"): READERS,
+    ("GET", "/v1/segments"): READERS - {"embed"},  # lists the tenant's customers
+    ("GET", "/v1/segments/customers"): READERS - {"embed"},
     ("GET", "/v1/branding"): READERS,
+    ("GET", "/v1/quality"): READERS - {"embed"},  # the tenant's feed, not its customers' business
+    ("GET", "/v1/admin/quality"): {"admin"},
     ("POST", "/v1/events"): {"key:ingest"},
     ("POST", "/v1/embed-tokens"): {"owner", "analyst", "key:read"},
     ("POST", "/v1/dashboard-tokens"): {"key:read"},
@@ -147,6 +152,8 @@ POLICY = {
     ("DELETE", "/v1/host-keys/{kid}"): MANAGERS,
     ("PUT", "/v1/branding"): MANAGERS,
     ("GET", "/v1/audit"): {"owner", "key:admin", "admin"},
+    ("DELETE", "/v1/customers/{customer_id}"): MANAGERS,
+    ("GET", "/v1/erasures/{erasure_id}"): MANAGERS,
     ("GET", "/v1/session"): {"owner", "analyst", "viewer"},
     ("POST", "/v1/admin/tenants"): {"admin"},
     ("POST", "/v1/admin/tenants/{tenant_id}/rotate-key"): {"admin"},

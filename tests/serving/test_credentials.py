@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lambdalytics.infra import private_files
 from lambdalytics.infra.settings import Settings
-from lambdalytics.serving import private_files
 from lambdalytics.serving.credentials import Credentials, WeakSecret, weakness
 
 from .strong_secrets import ADMIN_TOKEN, TOKEN_SECRET

@@ -141,6 +141,20 @@ def test_pipeline_end_to_end(kafka_bootstrap, tmp_path, unique, spark):
             "freshness"
         ]
         assert freshness["batch_version"] == 1 and freshness["batch_watermark_time"]
+
+        # data quality: the archiver's ledger against the stream itself (every record arrived in this run,
+        # and the generator's clock lies months before it, so every record is late)
+        Archiver(kafka_bootstrap, tmp_path, max_batch_seconds=0.5).run(idle_exit_seconds=2)
+        quality = client.get("/v1/quality?window=1d", headers=h).json()["metrics"]
+        first_copies = list({e["event_id"]: e for e in reversed(stream)}.values())
+        orders = [e for e in first_copies if e["event_type"] == "order_placed"]
+        assert quality["duplicate_rate"]["records"] == quality["late_event_rate"]["late"] == len(stream)
+        assert quality["duplicate_rate"]["duplicates"] == len(stream) - len(first_copies) > 0
+        assert quality["attributed_order_share"]["orders"] == len(orders) > 0
+        assert quality["attributed_order_share"]["attributed_orders"] == sum(
+            e.get("campaign_id") is not None for e in orders
+        )
+        assert quality["dead_letters"]["total"] == 0
     finally:
         consumer.stop()
         state.close()

@@ -12,15 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdalytics.batch.job import run_batch
-from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas import rfm
-from lambdalytics.serving.index import BatchIndex
-from lambdalytics.serving.merge import Merger
-from lambdalytics.speed.embedded import EmbeddedSpeedStore
 
 from ..batch import oracle
 from ..batch.test_batch_job import land, landed_rows
+from .lambda_stack import batch_and_speed
 
 pytestmark = pytest.mark.integration
 ROWS = landed_rows(seed=21, n_days=2)
@@ -93,14 +89,7 @@ def test_every_answer_equals_direct_recomputation(spark, workdir, fraction, bloc
     data_dir = workdir.mktemp("cut")
     prefix = ROWS[: int(len(ROWS) * fraction)]
     land(data_dir, prefix, chunks=2)
-    manifest = run_batch(Settings(data_dir=data_dir, block_size=block), spark=spark, show_progress=False)
-    index = BatchIndex.load(data_dir, manifest)
-    store = EmbeddedSpeedStore(block_size=block)
-    for r in ROWS:
-        row = {k: r[k] for k in r if k not in ("topic", "partition", "offset", "broker_time", "raw")}
-        store.ingest(row, r["topic"], r["partition"], r["offset"], r["broker_time"])
-    store.drop_below(index.watermark)
-    merger = Merger(lambda: index, store)
+    manifest, merger = batch_and_speed(spark, data_dir, ROWS, block)
 
     assert 0 < manifest.events < len(TRUTH)  # really split between the two sides
     now = int(TRUTH.event_time.max())

@@ -8,6 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from lambdalytics.infra.quality_ledger import QualityLedger, ledger_path
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.events import to_row, validate_event
 from lambdalytics.serving.main import create_app
@@ -34,9 +35,11 @@ def _app():
     )
     store.ingest(to_row(e), "events.transaction", 0, 0, 1_767_225_600_000)
     store.mark_caught_up()  # /readyz answers 503 by design until then
+    data_dir = tempfile.mkdtemp()
+    QualityLedger.open(ledger_path(data_dir)).close()  # what an archiver creates: /v1/quality answers 200
     state = ServingState(
         Settings(
-            data_dir=tempfile.mkdtemp(),
+            data_dir=data_dir,
             admin_token=ADMIN_TOKEN,
             token_secret=TOKEN_SECRET,
             rate_limit_per_s=1e6,

@@ -26,6 +26,9 @@ READS = (
     "campaign_hours",
     "tenant_entities",
     "order_months",
+    "alias_edges",
+    "customer_traits",
+    "touched_customers",
 )
 """Every read of :class:`SpeedStore`; the suite checks this is all of them."""
 
@@ -89,6 +92,7 @@ def reads(records: list[Record], w, *, every: int = 1) -> list[Read]:
         if i % 5 == 0:
             out.append(("customer_hours", (tenant, customer, w, *window)))
         out += [("customer_entities", (tenant, customer, e.name, w)) for e in CATALOG.entities]
+        out.append(("customer_traits", (tenant, customer, w)))
     for tenant, campaign in campaigns:
         out += [
             ("campaign_hours", (tenant, campaign, w, *EVERYTHING)),
@@ -97,6 +101,11 @@ def reads(records: list[Record], w, *, every: int = 1) -> list[Read]:
     for tenant in tenants:
         out += [("tenant_entities", (tenant, e.name, w)) for e in CATALOG.entities]
         out.append(("order_months", (tenant, w)))
+        out.append(("alias_edges", (tenant, None, w)))
+        out.append(("touched_customers", (tenant, w)))
+    for i, (tenant, customer) in enumerate(customers):
+        if i % 3 == 0:
+            out.append(("alias_edges", (tenant, [customer, f"anon-{i}"], w)))
     return out
 
 

@@ -17,6 +17,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from lambdalytics.schemas.identity import Alias  # the value type of the answer, not its computation
+
 HOUR = 3_600_000
 ALL = None  # every event type
 _SESSION = ("session_start", "page_view", "app_event", "search", "add_to_cart")
@@ -162,12 +164,43 @@ class SpeedOracle:
     def tenant_entities(self, tenant, entity, watermark):
         return _milestones(entity, self._rows(watermark, tenant))
 
+    def alias_edges(self, tenant, customers, watermark):
+        wanted = None if customers is None else set(customers)
+        return {
+            Alias(r["event_time"], r["event_id"], r["previous_id"], r["customer_id"])
+            for r in self._rows(watermark, tenant)
+            if r["event_type"] == "alias"
+            and (wanted is None or r["customer_id"] in wanted or r["previous_id"] in wanted)
+        }
+
     def order_months(self, tenant, watermark):
         out: dict[str, set[int]] = {}
         for row in self._rows(watermark, tenant):
             if row["event_type"] == "order_placed":
                 out.setdefault(row["customer_id"], set()).add(_month(row["event_time"]))
         return out
+
+    def touched_customers(self, tenant, watermark):
+        return {row["customer_id"] for row in self._rows(watermark, tenant)}
+
+    def customer_traits(self, tenant, customer, watermark):
+        """Per trait the value of the identify with the greatest (event_time, offset), as text."""
+        import json
+
+        offsets = {id(row): offset for row, _, _, offset, _ in self.records}
+        best: dict[str, tuple] = {}
+        for row in self._rows(watermark, tenant, customer):
+            if row["event_type"] != "identify" or not row.get("traits"):
+                continue
+            for name, value in json.loads(row["traits"]).items():
+                state = (
+                    row["event_time"],
+                    offsets[id(row)],
+                    value if isinstance(value, str) else json.dumps(value),
+                )
+                if name not in best or state[:2] > best[name][:2]:
+                    best[name] = state
+        return best
 
 
 __all__ = ["CAMPAIGN", "CUSTOMER", "ENTITIES", "SERIES", "SpeedOracle", "after"]

@@ -21,7 +21,7 @@ def stream(seed: int) -> list[Record]:
     )
     offsets: dict[tuple[str, int], int] = {}
     out, clock = [], cfg.start_ms
-    for obj in generate(cfg):
+    for obj in with_aliases(generate(cfg), seed):
         event = validate_event(obj)
         tp = (event.topic, zlib.crc32(event.key) % PARTITIONS)
         offset = offsets.get(tp, 0)
@@ -29,6 +29,35 @@ def stream(seed: int) -> list[Record]:
         clock = max(clock + 1, event.event_time)
         out.append((to_row(event), tp[0], tp[1], offset, clock))
     return out
+
+
+def with_aliases(events, seed: int, every: int = 40):
+    """The events with an ``alias`` now and then: a customer seen earlier merged into the current one or
+    an anonymous id, some of them re-sent (same event id) a little later."""
+    rng = random.Random(seed + 3000)  # a salt under which copies still straddle the half cut (checked)
+    seen: dict[str, list[str]] = {}
+    resend: list[dict] = []
+    for i, obj in enumerate(events):
+        yield obj
+        tenant, customer = obj["tenant_id"], obj["customer_id"]
+        ids = seen.setdefault(tenant, [])
+        if customer not in ids:
+            ids.append(customer)
+        if resend and rng.random() < 0.2:
+            yield resend.pop()
+        if i % every == every - 1 and len(ids) > 1:
+            previous = rng.choice([c for c in ids if c != customer] + [f"anon-{i}"])
+            alias = {
+                "event_id": f"alias-{seed}-{i}",
+                "tenant_id": tenant,
+                "customer_id": customer,
+                "event_type": "alias",
+                "event_time": obj["event_time"],
+                "previous_id": previous,
+            }
+            yield alias
+            if rng.random() < 0.3:
+                resend.append(alias)
 
 
 def end_offsets(records: list[Record]) -> dict[tuple[str, int], int]:

@@ -53,7 +53,10 @@ def test_settings_name_the_store_and_its_environment_variables_configure_it(monk
     monkeypatch.setenv("LAMBDALYTICS_BLOCK_SIZE", "7")
     monkeypatch.setenv("LAMBDALYTICS_DATA_DIR", "/srv/lambdalytics")
     assert store_config(Settings()) == EmbeddedStoreConfig(
-        block_size=7, dedup_window_ms=DEDUP_WINDOW_MS, event_index=Path("/srv/lambdalytics/event_index")
+        block_size=7,
+        dedup_window_ms=DEDUP_WINDOW_MS,
+        event_index=Path("/srv/lambdalytics/event_index"),
+        registered_metrics=Path("/srv/lambdalytics"),
     )
     monkeypatch.setenv("LAMBDALYTICS_SPEED_STORE", "pinot")
     monkeypatch.setenv("LAMBDALYTICS_PINOT_BROKER_URL", "http://broker:8000")

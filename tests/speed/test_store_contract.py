@@ -29,7 +29,7 @@ pytestmark = pytest.mark.unit
 
 def test_the_suite_covers_the_whole_interface():
     """A read added to SpeedStore must be added here (READS) before any store can pass the suite."""
-    assert SpeedStore.__abstractmethods__ == {*READS, "status", "on_batch_published"}
+    assert SpeedStore.__abstractmethods__ == {*READS, "status", "on_batch_published", "erase"}
 
 
 def test_the_oracle_states_every_base_of_the_catalog():
@@ -62,6 +62,8 @@ def test_the_streams_have_what_makes_this_hard(seed):
     assert any(p["revenue"] is None for p in partials)  # None, not 0, where no order was paid
     assert oracle.tenant_entities("demo-food", "order", w) and oracle.order_months("demo-food", w)
     assert oracle.tenant_entities("demo-saas", "ticket", w)
+    tenants = {r[0]["tenant_id"] for r in records}
+    assert all(oracle.alias_edges(t, None, w) and oracle.alias_edges(t, None, {}) for t in tenants)
     key = GRAIN_KEYS[Grain.campaign][1]
     tenant, campaign = next((r[0]["tenant_id"], r[0][key]) for r in records if r[0][key])
     assert oracle.campaign_hours(tenant, campaign, w, 0, 2**62)
@@ -208,3 +210,39 @@ def test_status_counts_the_deduplicated_events(store_kind, seed):
 def test_status_positions_are_the_next_offsets_to_consume(store_kind):
     """Seed 2 ends three partitions with a duplicate."""
     assert loaded(store_kind, 2).status().positions == end_offsets(stream(2))
+
+
+# --------------------------------------------------------------------------------------------- erasure
+
+
+def _erased_customers(records):
+    """A customer with campaign events and one with orders (their erasure must reach tenant answers)."""
+    key = GRAIN_KEYS[Grain.campaign][1]
+    with_campaign = next(r[0] for r in records if r[0][key] is not None)
+    with_order = next(
+        r[0]
+        for r in records
+        if r[0]["event_type"] == "order_placed" and r[0]["customer_id"] != with_campaign["customer_id"]
+    )
+    return [
+        (with_campaign["tenant_id"], with_campaign["customer_id"]),
+        (with_order["tenant_id"], with_order["customer_id"]),
+    ]
+
+
+@pytest.mark.parametrize("cut", ["zero", "half"])
+def test_an_erased_customer_is_gone_and_every_other_answer_is_exact(open_speed, cut):
+    """After ``erase``, every read — the customer's own, and the tenant-level ones (campaign hours, live
+    entities, order months) — equals a store that never held the customer's events."""
+    records = stream(1)
+    w = watermark(records, cut, BLOCK)
+    store = open_speed(records)
+    erased = _erased_customers(records)
+    for tenant, customer in erased:
+        assert store.customer(tenant, customer, {})["events_total"] > 0
+        store.erase(tenant, [customer])
+    kept = [r for r in records if (r[0]["tenant_id"], r[0]["customer_id"]) not in erased]
+    todo = reads(records, w)  # every key of the full stream: the erased ones answer as never seen
+    assert_answers(store, SpeedOracle(kept), todo)
+    store.erase(erased[0][0], [erased[0][1]])  # idempotent
+    assert_answers(store, SpeedOracle(kept), todo)

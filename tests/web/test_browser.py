@@ -16,6 +16,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from lambdalytics.batch.archiver import run_archiver
+from lambdalytics.infra.kafka_io import EventProducer
 from lambdalytics.serving.auth import TokenSigner
 from lambdalytics.serving.branding import Branding, css_variables
 
@@ -547,3 +549,31 @@ def test_widgets_fit_a_360_px_phone(demo, page, widget):
     page.goto(embed(demo, widget, token))
     ready(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def test_the_dashboard_quality_panel_shows_the_api_figures(demo, page):
+    """Runs the archiver over the demo's broker (the quality ledger is the archiver's), with one record
+    that breaks the contract, then compares the panel with ``GET /v1/quality`` for the same tenant."""
+    key = demo.keys["demo-food"]
+    with EventProducer(demo.svc.bootstrap) as producer:
+        producer.send_raw("events.behavioral", b'{"event_id": "broken"', key=b"demo-food:c1")
+    run_archiver(demo.svc.bootstrap, demo.svc.data_dir, max_batch_seconds=0.5, idle_exit_seconds=2.0)
+    answer = demo.svc.get("/v1/quality", key, window="24h")
+    assert answer["metrics"]["dead_letters"]["by_reason"].get("invalid_json", 0) >= 1
+
+    email, password = demo.owners["demo-food"]
+    page.goto(f"{demo.url}/dashboard")
+    sign_in_on_page(demo, page, email, password)
+    ready(page, ".ll-quality")
+    panel = page.locator(".ll-quality")
+    for name in ("duplicate_rate", "late_event_rate", "attributed_order_share"):
+        value = answer["metrics"][name]["value"]
+        shown = panel.locator(f"[data-metric='{name}'] .ll-live-value").inner_text()
+        assert shown == ("—" if value is None else percent(value)), name
+    dead = answer["metrics"]["dead_letters"]
+    assert panel.locator("[data-metric='dead_letters'] h3").inner_text().endswith(count(dead["total"]))
+    for reason, n in dead["by_reason"].items():
+        assert panel.locator(f"[data-reason='{reason}']").inner_text() == f"{reason}: {count(n)}"
+    topics = sorted(answer["metrics"]["seconds_since_last_event"])
+    shown = panel.locator("[data-topic]").evaluate_all("els => els.map(e => e.dataset.topic)")
+    assert topics and sorted(shown) == topics

@@ -29,12 +29,23 @@ async def profile(request: Request) -> Response:
 
 
 def profile_answer(state, tenant_id: str, customer_id: str) -> dict:
-    """The answer of ``GET /v1/customers/{id}/profile`` (also pushed by ``GET /v1/live/stream``)."""
+    """The answer of ``GET /v1/customers/{id}/profile`` (also pushed by ``GET /v1/live/stream``).
+
+    Of the merged customer (``schemas.identity``): ``customer_id`` is its canonical id, ``merged_ids``
+    every id it merges; a read of a previous id answers the same profile with ``merged_into`` naming the
+    canonical id (200 with a pointer, not a redirect: the previous id's history is part of the answer,
+    and a widget holding an old id keeps working)."""
     try:
         merged = state.merger.profile(tenant_id, customer_id)
     except NotFound:
         raise NOT_FOUND from None
-    return {"tenant_id": tenant_id, "customer_id": customer_id, **merged, "freshness": freshness(state)}
+    who = merged.pop("identity")
+    body = {"tenant_id": tenant_id, "customer_id": who["canonical"], "merged_ids": who["ids"]}
+    if who["canonical"] != customer_id:
+        body["merged_into"] = who["canonical"]
+    if who["refused"]:
+        body["identity_refused"] = who["refused"]
+    return {**body, **merged, "freshness": freshness(state)}
 
 
 @router.get(

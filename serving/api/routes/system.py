@@ -3,8 +3,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from lambdalytics.schemas.catalog import CATALOG
-
 from ..deps import StateDep
 
 router = APIRouter(tags=["system"])
@@ -50,10 +48,11 @@ def readyz(state: StateDep, response: Response) -> dict:
 
 
 @router.get("/v1/metrics", tags=["catalog"])
-def metric_catalog() -> list[dict]:
+def metric_catalog(state: StateDep) -> list[dict]:
     """The metric dictionary: what each metric is (name, description, grain, formula, unit) and how to
-    show it (label, short_label, series, additive, primary, headline, caption); the pages read the same."""
-    return CATALOG.describe()
+    show it (label, short_label, series, additive, primary, headline, caption); the pages read the same.
+    Registered (catalog-file) metrics are listed once this worker's speed store aggregates them."""
+    return state.speed.catalog.describe()
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -12,6 +12,7 @@ import { mountCohortHeatmap } from './widgets/cohort-heatmap.js';
 import { mountCustomerCard } from './widgets/customer-card.js';
 import { mountLiveBadge } from './widgets/live-badge.js';
 import { mountMetricChart } from './widgets/metric-chart.js';
+import { mountQualityPanel } from './widgets/quality-panel.js';
 import { mountTeam } from './team.js';
 
 const ID = /^\S(?:.{0,126}\S)?$/; // what the API accepts (1-128 characters), without edge spaces
@@ -173,6 +174,7 @@ export async function mountDashboard(config, root) {
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-customers-title' }, h('h2', { id: 'll-customers-title', class: 'll-panel-title', text: 'Customers' }), customerForm, customerSlot),
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-campaigns-title' }, h('h2', { id: 'll-campaigns-title', class: 'll-panel-title', text: 'Campaigns' }), campaignForm, campaignSlot),
       h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-cohorts-title' }, h('h2', { id: 'll-cohorts-title', class: 'll-panel-title', text: 'Retention' }), track(mountCohortHeatmap(ctx, { months: 12 })).el),
+      h('section', { class: 'll-panel ll-panel-wide', id: 'll-quality-panel', 'aria-labelledby': 'll-quality-title' }, h('h2', { id: 'll-quality-title', class: 'll-panel-title', text: 'Feed health' }), track(mountQualityPanel(ctx, { window: '24h' })).el),
       session.role === 'owner'
         ? h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-team-title' }, h('h2', { id: 'll-team-title', class: 'll-panel-title', text: 'Team' }), mountTeam(ctx).el)
         : null,

@@ -87,6 +87,7 @@ export function mountCustomerCard(ctx, { customer, metrics: wanted = [] }) {
             { class: 'll-who-text' },
             h('p', { class: 'll-who-id', text: data.customer_id, dataset: { customerId: data.customer_id } }),
             h('p', { class: 'll-muted ll-small', text: [since, seen].filter(Boolean).join(' · ') || '—' }),
+            mergedIds(data),
           ),
           segmentChip(rfm),
         ),
@@ -104,6 +105,21 @@ export function mountCustomerCard(ctx, { customer, metrics: wanted = [] }) {
       all.open = wasOpen;
       body.querySelector('.ll-all-slot').append(all);
     },
+  });
+}
+
+// The ids an alias merged into this customer (the profile covers all of them), or why they were not.
+function mergedIds(data) {
+  const others = (data.merged_ids || []).filter((id) => id !== data.customer_id);
+  if (data.identity_refused) {
+    return h('p', { class: 'll-muted ll-small ll-merged', text: 'Ids not merged', title: data.identity_refused, dataset: { mergedIds: '' } });
+  }
+  if (!others.length) return null;
+  return h('p', {
+    class: 'll-muted ll-small ll-merged',
+    text: `Also known as ${others.join(', ')}`,
+    title: data.merged_into ? `Opened by a previous id, merged into ${data.merged_into}` : 'Ids merged by alias events',
+    dataset: { mergedIds: others.join(' ') },
   });
 }
 
