@@ -58,16 +58,19 @@ lint: setup
 
 BENCH_EVENTS ?= --events 100000 --events 1000000 --events 10000000
 SPEED_EVENTS ?= --events 50000 --events 500000 --events 5000000
+SPEED_ACTIVE ?= --active 100000 --active 1000000 --catch-up 5000000
 BENCH_CUSTOMERS ?= --customers 100000 --customers 1000000
 STORE_SIZES ?= --orders 10000 --orders 100000 --orders 1000000 --customers 100000 --customers 1000000 --customers 10000000
 bench: setup
 	@bash infra/apt-deps.sh $(BENCH_PACKAGES)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/speed.py $(SPEED_EVENTS)
+	$(BIN)/python bench/speed.py $(SPEED_ACTIVE)
 	$(BIN)/python bench/batch.py $(BENCH_EVENTS)
 	$(BIN)/python bench/compaction.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/freshness.py
+	$(BIN)/python bench/freshness.py --background-rate 5000
 	$(BIN)/python bench/serving.py $(BENCH_CUSTOMERS)
 	$(BIN)/python bench/serving_store.py $(STORE_SIZES)
 	$(BIN)/python bench/metric_file.py

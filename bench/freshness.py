@@ -235,7 +235,8 @@ def report(args: argparse.Namespace, r: dict) -> list[str]:
     fast = "fast" in r
     lines = [
         "",
-        "## Freshness: acknowledged send → profile answer",
+        "## Freshness: acknowledged send → profile answer"
+        + ("" if args.background_rate == 500 else f", background {args.background_rate:,.0f} events/s"),
         "",
         f"Run {today}; {os.cpu_count()} cores shared by every process below and by other work (1-min load "
         f"average {r['loads'][0]:.1f} before, {r['loads'][1]:.1f} at the end of probing); kafka-python "

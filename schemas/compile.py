@@ -15,7 +15,14 @@ from typing import ClassVar
 from .catalog import Aggregate, BaseMetric, Entity, EventFilter
 from .catalog.engines import PINOT, SPARK, Engine
 
-__all__ = ["HLL_LG_K", "SparkSql", "SqlDialect", "UnsupportedAggregate", "python_predicate"]
+__all__ = [
+    "HLL_LG_K",
+    "SparkSql",
+    "SqlDialect",
+    "UnsupportedAggregate",
+    "python_predicate",
+    "python_required",
+]
 
 HLL_LG_K = 12
 """DataSketches HLL lg_k used by every layer (sketches only union when built compatibly)."""
@@ -138,15 +145,20 @@ class SparkSql(SqlDialect):
         return f"HLL_UNION_AGG({column}, false)"
 
 
+def python_required(f: EventFilter, event_type: str) -> tuple[str, ...] | None:
+    """The filter for events of one type (the embedded speed store's renderer, resolved once per type):
+    None when no event of that type passes, else the columns that must be set on the row."""
+    if f.event_types != "*" and event_type not in f.event_types:
+        return None
+    return f.non_null
+
+
 def python_predicate(f: EventFilter):
-    """The filter as a function of one row dict (the embedded speed store's renderer)."""
-    types = None if f.event_types == "*" else frozenset(f.event_types)
-    required = f.non_null
+    """The filter as a function of one row dict."""
 
     def matches(row) -> bool:
-        if types is not None and row["event_type"] not in types:
-            return False
-        return all(row[c] is not None for c in required)
+        required = python_required(f, row["event_type"])
+        return required is not None and all(row[c] is not None for c in required)
 
     return matches
 

@@ -44,15 +44,14 @@ from lambdalytics.infra import metric_registry
 from lambdalytics.infra.event_index import EventIndex, Position
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.aggregates import Latest
-from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, BaseMetric, Grain
+from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
-from lambdalytics.schemas.compile import python_predicate
 from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import Gap, at_or_above, block_of, cut_mismatch
 
 from .aliases import AliasEdges, alias_of
 from .config import DEDUP_WINDOW_MS
-from .erasure import CampaignContributions
+from .layout import Row, RowLayout
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
 from .traits import TraitStates
 
@@ -63,29 +62,25 @@ log = logging.getLogger(__name__)
 TP = tuple[str, int]
 Block = tuple[str, int, int]  # topic, partition, block number
 IdKey = tuple[str, str]  # tenant_id, event_id
+Cell = tuple[Block, int]  # block, event-time hour start
+TP_BITS = 20  # an applied id's position is one int: offset << TP_BITS | partition id
 INDEX_RETRY_S = 1.0  # an index not created yet is looked for again at most this often
 
 
-class _Compiled:
-    """The catalog's bases of one grain as (metric, predicate) pairs."""
+class _Customer:
+    """One customer's state: a profile row per cell (block, event-time hour) — the profile folds them
+    all, a series the hours asked for —, its entities' milestones per block, its own campaign rows per
+    (campaign, cell) (an erasure re-folds a campaign cell from the other customers' shares: a monoid
+    fold, exact for every aggregate kind, where a min, a max or a distinct set cannot be un-merged),
+    and a generation."""
 
-    def __init__(self, bases: list[BaseMetric]):
-        self.bases = [(m, python_predicate(m.filter)) for m in bases]
+    __slots__ = ("cells", "entities", "gen", "shares")
 
-    def empty(self) -> Partial:
-        return {m.name: aggregates.empty(m) for m, _ in self.bases}
-
-    def update(self, partial: Partial, row: dict[str, Any]) -> None:
-        for m, matches in self.bases:
-            if matches(row):
-                partial[m.name] = aggregates.update(m, partial[m.name], row[m.column] if m.column else None)
-
-    def fold(self, partials: list[Partial]) -> Partial:
-        out = self.empty()
-        for p in partials:
-            for m, _ in self.bases:
-                out[m.name] = aggregates.merge(m, out[m.name], p[m.name])
-        return out
+    def __init__(self) -> None:
+        self.cells: dict[int, Row] = {}  # cell id -> row of every customer-grain base
+        self.shares: dict[tuple[str, int], Row] | None = None  # (campaign, cell id) -> campaign row
+        self.entities: dict[tuple[str, str], dict[Block, Milestones]] | None = None  # (entity, id) ->
+        self.gen = 0
 
 
 class EmbeddedSpeedStore(SpeedStore):
@@ -111,33 +106,37 @@ class EmbeddedSpeedStore(SpeedStore):
         # the built-in catalog plus the metrics registered when the store opens (speed.store.SpeedStore.catalog)
         if registered_metrics is not None:
             self.catalog = metric_registry.current(Path(registered_metrics)).catalog
-        self._profile = _Compiled(self.catalog.bases(Grain.customer))
-        self._series = _Compiled([m for m in self.catalog.bases(Grain.customer) if m.timeseries])
-        self._campaign = _Compiled(CATALOG.bases(Grain.campaign))
+        self._profile = RowLayout(self.catalog.bases(Grain.customer))
+        self._series = frozenset(m.name for m in self.catalog.bases(Grain.customer) if m.timeseries)
+        self._campaign = RowLayout(CATALOG.bases(Grain.campaign))
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
-        self._entities = {
-            e.name: (e, {ms.event_type: ms.name for ms in e.milestones}) for e in CATALOG.entities
-        }
-        # state
-        self._customers: dict[tuple[str, str], dict[Block, Partial]] = {}
-        self._customer_hours: dict[tuple[str, str], dict[tuple[Block, int], Partial]] = {}
-        self._campaign_hours: dict[tuple[str, str], dict[tuple[Block, int], Partial]] = {}
+        self._entities = [
+            (
+                e.name,
+                e.id_column,
+                {ms.event_type: ms.name for ms in e.milestones},
+                [m.name for m in e.milestones],
+            )
+            for e in CATALOG.entities
+        ]
+        # state. Blocks and cells (block, hour) are interned: every key holding one shares its object, a
+        # cell by a small int id
+        self._blocks: dict[Block, Block] = {}
+        self._cells: dict[Cell, int] = {}
+        self._cell_of: dict[int, Cell] = {}
+        self._next_cell = 0
+        self._tenants: dict[str, dict[str, _Customer]] = {}  # tenant -> customer -> state
+        self._entity_holders: dict[str, set[str]] = defaultdict(set)  # tenant -> customers with entities
+        self._campaign_cells: dict[tuple[str, str], dict[int, Row]] = {}  # (tenant, campaign) -> cell ->
         # per (tenant, campaign) and hour, the fold of every block held: what a read at the served W
-        # answers without folding blocks; the per-block partials above stay only to drop blocks below W
-        self._campaign_totals: dict[tuple[str, str], dict[int, Partial]] = {}
-        # each customer's own share of the campaign partials: what an erasure re-folds without it
-        self._contributions = CampaignContributions()
-        self._entity_states: dict[str, dict[tuple[str, str, str], dict[Block, Milestones]]] = {
-            name: {} for name in self._entities
-        }
-        self._tenant_customers: dict[str, set[str]] = defaultdict(set)
+        # answers without folding blocks; the per-cell rows above stay only to drop blocks below W
+        self._campaign_totals: dict[tuple[str, str], dict[int, Row]] = {}
+        # exact dedup: per tenant, ids applied at or above the floor -> where their copy lies (one int:
+        # offset << TP_BITS | partition id), dropped with their block
+        self._applied: dict[str, dict[str, int]] = {}
+        self._tp_ids: dict[TP, int] = {}
+        self._tp_list: list[TP] = []
         self._aliases = AliasEdges()  # alias edges above the floor, per block (speed.aliases)
-        self._tenant_entities: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        # (entity, tenant, customer) -> entity ids: a profile read must not scan every entity held
-        self._customer_entities: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-        # exact dedup: ids applied at or above the floor, where their copy lies, and the ids of each block
-        self._applied: dict[IdKey, Position] = {}
-        self._block_ids: dict[Block, list[IdKey]] = defaultdict(list)
         # without an index: ids the store no longer holds (dropped, below the floor) -> retained since
         self._retained: OrderedDict[IdKey, float] = OrderedDict()
         self._floor: dict[tuple[str, int], int] = {}  # blocks below this offset are not held
@@ -154,7 +153,6 @@ class EmbeddedSpeedStore(SpeedStore):
         # customer_version(): the epoch moves whenever coverage may change (start, floor), the
         # per-customer generation whenever one of the customer's events is applied
         self._epoch = 0
-        self._customer_gen: dict[tuple[str, str], int] = {}
         self._events = 0
         self._duplicates = 0
         self._last_broker_ms = 0
@@ -170,35 +168,51 @@ class EmbeddedSpeedStore(SpeedStore):
         with self._lock:
             self._consumed(tp, offset)
             self._last_broker_ms = max(self._last_broker_ms, broker_ms)
-            key = (row["tenant_id"], row["event_id"])
+            tenant, event_id = row["tenant_id"], row["event_id"]
             if offset < self._floor.get(tp, 0):  # covered by the batch view
                 if self.event_index is not None:
                     return True  # the index holds it already
-                if self._is_copy(key, (topic, partition, offset)):
+                if self._is_copy(tenant, event_id, tp, offset):
                     self._duplicates += 1
                     return False
-                self._retain(key)  # kept only for deduplication
+                self._retain((tenant, event_id))  # kept only for deduplication
                 return True
-            if self._is_copy(key, (topic, partition, offset)):
+            if self._is_copy(tenant, event_id, tp, offset):
                 self._duplicates += 1
                 return False
-            block = (topic, partition, block_of(offset, self.block_size))
-            self._applied[key] = (topic, partition, offset)
-            self._block_ids[block].append(key)
-            self._aggregate(row, block)
+            applied = self._applied.get(tenant)
+            if applied is None:
+                applied = self._applied[tenant] = {}
+            applied[event_id] = offset << TP_BITS | self._tp_id(tp)
+            block = self._aggregate(row, tp, offset)
             self._traits.apply(row, block, offset)
             self._events += 1
             return True
 
-    def _is_copy(self, key: IdKey, position: Position) -> bool:
+    def _tp_id(self, tp: TP) -> int:
+        tp_id = self._tp_ids.get(tp)
+        if tp_id is None:
+            tp_id = self._tp_ids[tp] = len(self._tp_list)
+            self._tp_list.append(tp)
+        return tp_id
+
+    def _position(self, packed: int) -> Position:
+        topic, partition = self._tp_list[packed & ((1 << TP_BITS) - 1)]
+        return topic, partition, packed >> TP_BITS
+
+    def _is_copy(self, tenant: str, event_id: str, tp: TP, offset: int) -> bool:
         """Is another copy of this event counted — by this store, or by the batch view?"""
-        if key in self._applied:
+        applied = self._applied.get(tenant)
+        if applied is not None and event_id in applied:
             return True  # (the same position again is a redelivery: not counted twice either)
         if self.event_index is None:
-            self._expire()
-            return key in self._retained
+            if self._retained:
+                self._expire()
+                return (tenant, event_id) in self._retained
+            return False
         index = self._open_index()
-        lowest = index.lowest(*key) if index is not None else None
+        lowest = index.lowest(tenant, event_id) if index is not None else None
+        position = (tp[0], tp[1], offset)
         if lowest is None or lowest == position:
             return False
         # lower in Kafka order (the batch keeps that copy; here it was applied, or the batch counts it), or
@@ -306,38 +320,64 @@ class EmbeddedSpeedStore(SpeedStore):
         )
         return gap
 
-    def _aggregate(self, row: dict[str, Any], block: Block) -> None:
-        tenant, customer = row["tenant_id"], row["customer_id"]
-        ckey = (tenant, customer)
-        self._customer_gen[ckey] = self._customer_gen.get(ckey, 0) + 1
-        self._tenant_customers[tenant].add(customer)
+    def _cell(self, tp: TP, offset: int, event_time: int) -> tuple[Block, int]:
+        """The interned block of ``offset`` and the id of its cell with ``event_time``'s hour."""
+        key = (tp[0], tp[1], block_of(offset, self.block_size))
+        block = self._blocks.get(key)
+        if block is None:
+            block = self._blocks[key] = key
+        cell = (block, event_time - event_time % HOUR_MS)
+        cell_id = self._cells.get(cell)
+        if cell_id is None:
+            cell_id = self._cells[cell] = self._next_cell
+            self._cell_of[cell_id] = cell
+            self._next_cell += 1
+        return block, cell_id
+
+    def _aggregate(self, row: dict[str, Any], tp: TP, offset: int) -> Block:
+        """Fold one event into its cell's rows; returns its (interned) block."""
+        tenant, customer, event_type = row["tenant_id"], row["customer_id"], row["event_type"]
+        block, cell_id = self._cell(tp, offset, row["event_time"])
         if (edge := alias_of(row)) is not None:
             self._aliases.add(tenant, edge, block)
-        blocks = self._customers.setdefault(ckey, {})
-        self._profile.update(blocks.setdefault(block, self._profile.empty()), row)
-        hour = row["event_time"] - row["event_time"] % HOUR_MS
-        hours = self._customer_hours.setdefault(ckey, {})
-        self._series.update(hours.setdefault((block, hour), self._series.empty()), row)
+        customers = self._tenants.get(tenant)
+        if customers is None:
+            customers = self._tenants[tenant] = {}
+        state = customers.get(customer)
+        if state is None:
+            state = customers[customer] = _Customer()
+        state.gen += 1
+        cells = state.cells
+        cells[cell_id] = self._profile.apply(cells.get(cell_id), row)
         campaign = row.get(self._campaign_key)
         if campaign is not None:
-            chours = self._campaign_hours.setdefault((tenant, campaign), {})
-            self._campaign.update(chours.setdefault((block, hour), self._campaign.empty()), row)
-            totals = self._campaign_totals.setdefault((tenant, campaign), {})
-            self._campaign.update(totals.setdefault(hour, self._campaign.empty()), row)
-            cell = (campaign, block, hour)
-            self._campaign.update(
-                self._contributions.partial(tenant, customer, cell, self._campaign.empty), row
-            )
-        for name, (entity, by_type) in self._entities.items():
-            milestone = by_type.get(row["event_type"])
-            entity_id = row.get(entity.id_column)
-            if milestone is None or entity_id is None:
+            ckey = (tenant, campaign)
+            ccells = self._campaign_cells.get(ckey)
+            if ccells is None:
+                ccells = self._campaign_cells[ckey] = {}
+                self._campaign_totals[ckey] = {}
+            ccells[cell_id] = self._campaign.apply(ccells.get(cell_id), row)
+            totals, hour = self._campaign_totals[ckey], self._cell_of[cell_id][1]
+            totals[hour] = self._campaign.apply(totals.get(hour), row)
+            # the customer's own share of the cell: what an erasure re-folds the campaign without
+            if state.shares is None:
+                state.shares = {}
+            share = (campaign, cell_id)
+            state.shares[share] = self._campaign.apply(state.shares.get(share), row)
+        for name, id_column, by_type, milestones in self._entities:
+            milestone = by_type.get(event_type)
+            entity_id = row.get(id_column) if milestone is not None else None
+            if entity_id is None:
                 continue
-            states = self._entity_states[name].setdefault((tenant, customer, entity_id), {})
-            ms = states.setdefault(block, {m.name: None for m in entity.milestones})
+            if state.entities is None:
+                state.entities = {}
+                self._entity_holders[tenant].add(customer)
+            blocks = state.entities.setdefault((name, entity_id), {})
+            ms = blocks.get(block)
+            if ms is None:
+                ms = blocks[block] = dict.fromkeys(milestones)
             aggregates.reach_milestone(ms, milestone, row["event_time"])
-            self._tenant_entities[(tenant, name)].add((customer, entity_id))
-            self._customer_entities[(name, tenant, customer)].add(entity_id)
+        return block
 
     def drop_below(self, watermark: Watermark) -> None:
         """Forget every block (and every lost range) the batch view at ``watermark`` now covers."""
@@ -356,31 +396,45 @@ class EmbeddedSpeedStore(SpeedStore):
             self._gaps = [g for g in self._gaps if g.end > self._floor.get((g.topic, g.partition), 0)]
             self._forget_ids_below()
             self._recheck(passed)
-            self._coverage_changed()  # every customer's version changes: their generations can start over
-            self._customer_gen = {}
-            self._customers = _prune(self._customers, self._floor, self.block_size, lambda k: k)
+            self._coverage_changed()  # every customer's version changes
             self._traits.prune(self._floor)
-            self._customer_hours = _prune(self._customer_hours, self._floor, self.block_size, lambda k: k[0])
-            self._campaign_hours = _prune(self._campaign_hours, self._floor, self.block_size, lambda k: k[0])
-            self._campaign_totals = {
-                key: _fold_hours(self._campaign, held) for key, held in self._campaign_hours.items()
-            }
-            self._contributions.prune(self._floor, self.block_size)
-            for name in self._entity_states:
-                self._entity_states[name] = _prune(
-                    self._entity_states[name], self._floor, self.block_size, lambda k: k
-                )
-            self._aliases.keep(lambda b: at_or_above(b[2], self._floor.get((b[0], b[1]), 0), self.block_size))
-            live = {(t, c) for t, c in self._customers}
-            self._tenant_customers = defaultdict(set)
-            for t, c in live:
-                self._tenant_customers[t].add(c)
-            self._tenant_entities = defaultdict(set)
-            self._customer_entities = defaultdict(set)
-            for name, states in self._entity_states.items():
-                for t, c, i in states:
-                    self._tenant_entities[(t, name)].add((c, i))
-                    self._customer_entities[(name, t, c)].add(i)
+            self._aliases.keep(self._held)
+            dropped = {b for b in self._blocks if not self._held(b)}
+            if not dropped:
+                return
+            for b in dropped:
+                del self._blocks[b]
+            gone = {i for i, cell in self._cell_of.items() if cell[0] in dropped}
+            for i in gone:
+                del self._cells[self._cell_of.pop(i)]
+            for tenant, customers in list(self._tenants.items()):
+                for customer, state in list(customers.items()):
+                    if state.shares is not None:
+                        _drop_shares(state, gone)  # a share lies in a cell the customer has a row in
+                    if not _drop_cells(state.cells, gone) | _drop_entity_blocks(state, dropped):
+                        continue
+                    if not state.cells and not state.entities:
+                        del customers[customer]
+                    if not state.entities:
+                        self._entity_holders[tenant].discard(customer)
+                if not customers:
+                    del self._tenants[tenant]
+            for key, cells in list(self._campaign_cells.items()):
+                if _drop_cells(cells, gone):
+                    if cells:
+                        self._campaign_totals[key] = self._fold_campaign_hours(cells)
+                    else:
+                        del self._campaign_cells[key], self._campaign_totals[key]
+
+    def _held(self, block: Block) -> bool:
+        return at_or_above(block[2], self._floor.get(block[:2], 0), self.block_size)
+
+    def _fold_campaign_hours(self, cells: dict[int, Row]) -> dict[int, Row]:
+        """Per-cell campaign rows folded per hour over every block."""
+        by_hour: dict[int, list[Row]] = defaultdict(list)
+        for cell_id, row in cells.items():
+            by_hour[self._cell_of[cell_id][1]].append(row)
+        return {hour: self._campaign.merged(rows) for hour, rows in by_hour.items()}
 
     def _recheck(self, partitions: set[TP]) -> None:
         """Ids applied above offsets this store never consumed (a lost range, a late start) were decided
@@ -390,12 +444,13 @@ class EmbeddedSpeedStore(SpeedStore):
         index = self._open_index() if partitions else None
         if index is None:
             return
-        for key, position in list(self._applied.items()):
-            if (
-                position[:2] in partitions
-                and (lowest := index.lowest(*key)) is not None
-                and lowest < position
-            ):
+        for tenant, applied in self._applied.items():
+            for event_id, packed in applied.items():
+                position = self._position(packed)
+                if position[:2] not in partitions:
+                    continue
+                if (lowest := index.lowest(tenant, event_id)) is None or not lowest < position:
+                    continue
                 gap = Gap(position[0], position[1], position[2], position[2] + 1)
                 self._gaps.append(gap)
                 log.error(
@@ -408,12 +463,20 @@ class EmbeddedSpeedStore(SpeedStore):
 
     def _forget_ids_below(self) -> None:
         """The ids of dropped blocks: the index answers for them now (without one, they are retained)."""
-        for block in [
-            b for b in self._block_ids if not at_or_above(b[2], self._floor.get(b[:2], 0), self.block_size)
-        ]:
-            for key in self._block_ids.pop(block):
-                if self._applied.pop(key, None) is not None and self.event_index is None:
-                    self._retain(key)
+        mask, b = (1 << TP_BITS) - 1, self.block_size
+        floors = [self._floor.get(tp, 0) for tp in self._tp_list]
+        for tenant, applied in list(self._applied.items()):
+            below = [
+                event_id
+                for event_id, packed in applied.items()
+                if not at_or_above(block_of(packed >> TP_BITS, b), floors[packed & mask], b)
+            ]
+            for event_id in below:
+                del applied[event_id]
+                if self.event_index is None:
+                    self._retain((tenant, event_id))
+            if not applied:
+                del self._applied[tenant]
 
     def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
         """The blocks below the published W are the batch view's now: free them. A version cut with
@@ -479,49 +542,63 @@ class EmbeddedSpeedStore(SpeedStore):
         self._covered = watermark
 
     def _wanted(self, watermark: Watermark):
-        b = self.block_size
+        """Is a cell's block at or above ``watermark`` (the speed side's, not the batch view's)?"""
+        b, cell_of = self.block_size, self._cell_of
 
-        def wanted(block: Block) -> bool:
+        def wanted(cell_id: int) -> bool:
+            block = cell_of[cell_id][0]
             return at_or_above(block[2], watermark.get((block[0], block[1]), 0), b)
 
         return wanted
 
+    def _customer(self, tenant: str, customer: str) -> _Customer | None:
+        customers = self._tenants.get(tenant)
+        return customers.get(customer) if customers is not None else None
+
     def customer(self, tenant: str, customer: str, watermark: Watermark) -> Partial:
         with self._lock:
             self._check(watermark)
+            state = self._customer(tenant, customer)
+            if state is None:
+                return self._profile.fold(())
             wanted = self._wanted(watermark)
-            blocks = self._customers.get((tenant, customer), {})
-            return self._profile.fold([p for blk, p in blocks.items() if wanted(blk)])
+            return self._profile.fold(row for cell, row in state.cells.items() if wanted(cell))
+
+    def _entity_states(self, state: _Customer, entity: str, watermark: Watermark):
+        """(entity id, merged milestones) of one customer's entities of this kind at or above W."""
+        b = self.block_size
+        for (name, entity_id), blocks in (state.entities or {}).items():
+            if name != entity:
+                continue
+            merged = aggregates.merge_milestones(
+                *[ms for blk, ms in blocks.items() if at_or_above(blk[2], watermark.get(blk[:2], 0), b)]
+            )
+            if merged:
+                yield entity_id, merged
 
     def customer_entities(
         self, tenant: str, customer: str, entity: str, watermark: Watermark
     ) -> dict[str, Milestones]:
         with self._lock:
             self._check(watermark)
-            wanted = self._wanted(watermark)
-            states = self._entity_states[entity]
-            out: dict[str, Milestones] = {}
-            for entity_id in self._customer_entities.get((entity, tenant, customer), ()):
-                blocks = states[(tenant, customer, entity_id)]
-                merged = aggregates.merge_milestones(*[m for blk, m in blocks.items() if wanted(blk)])
-                if merged:
-                    out[entity_id] = merged
-            return out
-
-    def _hours(self, store, compiled: _Compiled, key, watermark: Watermark, start_ms: int, end_ms: int):
-        with self._lock:
-            self._check(watermark)
-            wanted = self._wanted(watermark)
-            grouped: dict[int, list[Partial]] = defaultdict(list)
-            for (blk, hour), partial in store.get(key, {}).items():
-                if wanted(blk) and start_ms <= hour < end_ms:
-                    grouped[hour].append(partial)
-            return {hour: compiled.fold(parts) for hour, parts in sorted(grouped.items())}
+            state = self._customer(tenant, customer)
+            return dict(self._entity_states(state, entity, watermark)) if state is not None else {}
 
     def customer_hours(self, tenant, customer, watermark, start_ms, end_ms):
-        return self._hours(
-            self._customer_hours, self._series, (tenant, customer), watermark, start_ms, end_ms
-        )
+        with self._lock:
+            self._check(watermark)
+            state = self._customer(tenant, customer)
+            cells = state.cells if state is not None else {}
+            return self._hours(self._profile, self._series, cells, watermark, start_ms, end_ms)
+
+    def _hours(self, layout: RowLayout, view, cells: dict[int, Row], watermark, start_ms, end_ms):
+        wanted, cell_of = self._wanted(watermark), self._cell_of
+        grouped: dict[int, list[Row]] = defaultdict(list)
+        for cell_id, row in cells.items():
+            hour = cell_of[cell_id][1]
+            if start_ms <= hour < end_ms and wanted(cell_id):
+                grouped[hour].append(row)
+        return {hour: layout.fold(rows, view) for hour, rows in sorted(grouped.items())}
 
     def campaign_hours(self, tenant, campaign, watermark, start_ms, end_ms):
         with self._lock:
@@ -533,9 +610,8 @@ class EmbeddedSpeedStore(SpeedStore):
                     for hour in sorted(totals)
                     if start_ms <= hour < end_ms
                 }
-        return self._hours(
-            self._campaign_hours, self._campaign, (tenant, campaign), watermark, start_ms, end_ms
-        )
+            cells = self._campaign_cells.get((tenant, campaign), {})
+            return self._hours(self._campaign, None, cells, watermark, start_ms, end_ms)
 
     def _holds_only_wanted(self, watermark: Watermark) -> bool:
         """Is every block held at or above ``watermark`` (it asks for everything the store keeps)?
@@ -547,26 +623,23 @@ class EmbeddedSpeedStore(SpeedStore):
     ) -> dict[tuple[str, str], Milestones]:
         with self._lock:
             self._check(watermark)
-            wanted = self._wanted(watermark)
-            states = self._entity_states[entity]
-            out = {}
-            for customer, entity_id in self._tenant_entities.get((tenant, entity), ()):
-                merged = aggregates.merge_milestones(
-                    *[m for blk, m in states[(tenant, customer, entity_id)].items() if wanted(blk)]
-                )
-                if merged:
-                    out[(customer, entity_id)] = merged
-            return out
+            customers = self._tenants.get(tenant, {})
+            return {
+                (customer, entity_id): merged
+                for customer in self._entity_holders.get(tenant, ())
+                for entity_id, merged in self._entity_states(customers[customer], entity, watermark)
+            }
 
     def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
         with self._lock:
             self._check(watermark)
-            wanted = self._wanted(watermark)
+            wanted, cell_of = self._wanted(watermark), self._cell_of
             out: dict[str, set[int]] = {}
-            for customer in self._tenant_customers.get(tenant, ()):
-                hours = self._customer_hours.get((tenant, customer), {}).items()
+            for customer, state in self._tenants.get(tenant, {}).items():
                 if months := order_months(
-                    (hour, p[COHORT_METRIC]) for (blk, hour), p in hours if wanted(blk)
+                    (cell_of[c][1], self._profile.value(row, COHORT_METRIC))
+                    for c, row in state.cells.items()
+                    if wanted(c)
                 ):
                     out[customer] = months
             return out
@@ -574,37 +647,53 @@ class EmbeddedSpeedStore(SpeedStore):
     def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
         with self._lock:
             self._check(watermark)
-            return self._aliases.edges(tenant, customers, self._wanted(watermark))
+            b = self.block_size
+            return self._aliases.edges(
+                tenant, customers, lambda k: at_or_above(k[2], watermark.get((k[0], k[1]), 0), b)
+            )
 
     def erase(self, tenant: str, customers: Iterable[str]) -> int:
-        """Forget every event of ``customers`` of ``tenant``: their own partials, entities and order
-        months go, and the campaign cells they touched are re-folded from the other customers'
-        shares (``speed.erasure``), so campaign answers equal a store that never saw them."""
+        """Forget every event of ``customers`` of ``tenant``: their own rows, entities, traits and alias
+        edges go, and the campaign cells they touched are re-folded from the other customers' shares,
+        so campaign answers equal a store that never saw them. Their applied ids stay: a redelivered
+        copy is still a duplicate, never counted anew."""
         removed = 0
         with self._lock:
-            campaigns: set[tuple[str, str]] = set()
             erased = set(customers)
             removed += self._traits.forget(tenant, erased) + self._aliases.forget(tenant, erased)
+            held = self._tenants.get(tenant, {})
+            touched: set[tuple[str, int]] = set()  # (campaign, cell id) to re-fold
             for customer in erased:
-                ckey = (tenant, customer)
-                removed += len(self._customers.pop(ckey, {})) + len(self._customer_hours.pop(ckey, {}))
-                self._tenant_customers.get(tenant, set()).discard(customer)
-                for name, states in self._entity_states.items():
-                    for entity_id in self._customer_entities.pop((name, tenant, customer), set()):
-                        removed += len(states.pop((tenant, customer, entity_id), {}))
-                        self._tenant_entities.get((tenant, name), set()).discard((customer, entity_id))
-                for campaign, block, hour in self._contributions.take(tenant, customer):
-                    held = self._campaign_hours.get((tenant, campaign), {})
-                    rest = self._contributions.others(tenant, (campaign, block, hour))
-                    if rest:
-                        held[(block, hour)] = self._campaign.fold(rest)
+                state = held.pop(customer, None)
+                if state is None:
+                    continue
+                removed += len(state.cells) + sum(len(b) for b in (state.entities or {}).values())
+                self._entity_holders[tenant].discard(customer)
+                touched.update(state.shares or ())
+            if not held:
+                self._tenants.pop(tenant, None)
+            if touched:
+                rest: dict[tuple[str, int], list[Row]] = defaultdict(list)
+                for state in held.values():
+                    for share in touched.intersection(state.shares or ()):
+                        rest[share].append(state.shares[share])
+                refold: set[str] = set()
+                for campaign, cell_id in touched:
+                    cells = self._campaign_cells.get((tenant, campaign))
+                    if cells is None:
+                        continue
+                    if rows := rest.get((campaign, cell_id)):
+                        cells[cell_id] = self._campaign.merged(rows)
                     else:
-                        held.pop((block, hour), None)
-                    campaigns.add((tenant, campaign))
+                        cells.pop(cell_id, None)
+                    refold.add(campaign)
                     removed += 1
-                self._customer_gen[ckey] = self._customer_gen.get(ckey, 0) + 1
-            for key in campaigns:
-                self._campaign_totals[key] = _fold_hours(self._campaign, self._campaign_hours.get(key, {}))
+                for campaign in refold:
+                    key = (tenant, campaign)
+                    if cells := self._campaign_cells[key]:
+                        self._campaign_totals[key] = self._fold_campaign_hours(cells)
+                    else:
+                        del self._campaign_cells[key], self._campaign_totals[key]
             self._epoch += 1  # every cached answer's token changes
         return removed
 
@@ -620,7 +709,8 @@ class EmbeddedSpeedStore(SpeedStore):
 
     def customer_version(self, tenant: str, customer: str) -> tuple[int, int]:
         with self._lock:
-            return self._epoch, self._customer_gen.get((tenant, customer), 0)
+            state = self._customer(tenant, customer)
+            return self._epoch, state.gen if state is not None else 0
 
     def status(self) -> SpeedStatus:
         with self._lock:
@@ -642,34 +732,51 @@ class EmbeddedSpeedStore(SpeedStore):
                 lost_offsets=self._lost,
             )
 
+    def active_customers(self) -> int:
+        """Customers with state in the store (what its memory is sized by, with their events)."""
+        with self._lock:
+            return sum(len(customers) for customers in self._tenants.values())
+
     def memory_keys(self) -> int:
-        """Number of (key, block) partials held: what memory grows with."""
+        """Number of (key, cell) rows and entity block states held: what memory grows with."""
         with self._lock:
             return (
-                sum(len(v) for v in self._customers.values())
-                + sum(len(v) for v in self._customer_hours.values())
-                + sum(len(v) for v in self._campaign_hours.values())
-                + sum(len(v) for states in self._entity_states.values() for v in states.values())
+                sum(len(c.cells) for customers in self._tenants.values() for c in customers.values())
+                + sum(len(cells) for cells in self._campaign_cells.values())
+                + sum(
+                    len(blocks)
+                    for customers in self._tenants.values()
+                    for c in customers.values()
+                    for blocks in (c.entities or {}).values()
+                )
             )
 
 
-def _fold_hours(compiled: _Compiled, held: dict[tuple[Block, int], Partial]) -> dict[int, Partial]:
-    """Per-(block, hour) partials folded per hour over every block."""
-    grouped: dict[int, list[Partial]] = defaultdict(list)
-    for (_, hour), partial in held.items():
-        grouped[hour].append(partial)
-    return {hour: compiled.fold(parts) for hour, parts in grouped.items()}
+def _drop_cells(cells: dict[int, Row], gone: set[int]) -> bool:
+    """Remove the rows of dropped cells in place; True if any was removed."""
+    dead = [c for c in cells if c in gone]
+    for c in dead:
+        del cells[c]
+    return bool(dead)
 
 
-def _prune(store: dict, floor: Watermark, block_size: int, block_key) -> dict:
-    """Drop entries whose block lies entirely below the floor; drop keys left empty."""
-    out = {}
-    for key, entries in store.items():
-        kept = {
-            k: v
-            for k, v in entries.items()
-            if at_or_above((b := block_key(k))[2], floor.get((b[0], b[1]), 0), block_size)
-        }
-        if kept:
-            out[key] = kept
-    return out
+def _drop_shares(state: _Customer, gone: set[int]) -> None:
+    """Remove a customer's campaign shares of dropped cells in place."""
+    shares = state.shares
+    for key in [k for k in shares if k[1] in gone]:
+        del shares[key]
+    if not shares:
+        state.shares = None
+
+
+def _drop_entity_blocks(state: _Customer, dropped: set[Block]) -> bool:
+    """Remove a customer's entity states of dropped blocks in place; True if any was removed."""
+    changed = False
+    for key, blocks in list((state.entities or {}).items()):
+        dead = [b for b in blocks if b in dropped]
+        for b in dead:
+            del blocks[b]
+        changed |= bool(dead)
+        if not blocks:
+            del state.entities[key]
+    return changed
