@@ -243,6 +243,35 @@ def case_metrics(request, tmp_path):
     assert {"name", "grain", "formula", "unit"} <= set(rows[0])
 
 
+def case_metrics_add(request, tmp_path):
+    case_metrics(request, tmp_path)  # `metrics` alone lists the catalog (a group with a default action)
+    example = Path(__file__).resolve().parents[2] / "examples" / "metrics.toml"
+    done = ok(cli("metrics", "add", str(example), env=_env(data_dir=str(tmp_path))))
+    assert "registered metric set v1" in done.stdout + done.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[metric]]\nname = 'x'\n")
+    refused = cli("metrics", "add", str(bad), env=_env(data_dir=str(tmp_path)))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def case_erase(request, tmp_path):
+    request.getfixturevalue("batch_ran")
+    env = request.getfixturevalue("kafka_env")
+    from deltalake import DeltaTable
+
+    rows = (
+        DeltaTable(str(Path(env["LAMBDALYTICS_DATA_DIR"]) / "master"))
+        .to_pyarrow_dataset()
+        .head(1)
+        .to_pylist()
+    )
+    tenant, customer = rows[0]["tenant_id"], rows[0]["customer_id"]
+    done = ok(cli("erase", "--tenant", tenant, "--customer", customer, env=env))
+    assert "erasure" in done.stdout + done.stderr
+    refused = cli("erase", "--tenant", "Not A Tenant!", "--customer", customer, env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
 class _ControllerServer(http.server.BaseHTTPRequestHandler):
     """The Pinot controller test double (``Controller``) behind a real HTTP port."""
 
@@ -298,7 +327,8 @@ CASES: dict[str, Callable] = {
     "replay olist": case_replay_olist,
     "schemas export": case_schemas_export,
     "schemas validate": case_schemas_validate,
-    "metrics": case_metrics,
+    "metrics add": case_metrics_add,
+    "erase": case_erase,
     "pinot apply": case_pinot_apply,
 }
 
