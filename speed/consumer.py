@@ -269,13 +269,17 @@ class SpeedConsumer:
         batches = consumer.poll(timeout_ms=timeout_ms)
         n = 0
         for tp, records in batches.items():
+            run: list = []  # consecutive records, applied together (one hold of the store's lock)
             for record in records:
                 offset = self._logical(tp, record.offset)
                 if offset != self._expected.get(tp):  # a hole in what the broker returned
+                    self._apply(tp, run)
+                    run = []
                     self.store.move_to(tp.topic, tp.partition, offset)
-                self._apply(record, offset)
+                run.append((record, offset))
                 self._expected[tp] = offset + 1
                 n += 1
+            self._apply(tp, run)
         marks = {}
         for tp in self._assigned:
             position = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
@@ -314,22 +318,29 @@ class SpeedConsumer:
                 with contextlib.suppress(Exception):
                     consumer.close()
 
-    def _apply(self, record, offset: int) -> None:
-        """Ingest one record at its logical ``offset`` or account for it; whatever it holds, never raise.
+    def _apply(self, tp: TopicPartition, run: list) -> None:
+        """Ingest consecutive ``(record, logical offset)`` pairs of one partition, or account for each;
+        whatever they hold, never raise.
 
         A record that breaks the contract is skipped (the archiver dead-letters it, so neither side
         counts it). A valid record the store fails to apply is *not* skipped silently: the archiver lands
         it, so it opens a one-offset :class:`~lambdalytics.schemas.views.Gap` (``store.fail``) — reads
         below its end fail closed until a batch W passes it — and is counted as ``internal_error``.
         """
-        row = self.decoder.row(record)
-        if row is None or (self.erasures is not None and self.erasures.skips(row)):
-            self.store.skip(record.topic, record.partition, offset)
+        if not run:
             return
-        try:
-            self.store.ingest(row, record.topic, record.partition, offset, record.timestamp)
-        except Exception as exc:  # noqa: BLE001 - one record must not stop the speed side
+        items = []
+        for record, offset in run:
+            row = self.decoder.row(record)
+            if row is not None and self.erasures is not None and self.erasures.skips(row):
+                row = None
+            items.append((row, offset, record.timestamp))
+
+        def failed(i: int, exc: Exception) -> None:
+            record, offset = run[i]
             log.exception("speed store failed on %s:%d@%d", record.topic, record.partition, record.offset)
             reason = f"ingest failed: {type(exc).__name__}"
             self.decoder.reject(record, ContractViolation("internal_error", reason), decoded=True)
             self.store.fail(record.topic, record.partition, offset, reason)
+
+        self.store.ingest_many(tp.topic, tp.partition, items, on_error=failed)

@@ -49,7 +49,7 @@ from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
 from lambdalytics.schemas.identity import Alias
 from lambdalytics.schemas.views import Gap, at_or_above, block_of, cut_mismatch
 
-from .aliases import AliasEdges, alias_of
+from .aliases import ALIAS_EVENT, AliasEdges, alias_of
 from .config import DEDUP_WINDOW_MS
 from .layout import Row, RowLayout
 from .store import CoverageError, Milestones, Partial, SpeedStatus, SpeedStore, Watermark
@@ -63,6 +63,9 @@ TP = tuple[str, int]
 Block = tuple[str, int, int]  # topic, partition, block number
 IdKey = tuple[str, str]  # tenant_id, event_id
 Cell = tuple[Block, int]  # block, event-time hour start
+Record = tuple[
+    dict[str, Any] | None, int, int
+]  # to_row dict (None: consumed, not applied), offset, broker ms
 TP_BITS = 20  # an applied id's position is one int: offset << TP_BITS | partition id
 INDEX_RETRY_S = 1.0  # an index not created yet is looked for again at most this often
 
@@ -109,16 +112,15 @@ class EmbeddedSpeedStore(SpeedStore):
         self._profile = RowLayout(self.catalog.bases(Grain.customer))
         self._series = frozenset(m.name for m in self.catalog.bases(Grain.customer) if m.timeseries)
         self._campaign = RowLayout(CATALOG.bases(Grain.campaign))
+        self._profile_plans, self._campaign_plans = self._profile.plans, self._campaign.plans
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
-        self._entities = [
-            (
-                e.name,
-                e.id_column,
-                {ms.event_type: ms.name for ms in e.milestones},
-                [m.name for m in e.milestones],
-            )
-            for e in CATALOG.entities
-        ]
+        # event type -> (entity, id column, the milestone it reaches, the entity's milestones)
+        self._milestones_of: dict[str, list[tuple[str, str, str, list[str]]]] = defaultdict(list)
+        for e in CATALOG.entities:
+            for ms in e.milestones:
+                self._milestones_of[ms.event_type].append(
+                    (e.name, e.id_column, ms.name, [m.name for m in e.milestones])
+                )
         # state. Blocks and cells (block, hour) are interned: every key holding one shares its object, a
         # cell by a small int id
         self._blocks: dict[Block, Block] = {}
@@ -164,30 +166,84 @@ class EmbeddedSpeedStore(SpeedStore):
 
     def ingest(self, row: dict[str, Any], topic: str, partition: int, offset: int, broker_ms: int) -> bool:
         """Apply one validated event (a ``to_row`` dict) at its Kafka position; False if a duplicate."""
+        return not self.ingest_many(topic, partition, ((row, offset, broker_ms),))
+
+    def ingest_many(
+        self,
+        topic: str,
+        partition: int,
+        records: Iterable[Record],
+        *,
+        on_error: Callable[[int, Exception], None] | None = None,
+    ) -> int:
+        """Apply a poll's records of one partition in offset order, under one hold of the lock; returns
+        the number of duplicates. Each record is ``(row, offset, broker_ms)``, the row a validated
+        ``to_row`` dict, or None for a record consumed but not applied (:meth:`skip`).
+
+        A record whose apply raises: with ``on_error`` it is handed over, ``on_error(index, exc)``, while
+        the exception is being handled (the consumer logs it and calls :meth:`fail`), and the records
+        after it are applied; without, the exception propagates, the records before it applied.
+        """
         tp = (topic, partition)
+        duplicates = 0
         with self._lock:
-            self._consumed(tp, offset)
-            self._last_broker_ms = max(self._last_broker_ms, broker_ms)
-            tenant, event_id = row["tenant_id"], row["event_id"]
-            if offset < self._floor.get(tp, 0):  # covered by the batch view
-                if self.event_index is not None:
-                    return True  # the index holds it already
-                if self._is_copy(tenant, event_id, tp, offset):
-                    self._duplicates += 1
-                    return False
-                self._retain((tenant, event_id))  # kept only for deduplication
-                return True
-            if self._is_copy(tenant, event_id, tp, offset):
-                self._duplicates += 1
-                return False
-            applied = self._applied.get(tenant)
-            if applied is None:
-                applied = self._applied[tenant] = {}
-            applied[event_id] = offset << TP_BITS | self._tp_id(tp)
-            block = self._aggregate(row, tp, offset)
-            self._traits.apply(row, block, offset)
-            self._events += 1
-            return True
+            tp_id, floor, positions, start = (
+                self._tp_id(tp),
+                self._floor.get(tp, 0),
+                self._positions,
+                self._start,
+            )
+            applied_by_tenant, b, aggregate, traits = (
+                self._applied,
+                self.block_size,
+                self._aggregate,
+                self._traits,
+            )
+            block_no, block, hours = -1, None, {}
+            for i, (row, offset, broker_ms) in enumerate(records):
+                if tp not in start:
+                    self._began(tp, offset)
+                positions[tp] = offset + 1
+                if broker_ms > self._last_broker_ms:
+                    self._last_broker_ms = broker_ms
+                if row is None:
+                    continue
+                try:
+                    tenant, event_id = row["tenant_id"], row["event_id"]
+                    if offset < floor:  # covered by the batch view
+                        if self.event_index is not None:
+                            continue  # the index holds it already
+                        if self._is_copy(tenant, event_id, tp, offset):
+                            duplicates += 1
+                        else:
+                            self._retain((tenant, event_id))  # kept only for deduplication
+                        continue
+                    applied = applied_by_tenant.get(tenant)
+                    if (applied is not None and event_id in applied) or (
+                        (self.event_index is not None or self._retained)
+                        and self._is_copy(tenant, event_id, tp, offset)
+                    ):
+                        duplicates += 1
+                        continue
+                    if applied is None:
+                        applied = applied_by_tenant[tenant] = {}
+                    applied[event_id] = offset << TP_BITS | tp_id
+                    if (number := block_of(offset, b)) != block_no:  # its cells by hour: once per block
+                        block_no, block, hours = number, self._block(tp, number), {}
+                    event_time = row["event_time"]
+                    hour = event_time - event_time % HOUR_MS
+                    cell_id = hours.get(hour)
+                    if cell_id is None:
+                        cell_id = hours[hour] = self._cell(block, hour)
+                    aggregate(row, block, cell_id, hour)
+                    traits.apply(row, block, offset)
+                    self._events += 1
+                except Exception as exc:
+                    if on_error is None:
+                        raise
+                    on_error(i, exc)
+            self._duplicates += duplicates
+        return duplicates
 
     def _tp_id(self, tp: TP) -> int:
         tp_id = self._tp_ids.get(tp)
@@ -320,25 +376,28 @@ class EmbeddedSpeedStore(SpeedStore):
         )
         return gap
 
-    def _cell(self, tp: TP, offset: int, event_time: int) -> tuple[Block, int]:
-        """The interned block of ``offset`` and the id of its cell with ``event_time``'s hour."""
-        key = (tp[0], tp[1], block_of(offset, self.block_size))
+    def _block(self, tp: TP, number: int) -> Block:
+        """The interned block ``number`` of a partition."""
+        key = (tp[0], tp[1], number)
         block = self._blocks.get(key)
         if block is None:
             block = self._blocks[key] = key
-        cell = (block, event_time - event_time % HOUR_MS)
+        return block
+
+    def _cell(self, block: Block, hour: int) -> int:
+        """The id of the cell (block, event-time hour start)."""
+        cell = (block, hour)
         cell_id = self._cells.get(cell)
         if cell_id is None:
             cell_id = self._cells[cell] = self._next_cell
             self._cell_of[cell_id] = cell
             self._next_cell += 1
-        return block, cell_id
+        return cell_id
 
-    def _aggregate(self, row: dict[str, Any], tp: TP, offset: int) -> Block:
-        """Fold one event into its cell's rows; returns its (interned) block."""
+    def _aggregate(self, row: dict[str, Any], block: Block, cell_id: int, hour: int) -> None:
+        """Fold one event into the rows of its cell (``cell_id``: ``block`` and event-time ``hour``)."""
         tenant, customer, event_type = row["tenant_id"], row["customer_id"], row["event_type"]
-        block, cell_id = self._cell(tp, offset, row["event_time"])
-        if (edge := alias_of(row)) is not None:
+        if event_type == ALIAS_EVENT and (edge := alias_of(row)) is not None:
             self._aliases.add(tenant, edge, block)
         customers = self._tenants.get(tenant)
         if customers is None:
@@ -348,36 +407,42 @@ class EmbeddedSpeedStore(SpeedStore):
             state = customers[customer] = _Customer()
         state.gen += 1
         cells = state.cells
-        cells[cell_id] = self._profile.apply(cells.get(cell_id), row)
+        plans = self._profile_plans[event_type]  # shape -> rendered update
+        held = cells.get(cell_id)
+        cells[cell_id] = plans[0 if held is None else held[0]](held, row)
         campaign = row.get(self._campaign_key)
         if campaign is not None:
+            plans = self._campaign_plans[event_type]
             ckey = (tenant, campaign)
             ccells = self._campaign_cells.get(ckey)
             if ccells is None:
                 ccells = self._campaign_cells[ckey] = {}
                 self._campaign_totals[ckey] = {}
-            ccells[cell_id] = self._campaign.apply(ccells.get(cell_id), row)
-            totals, hour = self._campaign_totals[ckey], self._cell_of[cell_id][1]
-            totals[hour] = self._campaign.apply(totals.get(hour), row)
+            held = ccells.get(cell_id)
+            ccells[cell_id] = plans[0 if held is None else held[0]](held, row)
+            totals = self._campaign_totals[ckey]
+            held = totals.get(hour)
+            totals[hour] = plans[0 if held is None else held[0]](held, row)
             # the customer's own share of the cell: what an erasure re-folds the campaign without
             if state.shares is None:
                 state.shares = {}
             share = (campaign, cell_id)
-            state.shares[share] = self._campaign.apply(state.shares.get(share), row)
-        for name, id_column, by_type, milestones in self._entities:
-            milestone = by_type.get(event_type)
-            entity_id = row.get(id_column) if milestone is not None else None
+            held = state.shares.get(share)
+            state.shares[share] = plans[0 if held is None else held[0]](held, row)
+        for name, id_column, milestone, milestones in self._milestones_of.get(event_type, ()):
+            entity_id = row.get(id_column)
             if entity_id is None:
                 continue
             if state.entities is None:
                 state.entities = {}
                 self._entity_holders[tenant].add(customer)
-            blocks = state.entities.setdefault((name, entity_id), {})
+            blocks = state.entities.get((name, entity_id))
+            if blocks is None:
+                blocks = state.entities[(name, entity_id)] = {}
             ms = blocks.get(block)
             if ms is None:
                 ms = blocks[block] = dict.fromkeys(milestones)
             aggregates.reach_milestone(ms, milestone, row["event_time"])
-        return block
 
     def drop_below(self, watermark: Watermark) -> None:
         """Forget every block (and every lost range) the batch view at ``watermark`` now covers."""

@@ -12,15 +12,17 @@ stored once.
 
 Which slots an event updates depends first on its type, so the update plan is resolved once per (shape,
 event type) from the catalog's filters (``compile.python_required``) and each slot's
-``aggregates.updater``: per event only the ``non_null`` checks and the updates of matching bases remain,
-plus a copy into a wider shape the first time a type reaches a row. Reads turn rows back into the raw
+``aggregates.updater``, and rendered as one small Python function (:func:`_render`: the plan's
+``non_null`` checks written out, each update a call of the slot's updater — no loop over the plan, no
+dispatch on kinds per event): per event only those checks and updates remain, plus a copy into a wider
+shape the first time a type reaches a row. Reads turn rows back into the raw
 states of ``schemas.aggregates`` (:meth:`RowLayout.fold`), merged with ``aggregates.merge``.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lambdalytics.schemas import aggregates
@@ -34,7 +36,8 @@ __all__ = ["Row", "RowLayout"]
 Row = list  # [shape id, value per slot of the shape]
 # (position in the row, column or None, columns that must be set, update)
 Step = tuple[int, str | None, tuple[str, ...], Any]
-Plan = tuple[int, tuple[tuple[int, int], ...] | None, tuple[Step, ...]]  # shape, moves into it, steps
+Moves = tuple[tuple[int, int], ...] | None  # (old position, new position) into a wider shape
+Apply = Callable[[Row | None, dict[str, Any]], Row]  # a rendered plan: (row or None, event) -> row
 
 
 def _add_distinct(state: Any, value: Any) -> Any:
@@ -62,7 +65,10 @@ class RowLayout:
         self._shape_ids: dict[tuple[int, ...], int] = {}
         self._blanks: list[Row] = []  # shape id -> a row of empty values
         self._positions: list[dict[int, int]] = []  # shape id -> base index -> position in the row
-        self._plans: dict[tuple[int, str], Plan] = {}
+        # event type -> shape -> rendered plan, each rendered on first use: ``plans[event_type][shape]``
+        self.plans: dict[str, dict[int, Apply]] = _Missing(
+            lambda event_type: _Missing(lambda shape: self._plan(shape, event_type))
+        )
         self._shape(())
 
     def _shape(self, slots: tuple[int, ...]) -> int:
@@ -76,8 +82,9 @@ class RowLayout:
             self._positions.append({i: pos for pos, i in enumerate(slots, 1)})
         return shape
 
-    def _plan(self, shape: int, event_type: str) -> Plan:
-        """The shape a row of ``shape`` takes with an event of ``event_type``, and the steps that apply it."""
+    def _plan(self, shape: int, event_type: str) -> Apply:
+        """The shape a row of ``shape`` takes with an event of ``event_type``, and the steps that apply it,
+        rendered as one function."""
         matching = [
             (i, m, required)
             for i, m in enumerate(self.bases)
@@ -96,28 +103,12 @@ class RowLayout:
             )
             for i, m, required in matching
         )
-        plan = self._plans[(shape, event_type)] = (target, moves, steps)
-        return plan
+        return _render(self._blanks[target], moves, steps)
 
     def apply(self, row: Row | None, event: dict[str, Any]) -> Row:
-        """Fold one event into ``row`` (None: a new row); returns the row, a new list if it grew."""
-        shape = 0 if row is None else row[0]
-        plan = self._plans.get((shape, event["event_type"]))
-        target, moves, steps = plan if plan is not None else self._plan(shape, event["event_type"])
-        if row is None:
-            row = self._blanks[target].copy()
-        elif moves is not None:
-            grown = self._blanks[target].copy()
-            for old, new in moves:
-                grown[new] = row[old]
-            row = grown
-        for pos, column, required, add in steps:
-            for c in required:
-                if event[c] is None:
-                    break
-            else:
-                row[pos] = add(row[pos], event[column] if column else None)
-        return row
+        """Fold one event into ``row`` (None: a new row); returns the row, a new list if it grew. A hot
+        loop looks ``plans[event_type]`` up once per event instead, and calls it per row."""
+        return self.plans[event["event_type"]][0 if row is None else row[0]](row, event)
 
     def value(self, row: Row, name: str) -> Any:
         """One base's raw state in ``row`` (``schemas.aggregates``; a distinct one as a fresh set)."""
@@ -164,3 +155,48 @@ class RowLayout:
             else:
                 row[pos] = state
         return row
+
+
+class _Missing(dict):
+    """A dict that fills a missing key with ``make(key)`` (a plan rendered on first use); a hit costs
+    one dict lookup."""
+
+    def __init__(self, make: Callable[[Any], Any]):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self._make(key)
+        return value
+
+
+def _render(blank: Row, moves: Moves, steps: Sequence[Step]) -> Apply:
+    """One plan as a Python function: a fresh row from ``blank`` (or the old row's values moved into it),
+    then per step its ``non_null`` checks written out and a call of its updater. The source names only
+    row positions, event columns (``repr``: catalog identifiers) and the updaters passed in."""
+    env: dict[str, Any] = {"blank": blank}
+    lines = ["def apply(row, event):"]
+    if moves is None:
+        lines += ["    if row is None:", "        row = blank.copy()"]
+    else:
+        lines += ["    grown = blank.copy()"]
+        if moves:
+            lines += [
+                "    if row is not None:",
+                *(f"        grown[{new}] = row[{old}]" for old, new in moves),
+            ]
+        lines += ["    row = grown"]
+    for k, (pos, column, required, add) in enumerate(steps):
+        env[f"add{k}"] = add
+        value = f"event[{column!r}]" if column else "None"
+        call = f"row[{pos}] = add{k}(row[{pos}], {value})"
+        if required:
+            lines += [
+                f"    if {' and '.join(f'event[{c!r}] is not None' for c in required)}:",
+                f"        {call}",
+            ]
+        else:
+            lines += [f"    {call}"]
+    lines += ["    return row"]
+    exec(compile("\n".join(lines), "<speed.layout plan>", "exec"), env)  # noqa: S102 - source built above
+    return env["apply"]

@@ -40,7 +40,13 @@ class TraitStates:
 
     def apply(self, row: Mapping[str, Any], block: Block, offset: int) -> None:
         tenant, customer = row["tenant_id"], row["customer_id"]
-        self._touched.setdefault(tenant, {}).setdefault(block, set()).add(customer)
+        by_block = self._touched.get(tenant)
+        if by_block is None:
+            by_block = self._touched[tenant] = {}
+        touched = by_block.get(block)
+        if touched is None:
+            touched = by_block[block] = set()
+        touched.add(customer)
         if row["event_type"] == "identify" and row.get("traits"):
             states = self._latest.setdefault((tenant, customer), {}).setdefault(block, {})
             fold_identify(states, row["event_time"], offset, row["traits"])

@@ -238,10 +238,10 @@ class _CannotApply(EmbeddedSpeedStore):
         super().__init__(**kwargs)
         self.event_id = event_id
 
-    def ingest(self, row, *args):
+    def _aggregate(self, row, *args):  # what ingest and ingest_many apply each deduplicated event with
         if row["event_id"] == self.event_id:
             raise ValueError("injected apply fault")
-        return super().ingest(row, *args)
+        return super()._aggregate(row, *args)
 
 
 def test_a_record_the_store_cannot_apply_opens_a_gap_at_its_offset_until_a_batch_passes_it():

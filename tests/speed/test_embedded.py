@@ -212,3 +212,80 @@ def test_caught_up_means_every_position_reached_its_high_water_mark():
     store.skip(*first, 1)
     assert store.status().caught_up
     assert store.status().high_water == {first: 2, second: 0}
+
+
+def _runs(records, sizes):
+    """The records as a consumer's polls hand them over: per partition, runs of the drawn sizes (cycled)."""
+    by_tp: dict[tuple[str, int], list] = {}
+    for row, topic, partition, offset, broker in records:
+        by_tp.setdefault((topic, partition), []).append((row, offset, broker))
+    polls, i = [], 0
+    for tp, items in by_tp.items():
+        while items:
+            size, i = sizes[i % len(sizes)], i + 1
+            polls.append((tp, items[:size]))
+            items = items[size:]
+    return polls
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(sorted(STREAMS)),
+    sizes=st.lists(st.integers(1, 300), min_size=1, max_size=5),
+    data=st.data(),
+)
+def test_a_poll_applied_as_runs_equals_direct_recomputation(seed, sizes, data):
+    """``ingest_many`` (what the consumer calls per partition and poll) answers as the oracle does, for
+    any run lengths, with a block-aligned cut published before the runs arrive."""
+    records, block = STREAMS[seed], 5
+    end = end_offsets(records)
+    watermark = {tp: data.draw(st.integers(0, o // block), label=str(tp)) * block for tp, o in end.items()}
+    store = EmbeddedSpeedStore(block_size=block)
+    store.drop_below(watermark)
+    duplicates = sum(store.ingest_many(*tp, items) for tp, items in _runs(records, sizes))
+    assert duplicates == store.status().duplicates
+    assert store.status().positions == end
+    oracle = SpeedOracle(records)
+    tenants = {r[0]["tenant_id"] for r in records}
+    for tenant, customer in {(r[0]["tenant_id"], r[0]["customer_id"]) for r in records}:
+        for read, extra in (("customer", ()), ("customer_hours", (0, 2**62))):
+            args = (tenant, customer, watermark, *extra)
+            assert typed(getattr(store, read)(*args)) == typed(getattr(oracle, read)(*args)), (read, customer)
+        for entity in ("order", "ticket"):
+            args = (tenant, customer, entity, watermark)
+            assert store.customer_entities(*args) == oracle.customer_entities(*args), (entity, customer)
+    for tenant, campaign in {
+        (r[0]["tenant_id"], r[0]["campaign_id"]) for r in records if r[0]["campaign_id"]
+    }:
+        args = (tenant, campaign, watermark, 0, 2**62)
+        assert typed(store.campaign_hours(*args)) == typed(oracle.campaign_hours(*args)), campaign
+    assert tenants
+
+
+class _FailsOn(EmbeddedSpeedStore):
+    def __init__(self, event_id: str, **kwargs):
+        super().__init__(**kwargs)
+        self.event_id = event_id
+
+    def _aggregate(self, row, *args):
+        if row["event_id"] == self.event_id:
+            raise ValueError("injected apply fault")
+        return super()._aggregate(row, *args)
+
+
+def test_a_run_hands_a_failing_record_over_and_applies_the_rest_or_raises_after_the_ones_before():
+    row, topic, partition, _, broker = STREAMS[1][0]
+    items = [(dict(row, event_id=f"e{i}"), i, broker) for i in range(6)]
+    items[4] = (None, 4, broker)  # consumed, not applied (a record that breaks the contract)
+    handed: list[tuple[int, str]] = []
+    store = _FailsOn("e2", block_size=10)
+    store.ingest_many(topic, partition, items, on_error=lambda i, exc: handed.append((i, str(exc))))
+    assert handed == [(2, "injected apply fault")]
+    status = store.status()
+    assert status.events == 4 and status.positions == {(topic, partition): 6}  # e0, e1, e3, e5
+    assert store.customer(row["tenant_id"], row["customer_id"], {})["events_total"] == 4
+
+    store = _FailsOn("e2", block_size=10)
+    with pytest.raises(ValueError, match="injected"):
+        store.ingest_many(topic, partition, items)
+    assert store.status().events == 2 and store.status().positions == {(topic, partition): 3}
