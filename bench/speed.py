@@ -249,10 +249,10 @@ def measure_catch_up(n_events: int, customers: int) -> dict:
     return {"events": events, "seconds": seconds, "load": load, "customers": store.active_customers()}
 
 
-def report_active(active: list[dict], catch_up: list[dict]) -> list[str]:
+def report_active(active: list[dict]) -> list[str]:
     lines = [
         "",
-        "## Embedded speed store: resident memory and catch-up",
+        "## Embedded speed store: resident memory",
         "",
         "Resident memory of a store holding N active customers with every catalog aggregate, the dedup ids "
         "and the per-hour series: a fresh process streams generated records (10,000 per chunk, customer "
@@ -271,11 +271,18 @@ def report_active(active: list[dict], catch_up: list[dict]) -> list[str]:
             f"{r['rss_generator'] / 2**20:,.0f} = {rss / 2**20:,.0f} MiB | "
             f"{rss / r['customers'] * 1e6 / 2**30:,.2f} GiB | {r['load']:.1f} |"
         )
+    return lines
+
+
+def report_catch_up(catch_up: list[dict]) -> list[str]:
+    lines = []
     if catch_up:
         lines += [
             "",
-            "Catch-up after a restart: the store rebuilt from the records above W (here: all of them, "
-            "generated in chunks between the timed passes; fetching and decoding are the consumer's, not timed here).",
+            "## Embedded speed store: catch-up after a restart",
+            "",
+            "The store rebuilt from the records above W (here: all of them, generated in chunks between the "
+            "timed passes; fetching and decoding are the consumer's, not timed here).",
             "",
             "| events | active customers | seconds | events/s | 1-min load |",
             "|---:|---:|---:|---:|---:|",
@@ -310,13 +317,15 @@ def main() -> None:
         print(f"speed-store resident memory with {n:,} active customers", flush=True)
         active.append(measure_active(n))
         print(active[-1], flush=True)
+    if active:
+        write_section(report_active(active))
     catch_up = []
     for n in sorted(args.catch_up or []):
         print(f"speed-store catch-up over {n:,} events", flush=True)
         catch_up.append(measure_catch_up(n, args.customers))
         print(catch_up[-1], flush=True)
-    if active or catch_up:
-        write_section(report_active(active, catch_up))
+    if catch_up:
+        write_section(report_catch_up(catch_up))
 
 
 if __name__ == "__main__":
