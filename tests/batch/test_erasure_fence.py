@@ -85,7 +85,7 @@ def test_the_second_pass_waits_for_the_archivers_fence_then_removes_what_raced(
     archiver = Archiver(
         kafka_bootstrap,
         tmp_path,
-        max_batch_seconds=1.0,
+        max_batch_seconds=3.0,  # the victim's four rows, in Kafka before it starts, land in one batch
         erasures=_RecordsOnTheFirstRow(settings, victim, record_erasure),
     )
     thread = threading.Thread(target=archiver.run, kwargs={"stop_event": stop})
