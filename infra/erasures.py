@@ -25,6 +25,7 @@ Stored in ``$DATA_DIR/run/erasures.sqlite`` (mode 0600), shared by every process
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -66,6 +67,8 @@ REMAINS = (
     "after a restart (the exclusion is read from this erasure log)."
 )
 """What an erasure cannot remove, stated in every receipt."""
+SUBJECT_CACHE = 65_536
+"""Subjects an erasure list keeps computed, most recently asked first (in memory only, never written)."""
 REFRESH_S = 1.0
 """How stale a process's copy of the list may be: an erasure reaches every archiver and consumer within it."""
 
@@ -243,6 +246,7 @@ class ErasureList:
         self._subjects: dict[str, frozenset[str]] = {}  # tenant -> erased subjects
         self._read_at = float("-inf")
         self._lock = threading.Lock()  # the Pinot store asks from every serving thread
+        self._subject = None  # ErasureLog.subject behind a bounded cache, once the log is open
 
     def refresh(self) -> None:
         with self._lock:
@@ -251,6 +255,8 @@ class ErasureList:
                 if not erasures_path(self.settings.data_dir).exists():
                     return
                 self._log = ErasureLog.open(self.settings)
+                # the Pinot store asks again for the same customers at every read: hash each once
+                self._subject = functools.lru_cache(maxsize=SUBJECT_CACHE)(self._log.subject)
             self._subjects = self._log.subjects_by_tenant()
 
     def _current(self) -> dict[str, frozenset[str]]:
@@ -267,7 +273,7 @@ class ErasureList:
         subjects = self._current().get(tenant_id)
         if not subjects or self._log is None:
             return False
-        return self._log.subject(tenant_id, customer_id) in subjects
+        return self._subject(tenant_id, customer_id) in subjects
 
     def skips(self, row: dict[str, Any]) -> bool:
         """True (and counted) when ``row`` (a ``to_row`` dict) is an erased customer's event."""
