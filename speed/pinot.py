@@ -112,6 +112,7 @@ class PinotSpeedStore(SpeedStore):
     """:class:`SpeedStore` over Pinot REALTIME tables, answer for answer equal to the embedded store."""
 
     reads_block = True  # every read is an HTTP query to the broker
+    erase_deletes = False  # the rows stay in Pinot's segments until retention; answers leave them out
 
     def __init__(
         self,
