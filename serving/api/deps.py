@@ -85,14 +85,20 @@ def who_is_asking(request: Request) -> Principal:
     if header is None and session_id:
         return session_principal(request, session_id)
     credentials = request.app.state.serving.credentials
-    return resolve(
-        header,
-        registry=credentials.registry,
-        signer=credentials.signer,
-        admin_token=credentials.admin_token,
-        keys=credentials.keys,
-        host_keys=credentials.host_keys,
-    )
+
+    def resolved() -> Principal:
+        return resolve(
+            header,
+            registry=credentials.registry,
+            signer=credentials.signer,
+            admin_token=credentials.admin_token,
+            keys=credentials.keys,
+            host_keys=credentials.host_keys,
+        )
+
+    if header is None:
+        return resolved()  # 401
+    return credentials.principals.resolve(header, resolved)  # bounded as in ``principal_cache``
 
 
 def no_longer_honoured(request: Request) -> str | None:

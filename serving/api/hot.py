@@ -32,7 +32,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdalytics.speed.store import CoverageError
 
-__all__ = ["HotLane", "HotRoute", "coverage_response", "json_response", "off_loop", "param"]
+from .freshness import freshness_json
+
+__all__ = [
+    "HotLane",
+    "HotRoute",
+    "coverage_response",
+    "json_response",
+    "off_loop",
+    "param",
+    "with_freshness",
+]
 
 T = TypeVar("T")
 
@@ -66,6 +76,14 @@ class HotRoute(APIRoute):
 
 def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def with_freshness(head: bytes, state: Any) -> Response:
+    """An encoded JSON object (an answer without its freshness, ``api.answers``) with ``freshness``
+    appended as its last member: the bytes ``json_response`` gives for the whole answer."""
+    fresh = freshness_json(state)
+    body = b'{"freshness":%s}' % fresh if head == b"{}" else b'%s,"freshness":%s}' % (head[:-1], fresh)
+    return Response(body, media_type="application/json")
 
 
 async def off_loop(request: Request, answer: Callable[[], T]) -> T:
