@@ -77,6 +77,7 @@ class ServingState:
             speed=self.speed,
             loader=self.loader,
             profiles=self.merger.profiles,
+            answers=self.merger.answers,
             dead_lettered=self.dead_lettered,
             workers=lambda: self.workers,
             streams=self.streams,

@@ -150,6 +150,11 @@ def test_a_new_speed_event_changes_the_next_tenant_answers_and_unchanged_ones_hi
             k: v for k, v in first[path].items() if k != "freshness"
         }
     assert state.merger.answers.hits >= hits + 2  # live orders too, unless the window moved meanwhile
+    scrape = state.telemetry.scrape().decode()
+    assert (
+        f'lambdalytics_answer_cache_lookups_total{{result="hit"}} {float(state.merger.answers.hits)}'
+        in scrape
+    )
     _ingest(state, "beta", "c9", {"event_type": "ad_impression", "campaign_id": "spring", "cost": 0.01})
     hits = state.merger.answers.hits
     assert client.get(STATS, headers=alpha).json()["totals"] == first[STATS]["totals"]
