@@ -29,6 +29,7 @@ __all__ = [
     "NO_VALUE",
     "SEGMENTATIONS",
     "SEGMENT_BASES",
+    "SEGMENT_METRICS",
     "UnknownSegmentation",
     "UnsegmentableMetric",
     "segment_metric",
@@ -97,3 +98,17 @@ def segment_of(
     raw = raw or {}
     scores = rfm.scores(raw.get(rfm.R_METRIC), raw.get(rfm.F_METRIC), raw.get(rfm.M_METRIC) or 0, cuts)
     return NO_VALUE if scores is None else scores["segment"]
+
+
+def _segmentable(name: str) -> bool:
+    try:
+        segment_metric(name)
+    except UnsegmentableMetric:
+        return False
+    return True
+
+
+SEGMENT_METRICS: tuple[str, ...] = tuple(
+    m.name for m in CATALOG.at(Grain.customer, public_only=True) if _segmentable(m.name)
+)
+"""The public customer metrics ``GET /v1/segments`` accepts, in catalog order (the dashboard's choice)."""

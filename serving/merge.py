@@ -316,15 +316,25 @@ class Merger:
 
     # ------------------------------------------------------------------ segments
 
-    def segments(self, tenant: str, by: str, metric: str) -> list[dict[str, Any]]:
+    def segments(
+        self, tenant: str, by: str, metric: str, *, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[dict[str, Any]]:
         """Per segment of ``by``: its customers and ``metric``, from the batch segment table corrected
         customer by customer for those the speed side touched after W (take their batch state out of
         their batch segment, put their merged state into their merged one — a trait set above W moves
         the customer). Counts and sums subtract; a distinct count's segment left by a customer is
         re-unioned from its members' sketches (the one cost that follows a segment's size).
+
+        With ``start_ms``/``end_ms`` (either may be None: unbounded) the segments are the same, and
+        ``metric`` covers only the hours that start in [start, end): see :meth:`_segments_in_range`.
         """
         segments.segmentation(by)
         bases = [CATALOG[b] for b in segments.segment_metric(metric)]
+        if start_ms is not None or end_ms is not None:
+            lo, hi = -(2**62) if start_ms is None else start_ms, 2**62 if end_ms is None else end_ms
+            return self._with_snapshot(
+                lambda ix: self._segments_in_range(ix, tenant, by, bases, metric, lo, hi)
+            )
 
         def run(ix: BatchIndex):
             table = {seg: dict(row) for seg, row in ix.segments(tenant, by).items()}
@@ -373,6 +383,41 @@ class Merger:
             return out
 
         return self._with_snapshot(run)
+
+    def _segments_in_range(
+        self, ix: BatchIndex, tenant: str, by: str, bases: list, metric: str, start_ms: int, end_ms: int
+    ) -> list[dict[str, Any]]:
+        """The merged segments' members (the batch members without those who left after W, with those
+        who joined), and ``metric`` over each segment's hours in [start, end): every member's batch hours
+        (below W) merged with the speed side's (at or above W, touched customers only) per base — the
+        same exact merge as a time series, distinct counts as one HLL union per segment. The batch keeps
+        no per-segment hours, so this costs the tenant's customers × their hours in range."""
+        w = ix.watermark
+        members = {seg: set(ix.segment_members(tenant, by, seg)) for seg in ix.segments(tenant, by)}
+        moves = self._segment_moves(ix, tenant, by)
+        for customer, (before, after, *_) in moves.items():
+            if before is not None:
+                members[before].discard(customer)
+            members.setdefault(after, set()).add(customer)
+        out = []
+        for seg, ids in members.items():
+            if not ids:
+                continue
+            ordered = sorted(ids)
+            batch = [ix.customer_hours(tenant, c, start_ms, end_ms) for c in ordered]
+            speed = [self.speed.customer_hours(tenant, c, w, start_ms, end_ms) for c in ordered if c in moves]
+            b = [v for hours in batch for h, v in hours.items() if start_ms <= h < end_ms]
+            s = [v for hours in speed for h, v in hours.items() if start_ms <= h < end_ms]
+            raw = {}
+            for base in bases:  # a sum over no events is 0 here, as in the segment table
+                merged = aggregates.merge_all(
+                    base, [v.get(base.name) for v in b], [v.get(base.name) for v in s]
+                )
+                raw[base.name] = merged if merged is not None else 0
+            value = finalize(CATALOG[metric], CATALOG.derive(Grain.customer, raw)[metric])
+            out.append({"key": seg, "segment": _shown(by, seg), "customers": len(ids), "value": value})
+        out.sort(key=lambda r: (r["key"] == _NO_VALUE, r["key"]))
+        return out
 
     def segment_customers(
         self, tenant: str, by: str, key: str, *, after: str | None, limit: int

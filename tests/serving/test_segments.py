@@ -115,6 +115,21 @@ def test_traits_and_segments_equal_the_oracle(spark, tmp_path_factory, spec, fra
                 v: (len(s["customers"]), round(s[field] / scale, 6) if scale != 1 else s[field])
                 for v, s in want.items()
             }, (tenant, metric)
+        days = (T0 + 2 * DAY, T0 + 5 * DAY)  # hour-aligned: the hours in range are the events in range
+        ranged = oracle.segments_by_trait(truth, "plan", *days)[tenant]
+        for metric, field in (
+            ("revenue", "revenue"),
+            ("sessions", "sessions"),
+            ("events_total", "events_total"),
+        ):
+            got = {
+                r["segment"]: (r["customers"], r["value"])
+                for r in merger.segments(tenant, "trait:plan", metric, start_ms=days[0], end_ms=days[1])
+            }
+            assert got == {
+                v: (len(s["customers"]), round(s[field] / 1e6, 6) if field == "revenue" else s[field])
+                for v, s in ranged.items()
+            }, (tenant, metric, "range")
         for value, seg in want.items():
             key = "" if value is None else value
             pages, cursor = [], None

@@ -566,7 +566,7 @@ def test_the_dashboard_quality_panel_shows_the_api_figures(demo, page):
     sign_in_on_page(demo, page, email, password)
     ready(page, ".ll-quality")
     panel = page.locator(".ll-quality")
-    for name in ("duplicate_rate", "late_event_rate", "attributed_order_share"):
+    for name in ("duplicate_rate", "late_event_rate", "attributed_order_share", "identified_event_share"):
         value = answer["metrics"][name]["value"]
         shown = panel.locator(f"[data-metric='{name}'] .ll-live-value").inner_text()
         assert shown == ("—" if value is None else percent(value)), name
@@ -577,3 +577,70 @@ def test_the_dashboard_quality_panel_shows_the_api_figures(demo, page):
     topics = sorted(answer["metrics"]["seconds_since_last_event"])
     shown = panel.locator("[data-topic]").evaluate_all("els => els.map(e => e.dataset.topic)")
     assert topics and sorted(shown) == topics
+
+
+def test_the_dashboard_segments_panel_drills_down_to_a_customer_card(demo, page):
+    """The segments table shows ``GET /v1/segments`` for the chosen grouping and metric; a segment lists
+    the customers ``GET /v1/segments/customers`` pages through, and a customer opens its card."""
+    key = demo.keys["demo-food"]
+    email, password = demo.owners["demo-food"]
+    page.goto(f"{demo.url}/dashboard?by=rfm_segment&segment_metric=revenue")
+    sign_in_on_page(demo, page, email, password)
+    ready(page, ".ll-segments")
+
+    def shown() -> dict[str, tuple[str | None, str | None]]:
+        rows = page.locator(".ll-segments tbody tr")
+        return {
+            rows.nth(i).get_attribute("data-key"): (
+                rows.nth(i).locator("[data-customers]").get_attribute("data-customers"),
+                rows.nth(i).locator("[data-value]").get_attribute("data-value"),
+            )
+            for i in range(rows.count())
+        }
+
+    answer = demo.svc.get("/v1/segments", key, by="rfm_segment", metric="revenue")["segments"]
+    assert answer, "the demo's batch run gives its customers RFM segments"
+    got = shown()
+    assert set(got) == {r["key"] for r in answer}
+    for r in answer:
+        assert got[r["key"]][0] == str(r["customers"]) and same(got[r["key"]][1], r["value"]), r
+
+    biggest = max(answer, key=lambda r: r["customers"])
+    first = demo.svc.get("/v1/segments/customers", key, by="rfm_segment", value=biggest["key"], limit=20)
+    page.locator(f".ll-segments tr[data-key='{biggest['key']}'] th button").click()
+    page.wait_for_selector(f".ll-segment-members[data-segment='{biggest['key']}'][data-ready='true']")
+    listed = page.locator(".ll-segment-list [data-customer]")
+    assert listed.evaluate_all("els => els.map(e => e.dataset.customer)") == first["customers"]
+    if first["next_cursor"]:
+        second = demo.svc.get(
+            "/v1/segments/customers",
+            key,
+            by="rfm_segment",
+            value=biggest["key"],
+            limit=20,
+            cursor=first["next_cursor"],
+        )
+        page.get_by_role("button", name="More customers").click()
+        listed.nth(len(first["customers"]) + len(second["customers"]) - 1).wait_for()
+        assert (
+            listed.evaluate_all("els => els.map(e => e.dataset.customer)")
+            == first["customers"] + second["customers"]
+        )
+
+    customer = first["customers"][0]
+    page.locator(f".ll-segment-list [data-customer='{customer}']").click()
+    ready(page, ".ll-customer")
+    assert page.locator(".ll-customer [data-customer-id]").inner_text() == customer
+    profile = demo.svc.get(f"/v1/customers/{customer}/profile", key)
+    assert page.locator(".ll-customer [data-segment]").first.get_attribute("data-segment") == (
+        profile["rfm"]["segment"] or ""
+    )
+    assert profile["rfm"]["segment"] == biggest["segment"], "the card is of a customer of that segment"
+
+    page.select_option("#ll-segment-metric", "orders")  # another metric: the table follows the API
+    page.locator(".ll-segments .ll-title", has_text="Orders by").wait_for()
+    ready(page, ".ll-segments")
+    answer = demo.svc.get("/v1/segments", key, by="rfm_segment", metric="orders")["segments"]
+    got = shown()
+    for r in answer:
+        assert got[r["key"]][0] == str(r["customers"]) and same(got[r["key"]][1], r["value"]), r

@@ -1,6 +1,7 @@
 // The tenant dashboard of a signed-in user: the server-side session rides in an HttpOnly cookie (this
 // script never holds a credential); the page config says who is signed in. Live wait times, a customer
-// lookup, a campaign lookup and the cohort table, each refreshing on its own. Sign-out posts the
+// lookup, a campaign lookup, the segments panel (drilling down to a customer's card), the cohort table and
+// the feed health, each refreshing on its own. Sign-out posts the
 // server-rendered form that carries the session's CSRF token.
 
 import { Api } from './api.js';
@@ -13,6 +14,7 @@ import { mountCustomerCard } from './widgets/customer-card.js';
 import { mountLiveBadge } from './widgets/live-badge.js';
 import { mountMetricChart } from './widgets/metric-chart.js';
 import { mountQualityPanel } from './widgets/quality-panel.js';
+import { mountSegmentTable, segmentationLabel } from './widgets/segment-table.js';
 import { mountTeam } from './team.js';
 
 const ID = /^\S(?:.{0,126}\S)?$/; // what the API accepts (1-128 characters), without edge spaces
@@ -165,6 +167,40 @@ export async function mountDashboard(config, root) {
     if (campaignInput.checkValidity()) showCampaign(campaignInput.value.trim());
   });
 
+  // segments: pick a segmentation and a metric; a customer picked in the drill-down opens its card above
+  const choices = config.segments || { by: [], metrics: [] };
+  const bySelect = h('select', { id: 'll-segment-by', name: 'by', class: 'll-input' }, ...choices.by.map((b) => h('option', { value: b, text: segmentationLabel(b) })));
+  const segMetricSelect = h('select', { id: 'll-segment-metric', name: 'segment_metric', class: 'll-input' }, ...choices.metrics.map((n) => h('option', { value: n, text: catalog.label(n) })));
+  bySelect.value = choices.by.includes(params.get('by')) ? params.get('by') : choices.by.includes('rfm_segment') ? 'rfm_segment' : choices.by[0];
+  segMetricSelect.value = choices.metrics.includes(params.get('segment_metric')) ? params.get('segment_metric') : choices.metrics.includes(catalog.primary('customer')) ? catalog.primary('customer') : choices.metrics[0];
+  const segmentSlot = h('div', { 'aria-live': 'polite' });
+  let segmentWidget = null;
+  const showSegments = () => {
+    if (segmentWidget) {
+      segmentWidget.stop();
+      widgets.delete(segmentWidget);
+    }
+    segmentWidget = track(mountSegmentTable(ctx, {
+      by: bySelect.value,
+      metric: segMetricSelect.value,
+      onCustomer(customer) {
+        customerInput.value = customer;
+        showCustomer(customer, metricSelect.value);
+        customerSlot.scrollIntoView({ block: 'nearest' });
+      },
+    }));
+    segmentSlot.replaceChildren(segmentWidget.el);
+    setQuery({ by: bySelect.value, segment_metric: segMetricSelect.value });
+  };
+  bySelect.addEventListener('change', showSegments);
+  segMetricSelect.addEventListener('change', showSegments);
+  const segmentForm = h(
+    'div',
+    { class: 'll-lookup' },
+    h('div', { class: 'll-field' }, h('label', { for: 'll-segment-by', class: 'll-label', text: 'Group by' }), bySelect),
+    h('div', { class: 'll-field' }, h('label', { for: 'll-segment-metric', class: 'll-label', text: 'Metric' }), segMetricSelect),
+  );
+
   clear(root).append(
     header,
     h(
@@ -173,6 +209,7 @@ export async function mountDashboard(config, root) {
       h('div', { class: 'll-dash-live' }, track(mountLiveBadge(ctx, { window: '30m' })).el),
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-customers-title' }, h('h2', { id: 'll-customers-title', class: 'll-panel-title', text: 'Customers' }), customerForm, customerSlot),
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-campaigns-title' }, h('h2', { id: 'll-campaigns-title', class: 'll-panel-title', text: 'Campaigns' }), campaignForm, campaignSlot),
+      h('section', { class: 'll-panel ll-panel-wide', id: 'll-segments-panel', 'aria-labelledby': 'll-segments-title' }, h('h2', { id: 'll-segments-title', class: 'll-panel-title', text: 'Segments' }), segmentForm, segmentSlot),
       h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-cohorts-title' }, h('h2', { id: 'll-cohorts-title', class: 'll-panel-title', text: 'Retention' }), track(mountCohortHeatmap(ctx, { months: 12 })).el),
       h('section', { class: 'll-panel ll-panel-wide', id: 'll-quality-panel', 'aria-labelledby': 'll-quality-title' }, h('h2', { id: 'll-quality-title', class: 'll-panel-title', text: 'Feed health' }), track(mountQualityPanel(ctx, { window: '24h' })).el),
       session.role === 'owner'
@@ -180,6 +217,7 @@ export async function mountDashboard(config, root) {
         : null,
     ),
   );
+  if (choices.by.length && choices.metrics.length) showSegments();
   root.setAttribute('aria-busy', 'false');
   root.dataset.ready = 'true';
 
