@@ -644,3 +644,14 @@ def test_the_dashboard_segments_panel_drills_down_to_a_customer_card(demo, page)
     got = shown()
     for r in answer:
         assert got[r["key"]][0] == str(r["customers"]) and same(got[r["key"]][1], r["value"]), r
+
+    page.select_option("#ll-segment-range", "7")  # the metric over the last 7 days, the same segments
+    page.locator(".ll-segments .ll-subtitle", has_text="Last 7 days").wait_for()
+    page.locator(".ll-segments[data-start$='T00:00:00.000Z']").wait_for()
+    start = page.locator(".ll-segments").get_attribute("data-start")
+    ranged = demo.svc.get("/v1/segments", key, by="rfm_segment", metric="orders", start=start)["segments"]
+    assert [r["customers"] for r in ranged] == [r["customers"] for r in answer]
+    got = shown()
+    for r in ranged:
+        assert got[r["key"]][0] == str(r["customers"]) and same(got[r["key"]][1], r["value"]), r
+    assert "segment_days=7" in page.url

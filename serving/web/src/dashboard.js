@@ -173,6 +173,9 @@ export async function mountDashboard(config, root) {
   const segMetricSelect = h('select', { id: 'll-segment-metric', name: 'segment_metric', class: 'll-input' }, ...choices.metrics.map((n) => h('option', { value: n, text: catalog.label(n) })));
   bySelect.value = choices.by.includes(params.get('by')) ? params.get('by') : choices.by.includes('rfm_segment') ? 'rfm_segment' : choices.by[0];
   segMetricSelect.value = choices.metrics.includes(params.get('segment_metric')) ? params.get('segment_metric') : choices.metrics.includes(catalog.primary('customer')) ? catalog.primary('customer') : choices.metrics[0];
+  const RANGES = { 0: 'All time', 7: 'Last 7 days', 30: 'Last 30 days', 90: 'Last 90 days' };
+  const rangeSelect = h('select', { id: 'll-segment-range', name: 'segment_days', class: 'll-input' }, ...Object.entries(RANGES).map(([d, text]) => h('option', { value: d, text })));
+  rangeSelect.value = params.get('segment_days') in RANGES ? params.get('segment_days') : '0';
   const segmentSlot = h('div', { 'aria-live': 'polite' });
   let segmentWidget = null;
   const showSegments = () => {
@@ -183,6 +186,7 @@ export async function mountDashboard(config, root) {
     segmentWidget = track(mountSegmentTable(ctx, {
       by: bySelect.value,
       metric: segMetricSelect.value,
+      days: Number(rangeSelect.value),
       onCustomer(customer) {
         customerInput.value = customer;
         showCustomer(customer, metricSelect.value);
@@ -190,15 +194,15 @@ export async function mountDashboard(config, root) {
       },
     }));
     segmentSlot.replaceChildren(segmentWidget.el);
-    setQuery({ by: bySelect.value, segment_metric: segMetricSelect.value });
+    setQuery({ by: bySelect.value, segment_metric: segMetricSelect.value, segment_days: rangeSelect.value === '0' ? null : rangeSelect.value });
   };
-  bySelect.addEventListener('change', showSegments);
-  segMetricSelect.addEventListener('change', showSegments);
+  for (const select of [bySelect, segMetricSelect, rangeSelect]) select.addEventListener('change', showSegments);
   const segmentForm = h(
     'div',
     { class: 'll-lookup' },
     h('div', { class: 'll-field' }, h('label', { for: 'll-segment-by', class: 'll-label', text: 'Group by' }), bySelect),
     h('div', { class: 'll-field' }, h('label', { for: 'll-segment-metric', class: 'll-label', text: 'Metric' }), segMetricSelect),
+    h('div', { class: 'll-field' }, h('label', { for: 'll-segment-range', class: 'll-label', text: 'Over' }), rangeSelect),
   );
 
   clear(root).append(

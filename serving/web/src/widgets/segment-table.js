@@ -29,7 +29,14 @@ function bar(share) {
   return el;
 }
 
-export function mountSegmentTable(ctx, { by, metric, onCustomer }) {
+/** `days` back from the start of today (UTC), as an ISO date the API takes as `start`; null: all time. */
+export function rangeStart(days, now = Date.now()) {
+  if (!days) return null;
+  const today = Math.floor(now / 86400000) * 86400000;
+  return new Date(today - (days - 1) * 86400000).toISOString().slice(0, 10);
+}
+
+export function mountSegmentTable(ctx, { by, metric, days = 0, onCustomer }) {
   const unit = ctx.catalog.unit(metric);
   let drill = null; // the segment whose customers are listed: {key, label}
   const members = h('div', { class: 'll-segment-members', 'aria-live': 'polite' });
@@ -72,12 +79,14 @@ export function mountSegmentTable(ctx, { by, metric, onCustomer }) {
 
   const card = widgetCard(ctx, {
     title: `${ctx.catalog.label(metric)} by ${segmentationLabel(by).toLowerCase()}`,
-    subtitle: 'Click a segment to list its customers',
+    subtitle: `${days ? `Last ${days} days (UTC)` : 'All time'} · click a segment to list its customers`,
     kind: 'table',
     what: 'segment data',
     className: 'll-segments',
-    load: () => ctx.api.get('/v1/segments', { by, metric }),
+    // the metric over the range; the segments and their customers are always everyone's, all time
+    load: () => ctx.api.get('/v1/segments', { by, metric, start: rangeStart(days) }),
     render(data, body) {
+      card.el.dataset.start = data.start || '';
       const rows = data.segments || [];
       if (!rows.length) {
         clear(body).append(emptyView('No customers yet', 'Segments appear once customers have events.'));
