@@ -176,3 +176,22 @@ def test_bad_ranges_are_422_with_the_reason(world, params, fragment):
         headers=bearer(keys["alpha"]),
     )
     assert r.status_code == 422 and fragment in r.text, r.text
+
+
+def test_a_merged_customer_is_one_member_under_its_canonical_id(world):
+    client, keys, feed = world
+    feed("alpha", "c0", "alias", previous_id="c9")  # c9 (never identified) is c0 now
+    feed("alpha", "c3", "alias", previous_id="c1")  # c1 (pro) joins c3 (team): c3's plan is the latest
+    assert segments(client, keys["alpha"], by="trait:plan", metric="events_total") == {
+        "pro": (2, 2 + 1 + 2 + 1),  # c0 with c9's page view and the alias, c4
+        "free": (1, 2),
+        "team": (1, 2 + 2 + 1),  # c3 with c1's events and the alias
+    }
+    r = client.get(
+        "/v1/segments/customers", params={"by": "trait:plan", "value": "pro"}, headers=bearer(keys["alpha"])
+    )
+    assert r.json()["customers"] == ["c0", "c4"]
+    r = client.get(
+        "/v1/segments/customers", params={"by": "trait:plan", "value": ""}, headers=bearer(keys["alpha"])
+    )
+    assert r.json()["customers"] == []
