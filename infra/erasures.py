@@ -20,17 +20,28 @@ dead-lettered (a dead letter would copy the personal data the erasure removes), 
 ``refresh_s`` (and on demand), so every process sees an erasure within that bound; the purge's second
 pass (``batch.erasure``) removes what raced it.
 
+**The archiver's fence.** The archiver re-reads the list at the start of every micro-batch and records
+its highest erasure seq in the batch's Delta commit (``lambdalytics.erasures_seq``; an idle archiver
+commits a zero-row batch for a new seq). Its commits are sequential, so once one carries seq ≥ N every
+later one was checked against erasure N: the purge's second pass waits for that commit (or for no
+archiver to be running: :func:`archiver_running`, a lock every running archiver holds shared), not for a
+time.
+
 Stored in ``$DATA_DIR/run/erasures.sqlite`` (mode 0600), shared by every process like the audit log.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import hashlib
 import hmac
 import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +58,8 @@ __all__ = [
     "ErasureList",
     "ErasureLog",
     "REMAINS",
+    "archiver_running",
+    "archiving",
     "erasures_path",
 ]
 
@@ -60,16 +73,52 @@ REMAINS = (
     "The raw Kafka topics still hold the customer's records until their retention expires (the broker's "
     "retention.ms); they are not counted again: the archiver and the speed consumer skip every event of an "
     "erased customer. The Delta log keeps per-file column statistics (minimum/maximum values) of the "
-    "removed files until log retention. The Pinot speed store, when used, keeps the rows in its segments "
-    "until Pinot's retention and excludes them from its answers."
+    "removed files until log retention. The Pinot speed store, when used, cannot delete rows of its realtime "
+    "tables: they stay in its segments (on its servers and in its deep store) until Pinot's retention deletes "
+    "each segment, 7 days after the newest event time it holds; its answers leave the customer out, also "
+    "after a restart (the exclusion is read from this erasure log)."
 )
 """What an erasure cannot remove, stated in every receipt."""
+SUBJECT_CACHE = 65_536
+"""Subjects an erasure list keeps computed, most recently asked first (in memory only, never written)."""
 REFRESH_S = 1.0
 """How stale a process's copy of the list may be: an erasure reaches every archiver and consumer within it."""
 
 
 def erasures_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / "run" / "erasures.sqlite"
+
+
+def _archiver_lock_path(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "run" / "archiver.lock"
+
+
+@contextmanager
+def archiving(data_dir: str | Path) -> Iterator[None]:
+    """Held (shared) while an archiver runs over ``data_dir``, from before its first read of the list."""
+    path = _archiver_lock_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def archiver_running(data_dir: str | Path) -> bool:
+    """Is an archiver running over ``data_dir``? One that starts later reads the list before it lands a
+    row, so it never lands an erased customer's row."""
+    path = _archiver_lock_path(data_dir)
+    if not path.exists():
+        return False
+    with path.open("a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
 
 @dataclass(frozen=True)
@@ -187,9 +236,22 @@ class ErasureLog:
 
     def subjects(self) -> frozenset[str]:
         """Every erased subject, pending or complete."""
+        return frozenset(s for subjects in self.subjects_by_tenant().values() for s in subjects)
+
+    def subjects_by_tenant(self) -> dict[str, frozenset[str]]:
+        """Every erased subject, pending or complete, per tenant (one read of the log)."""
+        return self.listing()[1]
+
+    def listing(self) -> tuple[int, dict[str, frozenset[str]]]:
+        """(the highest erasure seq, every erased subject per tenant), read together: a process holding
+        this copy checks records against every erasure up to that seq."""
         with self._lock:
-            rows = self._db.execute("SELECT subjects FROM erasures").fetchall()
-        return frozenset(s for (text,) in rows for s in json.loads(text))
+            rows = self._db.execute("SELECT seq, tenant_id, subjects FROM erasures").fetchall()
+        out: dict[str, set[str]] = {}
+        for _, tenant_id, text in rows:
+            out.setdefault(tenant_id, set()).update(json.loads(text))
+        seq = max((row[0] for row in rows), default=0)
+        return seq, {tenant_id: frozenset(subjects) for tenant_id, subjects in out.items()}
 
     def close(self) -> None:
         self._db.close()
@@ -216,11 +278,13 @@ def _erasure(row: tuple) -> Erasure:
 
 
 class ErasureList:
-    """What the archiver and the speed consumer ask about every record: is its customer erased?
+    """What the archiver, the speed consumer and the Pinot store ask about every record: is its customer
+    erased?
 
     One HMAC and one set lookup per record; the set is re-read at most every ``refresh_s``. Until the
     first erasure creates the log, nothing is erased and no secret is needed. ``component`` labels the
-    skip counter (``archiver``, ``speed``).
+    skip counter (``archiver``, ``speed``). Read from the log, so a process started after an erasure —
+    complete, its plain ids gone — knows it from its first record.
     """
 
     def __init__(self, settings: Settings, *, component: str, refresh_s: float = REFRESH_S):
@@ -229,24 +293,49 @@ class ErasureList:
         self.refresh_s = refresh_s
         self.skipped = 0
         self._log: ErasureLog | None = None
-        self._subjects: frozenset[str] = frozenset()
+        self._subjects: dict[str, frozenset[str]] = {}  # tenant -> erased subjects
+        self.seq = 0  # the highest erasure seq of this copy of the list
         self._read_at = float("-inf")
+        self._lock = threading.Lock()  # the Pinot store asks from every serving thread
+        self._subject = None  # ErasureLog.subject behind a bounded cache, once the log is open
 
     def refresh(self) -> None:
-        self._read_at = time.monotonic()
-        if self._log is None:
-            if not erasures_path(self.settings.data_dir).exists():
-                return
-            self._log = ErasureLog.open(self.settings)
-        self._subjects = self._log.subjects()
+        with self._lock:
+            self._read_at = time.monotonic()
+            if self._log is None:
+                if not erasures_path(self.settings.data_dir).exists():
+                    return
+                self._log = ErasureLog.open(self.settings)
+                # the Pinot store asks again for the same customers at every read: hash each once
+                self._subject = functools.lru_cache(maxsize=SUBJECT_CACHE)(self._log.subject)
+            self.seq, self._subjects = self._log.listing()
+
+    def fence(self) -> int:
+        """Re-read the list now and return its highest erasure seq: every record checked after this call
+        is checked against every erasure up to that seq (the archiver records it in each Delta commit,
+        which lets the purge's second pass know when no raced row can land any more)."""
+        self.refresh()
+        return self.seq
+
+    def _current(self) -> dict[str, frozenset[str]]:
+        if time.monotonic() - self._read_at >= self.refresh_s:
+            self.refresh()
+        return self._subjects
+
+    def has_erasures(self, tenant_id: str) -> bool:
+        """Has any customer of this tenant been erased (pending or complete)?"""
+        return tenant_id in self._current()
+
+    def erased(self, tenant_id: str, customer_id: str) -> bool:
+        """Is this customer of this tenant erased (pending or complete)? Not counted as a skip."""
+        subjects = self._current().get(tenant_id)
+        if not subjects or self._log is None:
+            return False
+        return self._subject(tenant_id, customer_id) in subjects
 
     def skips(self, row: dict[str, Any]) -> bool:
         """True (and counted) when ``row`` (a ``to_row`` dict) is an erased customer's event."""
-        if time.monotonic() - self._read_at >= self.refresh_s:
-            self.refresh()
-        if not self._subjects or self._log is None:
-            return False
-        if self._log.subject(row["tenant_id"], row["customer_id"]) not in self._subjects:
+        if not self.erased(row["tenant_id"], row["customer_id"]):
             return False
         self.skipped += 1
         ERASED_EVENTS_SKIPPED.labels(self.component).inc()
