@@ -121,7 +121,7 @@ def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
         tables[CUSTOMER_TIMESERIES.name], groups
     )
     tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name], groups)
-    tables[SEGMENT_STATS.name], tables[SEGMENT_MEMBERS.name] = segment_views(tables)
+    tables[SEGMENT_STATS.name], tables[SEGMENT_MEMBERS.name] = segment_views(tables, groups)
     done()
     return tables
 

@@ -1,8 +1,9 @@
 """The segment views (``schemas.views.SEGMENT_STATS``, ``SEGMENT_MEMBERS``) from the per-customer views.
 
-Every customer of the version is put in its segment of every segmentation with the one definition,
-``schemas.segments.segment_of``, over its batch state — the state serving takes out again when the
-speed side touched the customer. Like the cohort views, the inputs are per-customer Arrow tables
+Every merged customer of the version (its identity component over the batch's alias edges, counted
+once under its canonical id) is put in its segment of every segmentation with the one definition,
+``schemas.segments.segment_of``, over its ids' merged batch state — the state serving takes out again
+when the speed side touched one of its ids. Like the cohort views, the inputs are per-customer Arrow tables
 collected on the driver (customers × a few columns).
 """
 
@@ -12,9 +13,9 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from lambdalytics.schemas import aggregates
-from lambdalytics.schemas.catalog import CATALOG, Aggregate, Grain
-from lambdalytics.schemas.segments import SEGMENT_BASES, SEGMENTATIONS, segment_of
+from lambdalytics.schemas import aggregates, identity
+from lambdalytics.schemas.catalog import Aggregate
+from lambdalytics.schemas.segments import SEGMENT_BASES, SEGMENTATIONS, component_raw, segment_of
 from lambdalytics.schemas.views import (
     CUSTOMER_KEYS,
     CUSTOMER_PROFILE,
@@ -27,6 +28,8 @@ from lambdalytics.schemas.views import (
 )
 
 __all__ = ["segment_views"]
+
+Groups = dict[str, dict[str, identity.Component]]
 
 _TYPES = {Aggregate.hll_distinct: pa.binary()}
 STATS_SCHEMA = pa.schema(
@@ -41,8 +44,10 @@ def _rows(table: pa.Table, columns) -> list[tuple]:
     return list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
 
 
-def segment_views(tables: dict[str, pa.Table]) -> tuple[pa.Table, pa.Table]:
-    """(segment stats, segment members) of the version whose event and RFM views are ``tables``."""
+def segment_views(tables: dict[str, pa.Table], groups: Groups | None = None) -> tuple[pa.Table, pa.Table]:
+    """(segment stats, segment members) of the version whose event and RFM views are ``tables``; each
+    merged customer (``groups``: the version's identity components) once, under its canonical id."""
+    groups = groups or {}
     traits: dict[tuple[str, str], dict] = defaultdict(dict)
     for tenant, customer, trait, t, offset, value in _rows(
         tables[CUSTOMER_TRAITS.name], CUSTOMER_TRAITS.columns
@@ -56,19 +61,25 @@ def segment_views(tables: dict[str, pa.Table]) -> tuple[pa.Table, pa.Table]:
     names = [m.name for m in SEGMENT_BASES]
     stats: dict[tuple[str, str, str], list] = {}
     members = []
-    profile = tables[CUSTOMER_PROFILE.name]
-    for row in _rows(profile, CUSTOMER_PROFILE.columns):
-        key, raw = row[:2], dict(zip(CUSTOMER_PROFILE.values, row[2:], strict=True))
-        derived = CATALOG.derive(Grain.customer, dict(raw))
+    merged: dict[tuple[str, str], list[tuple[str, dict]]] = defaultdict(list)  # (tenant, canonical) -> ids
+    for row in _rows(tables[CUSTOMER_PROFILE.name], CUSTOMER_PROFILE.columns):
+        tenant, customer = row[:2]
+        canonical = identity.group_of(customer, groups.get(tenant, {}))
+        merged[(tenant, canonical)].append(
+            (customer, dict(zip(CUSTOMER_PROFILE.values, row[2:], strict=True)))
+        )
+    for (tenant, canonical), ids in merged.items():
+        keys = [(tenant, c) for c, _ in ids]
+        derived = component_raw([raw for _, raw in ids], [])
+        latest = aggregates.merge_latest(*(traits.get(k) for k in keys))
+        month = min((first[k] for k in keys if first.get(k) is not None), default=None)
         for by in SEGMENTATIONS:
-            seg = segment_of(
-                by, traits=traits.get(key, {}), raw=derived, first_month=first.get(key), cuts=cuts.get(key[0])
-            )
-            acc = stats.setdefault((key[0], by, seg), [0, *([] for _ in names)])
+            seg = segment_of(by, traits=latest, raw=derived, first_month=month, cuts=cuts.get(tenant))
+            acc = stats.setdefault((tenant, by, seg), [0, *([] for _ in names)])
             acc[0] += 1
             for i, name in enumerate(names, 1):
-                acc[i].append(raw[name])
-            members.append((key[0], by, seg, key[1]))
+                acc[i] += [raw[name] for _, raw in ids]
+            members.append((tenant, by, seg, canonical))
     out = []
     for (tenant, by, seg), (customers, *values) in sorted(stats.items()):
         states = [_state(m, v) for m, v in zip(SEGMENT_BASES, values, strict=True)]

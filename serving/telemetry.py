@@ -97,12 +97,14 @@ _QUALITY_COUNTERS = {
     "late": "Valid records whose Kafka timestamp is over the lateness threshold after event_time",
     "orders": "Orders (first copies)",
     "attributed_orders": "Orders carrying a campaign_id (first copies)",
+    "events": "Valid records that were the first copy of their event_id",
+    "identified_events": "Events (first copies) whose customer_id was identified when they arrived",
 }
 
 
 class _QualityCollector(Collector):
     """The quality ledger's all-time counters per tenant (rates are PromQL: ``rate(duplicates) /
-    rate(records)``). Series: tenants × (5 counters + dead-letter reasons seen + topics); reasons and
+    rate(records)``). Series: tenants × (7 counters + dead-letter reasons seen + topics); reasons and
     topics are closed sets, so the count grows with tenants only (docs/metrics.md "Data quality")."""
 
     def __init__(self, source: QualitySource):
