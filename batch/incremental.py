@@ -97,8 +97,11 @@ def unseen_by_index(
     lowest copy lying below ``since`` means the previous version counted that copy (it sorts first
     among every copy), so the new one is dropped. Otherwise no copy lies below ``since`` on the event's
     own partition (it would be lower); one on another partition, sorting after this one, is possible
-    only for an id the index marks spread — then None.
+    only for an id the index marks spread — then None, as for an index whose marks are incomplete
+    (``EventIndex.tracks_spread``).
     """
+    if not index.tracks_spread():  # an index written before the marks: they may be missing
+        return None
     fresh = dedup_events(new).persist()
     ids = fresh.select(*_ID).toArrow()
     keys = list(zip(*(ids.column(c).to_pylist() for c in _ID), strict=True))

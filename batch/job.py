@@ -286,7 +286,7 @@ def _incremental(
     try:
         events = incremental.unseen_by_index(session, new, index, previous.watermark)
         if events is None:
-            log.info("an event id has copies on several partitions: deduplicating against the master")
+            log.info("the event-id index cannot settle every new event: deduplicating against the master")
             history = _read_events(session, table, previous.watermark)
             events = dedup_events(new).persist() if history is None else incremental.unseen(new, history)
     except incremental.FullRunNeeded as exc:

@@ -196,3 +196,54 @@ def test_full_flag_recomputes_from_the_master(spark, tmp_path):
     run_batch(cfg, spark=spark, show_progress=False)
     land(tmp_path, rows[300:])
     assert run_batch(cfg, full=True, spark=spark, show_progress=False).kind == "run"
+
+
+def test_the_index_settles_new_events_and_defers_to_the_master_when_it_cannot(spark, tmp_path):
+    """A new copy whose lowest copy lies below W_prev is dropped; a new id is kept; an id the index marks
+    spread, or any id while the index's marks are incomplete, defers to the master scan (None)."""
+    import lmdb
+
+    from lambdalytics.batch.incremental import unseen_by_index
+    from lambdalytics.batch.job import _spark_empty_events
+    from lambdalytics.infra.event_index import EventIndex
+
+    tp, other = ("events.transaction", 0), ("events.behavioral", 1)
+    empty = _spark_empty_events(spark)
+
+    def new(*events):
+        rows = [
+            {
+                **{f.name: None for f in empty.schema.fields},
+                "tenant_id": "t",
+                "event_id": e,
+                "topic": tp[0],
+                "partition": tp[1],
+                "offset": o,
+            }
+            for e, o in events
+        ]
+        return spark.createDataFrame(rows, empty.schema)
+
+    since = {tp: 10, other: 10}
+    with EventIndex.open(tmp_path / "index") as index:
+        index.record(
+            [("t", "old", *tp, 3), ("t", "old", *tp, 12), ("t", "fresh", *tp, 13)], covers={}, after={}
+        )
+        kept = unseen_by_index(spark, new(("old", 12), ("fresh", 13)), index, since)
+        assert sorted(r["event_id"] for r in kept.collect()) == ["fresh"]
+        kept.unpersist()
+        index.record([("t", "reused", *other, 5), ("t", "reused", *tp, 14)], covers={}, after={})
+        dropped = unseen_by_index(spark, new(("reused", 14)), index, since)  # its lowest copy is counted
+        assert dropped.count() == 0
+        dropped.unpersist()
+        index.record([("t", "spread", *tp, 15), ("t", "spread", *other, 40)], covers={}, after={})
+        assert unseen_by_index(spark, new(("spread", 15)), index, since) is None
+    env = lmdb.open(str(tmp_path / "old"), max_dbs=2)  # an index written before spread marks existed
+    with env.begin(write=True) as txn:
+        env.open_db(b"entries", txn=txn)
+        env.open_db(b"meta", txn=txn)
+        txn.put(b"covered", b"{}", db=env.open_db(b"meta", txn=txn))
+    env.close()
+    with EventIndex.open(tmp_path / "old") as index:
+        index.record([("t", "fresh", *tp, 13)], covers={}, after={})
+        assert unseen_by_index(spark, new(("fresh", 13)), index, since) is None
