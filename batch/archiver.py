@@ -104,6 +104,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from lambdalytics.infra.client_logs import condense_client_errors
 from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
 from lambdalytics.infra.erasures import ErasureList
 from lambdalytics.infra.event_index import EventIndex, event_index_path
@@ -834,6 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # kafka-python logs every failed reconnect at ERROR; the archiver says it once per retry
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    condense_client_errors()
     archiver = _archiver(Settings(), None, args.max_batch_records, args.max_batch_seconds)
 
     def _on_signal(signum: int, _frame: object) -> None:

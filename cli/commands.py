@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lambdalytics.infra.client_logs import condense_client_errors
 from lambdalytics.infra.kafka_io import EventProducer, SendSummary, ensure_topics
 from lambdalytics.infra.runtime import NoBrokerError, find_bootstrap, running_broker
 from lambdalytics.infra.settings import get_settings
@@ -48,6 +49,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    condense_client_errors()
     # SIGTERM unwinds like Ctrl-C, so brokers stop and run files are removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

@@ -29,7 +29,8 @@ def create_pinot_app() -> FastAPI:
     """The speed side is a Pinot REALTIME table set (``lambdalytics pinot apply``); nothing is consumed here."""
     die_with_parent()  # a worker must not outlive a killed server process and keep the port
     settings = Settings(speed_store="pinot")
-    store = open_store(store_config(settings))
+    # Pinot ingests the topics itself: the store leaves the erasure log's customers out of every answer
+    store = open_store(store_config(settings), erasures=ErasureList(settings, component="pinot"))
     state = ServingState(settings, store, bootstrap=settings.kafka_bootstrap)
     if reason := _pinot_epoch_gap(EpochTable(settings.data_dir)):
         log.error("%s", reason)

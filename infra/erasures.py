@@ -25,6 +25,7 @@ Stored in ``$DATA_DIR/run/erasures.sqlite`` (mode 0600), shared by every process
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -60,10 +61,14 @@ REMAINS = (
     "The raw Kafka topics still hold the customer's records until their retention expires (the broker's "
     "retention.ms); they are not counted again: the archiver and the speed consumer skip every event of an "
     "erased customer. The Delta log keeps per-file column statistics (minimum/maximum values) of the "
-    "removed files until log retention. The Pinot speed store, when used, keeps the rows in its segments "
-    "until Pinot's retention and excludes them from its answers."
+    "removed files until log retention. The Pinot speed store, when used, cannot delete rows of its realtime "
+    "tables: they stay in its segments (on its servers and in its deep store) until Pinot's retention deletes "
+    "each segment, 7 days after the newest event time it holds; its answers leave the customer out, also "
+    "after a restart (the exclusion is read from this erasure log)."
 )
 """What an erasure cannot remove, stated in every receipt."""
+SUBJECT_CACHE = 65_536
+"""Subjects an erasure list keeps computed, most recently asked first (in memory only, never written)."""
 REFRESH_S = 1.0
 """How stale a process's copy of the list may be: an erasure reaches every archiver and consumer within it."""
 
@@ -187,9 +192,16 @@ class ErasureLog:
 
     def subjects(self) -> frozenset[str]:
         """Every erased subject, pending or complete."""
+        return frozenset(s for subjects in self.subjects_by_tenant().values() for s in subjects)
+
+    def subjects_by_tenant(self) -> dict[str, frozenset[str]]:
+        """Every erased subject, pending or complete, per tenant (one read of the log)."""
         with self._lock:
-            rows = self._db.execute("SELECT subjects FROM erasures").fetchall()
-        return frozenset(s for (text,) in rows for s in json.loads(text))
+            rows = self._db.execute("SELECT tenant_id, subjects FROM erasures").fetchall()
+        out: dict[str, set[str]] = {}
+        for tenant_id, text in rows:
+            out.setdefault(tenant_id, set()).update(json.loads(text))
+        return {tenant_id: frozenset(subjects) for tenant_id, subjects in out.items()}
 
     def close(self) -> None:
         self._db.close()
@@ -216,11 +228,13 @@ def _erasure(row: tuple) -> Erasure:
 
 
 class ErasureList:
-    """What the archiver and the speed consumer ask about every record: is its customer erased?
+    """What the archiver, the speed consumer and the Pinot store ask about every record: is its customer
+    erased?
 
     One HMAC and one set lookup per record; the set is re-read at most every ``refresh_s``. Until the
     first erasure creates the log, nothing is erased and no secret is needed. ``component`` labels the
-    skip counter (``archiver``, ``speed``).
+    skip counter (``archiver``, ``speed``). Read from the log, so a process started after an erasure —
+    complete, its plain ids gone — knows it from its first record.
     """
 
     def __init__(self, settings: Settings, *, component: str, refresh_s: float = REFRESH_S):
@@ -229,24 +243,41 @@ class ErasureList:
         self.refresh_s = refresh_s
         self.skipped = 0
         self._log: ErasureLog | None = None
-        self._subjects: frozenset[str] = frozenset()
+        self._subjects: dict[str, frozenset[str]] = {}  # tenant -> erased subjects
         self._read_at = float("-inf")
+        self._lock = threading.Lock()  # the Pinot store asks from every serving thread
+        self._subject = None  # ErasureLog.subject behind a bounded cache, once the log is open
 
     def refresh(self) -> None:
-        self._read_at = time.monotonic()
-        if self._log is None:
-            if not erasures_path(self.settings.data_dir).exists():
-                return
-            self._log = ErasureLog.open(self.settings)
-        self._subjects = self._log.subjects()
+        with self._lock:
+            self._read_at = time.monotonic()
+            if self._log is None:
+                if not erasures_path(self.settings.data_dir).exists():
+                    return
+                self._log = ErasureLog.open(self.settings)
+                # the Pinot store asks again for the same customers at every read: hash each once
+                self._subject = functools.lru_cache(maxsize=SUBJECT_CACHE)(self._log.subject)
+            self._subjects = self._log.subjects_by_tenant()
+
+    def _current(self) -> dict[str, frozenset[str]]:
+        if time.monotonic() - self._read_at >= self.refresh_s:
+            self.refresh()
+        return self._subjects
+
+    def has_erasures(self, tenant_id: str) -> bool:
+        """Has any customer of this tenant been erased (pending or complete)?"""
+        return tenant_id in self._current()
+
+    def erased(self, tenant_id: str, customer_id: str) -> bool:
+        """Is this customer of this tenant erased (pending or complete)? Not counted as a skip."""
+        subjects = self._current().get(tenant_id)
+        if not subjects or self._log is None:
+            return False
+        return self._subject(tenant_id, customer_id) in subjects
 
     def skips(self, row: dict[str, Any]) -> bool:
         """True (and counted) when ``row`` (a ``to_row`` dict) is an erased customer's event."""
-        if time.monotonic() - self._read_at >= self.refresh_s:
-            self.refresh()
-        if not self._subjects or self._log is None:
-            return False
-        if self._log.subject(row["tenant_id"], row["customer_id"]) not in self._subjects:
+        if not self.erased(row["tenant_id"], row["customer_id"]):
             return False
         self.skipped += 1
         ERASED_EVENTS_SKIPPED.labels(self.component).inc()

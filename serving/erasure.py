@@ -88,7 +88,9 @@ class Erasures:
         partials = self.speed.erase(erasure.tenant_id, erasure.customer_ids)
         entries = len(self.cache)
         self.cache.clear()
-        self.log.purged(erasure.erasure_id, "speed_store", partials=partials)
+        # a store that cannot delete (Pinot) says so: its rows remain, left out of every answer
+        excluded = {} if self.speed.erase_deletes else {"excluded_from_answers": True}
+        self.log.purged(erasure.erasure_id, "speed_store", partials=partials, **excluded)
         self.log.purged(erasure.erasure_id, "answer_cache", entries=entries)
 
     def _start_purge(self, erasure_id: str) -> None:

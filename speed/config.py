@@ -90,6 +90,11 @@ class PinotConfig(_StoreConfig):
     status_cache_s: float = Field(
         1.0, ge=0, description="status() (three statements) is reused this long; serving asks it per request."
     )
+    registered_metrics: Path | None = Field(
+        None,
+        description="The data folder whose registered catalog (<data_dir>/catalog) the store answers "
+        "besides the built-in one, as registered when the store opens; None: the built-in catalog only.",
+    )
 
     @field_validator("broker_url", "controller_url")
     @classmethod
@@ -125,7 +130,11 @@ def parse_store_config(data: Mapping[str, Any]) -> EmbeddedStoreConfig | PinotCo
 def store_config(settings: Settings) -> EmbeddedStoreConfig | PinotConfig:
     """The config of the store ``settings.speed_store`` names, from the ``LAMBDALYTICS_*`` variables."""
     if settings.speed_store == "pinot":
-        return PinotConfig(broker_url=settings.pinot_broker_url, controller_url=settings.pinot_controller_url)
+        return PinotConfig(
+            broker_url=settings.pinot_broker_url,
+            controller_url=settings.pinot_controller_url,
+            registered_metrics=settings.data_dir,
+        )
     return EmbeddedStoreConfig(
         block_size=settings.block_size,
         event_index=event_index_path(settings.data_dir),

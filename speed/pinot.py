@@ -27,6 +27,17 @@ not an integer below 2**53 raises, since a DOUBLE sum beyond that may have lost 
 companion ``COUNT(*) FILTER (...)`` per aggregate tells "no matching row" (state None) from a value,
 because without query-level null handling Pinot answers 0 or ±Infinity there.
 
+Registered (catalog-file) metrics: a store opened with ``registered_metrics`` (a data folder) answers the
+registered set as loaded at open besides the built-in catalog, every metric compiled by the same
+``PinotSql`` (``SpeedStore.catalog``). Pinot holds rows, not aggregates, so a new metric is answered for
+any W at once.
+
+Erasure: Pinot deletes no REALTIME row, so erased customers are left out of every answer — those of the
+erasure log (``infra.erasures.ErasureList``: keyed hashes, durable, re-read every second) and those passed
+to ``erase`` in this process. SQL cannot match a keyed hash, so the filter runs here: a read of an erased
+customer answers as for one without events; reads returning customer ids drop erased ones; a campaign
+read of a tenant with erasures groups by customer too and folds only the others (docs/pinot.md).
+
 ``status()``: lag is ``now - max(broker record timestamp)`` over the three tables — an upper bound
 (an idle topic looks lagging) — and positions are ``max(offset) + 1`` per partition, a lower bound
 (trailing duplicates are not stored). SQL cannot tell whether Pinot has caught up with Kafka, so
@@ -49,6 +60,8 @@ import pinotdb
 from pinotdb import exceptions as pinot_errors
 from pinotdb.db import apply_parameters
 
+from lambdalytics.infra import metric_registry
+from lambdalytics.infra.erasures import ErasureList
 from lambdalytics.schemas import aggregates
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, HOUR_MS, Aggregate, BaseMetric, Entity, Grain
 from lambdalytics.schemas.cohorts import COHORT_METRIC, order_months
@@ -91,17 +104,27 @@ class _Plan:
     reduce: Callable[[list[list[dict[str, Any]]]], Any]
 
 
-_PLACEHOLDER = re.compile(r"%\((?:tenant|customer|campaign|erased\d+)\)s")
-"""The only placeholders a statement carries: the key values and the erased customers (``erase``)."""
+_PLACEHOLDER = re.compile(r"%\((?:tenant|customer|campaign)\)s")
+"""The only placeholders a statement carries: the key values."""
 
 
 class PinotSpeedStore(SpeedStore):
     """:class:`SpeedStore` over Pinot REALTIME tables, answer for answer equal to the embedded store."""
 
     reads_block = True  # every read is an HTTP query to the broker
+    erase_deletes = False  # the rows stay in Pinot's segments until retention; answers leave them out
 
-    def __init__(self, config: PinotConfig | None = None, *, session: httpx.Client | None = None):
+    def __init__(
+        self,
+        config: PinotConfig | None = None,
+        *,
+        session: httpx.Client | None = None,
+        erasures: ErasureList | None = None,
+    ):
         self.config = config or PinotConfig()
+        # the built-in catalog plus the metrics registered when the store opens (SpeedStore.catalog)
+        if self.config.registered_metrics is not None:
+            self.catalog = metric_registry.current(self.config.registered_metrics).catalog
         self.sql = PinotSql()
         self._own_session = session is None
         self._session = session or httpx.Client(timeout=self.config.http_timeout_s)
@@ -122,15 +145,17 @@ class PinotSpeedStore(SpeedStore):
             else None
         )
         self._topics = tuple(self.config.tables)
-        self._customer = CATALOG.bases(Grain.customer)
+        self._customer = self.catalog.bases(Grain.customer)
         self._series = [m for m in self._customer if m.timeseries]
-        self._campaign = CATALOG.bases(Grain.campaign)
+        self._campaign = self.catalog.bases(Grain.campaign)
         self._campaign_key = GRAIN_KEYS[Grain.campaign][1]
-        self._orders = CATALOG[COHORT_METRIC]
-        # erased customers per tenant, excluded from every statement (Pinot cannot delete REALTIME rows)
+        self._orders = self.catalog[COHORT_METRIC]
+        # Erased customers are left out of every answer (Pinot cannot delete REALTIME rows, docs/pinot.md):
+        # those of the erasure log (durable, keyed hashes: ``erasures``) and those erased in this process.
+        self._erasures = erasures
         self._erased: dict[str, frozenset[str]] = {}
         self._erased_lock = threading.Lock()
-        names = {m.name for m in CATALOG.of_kind(BaseMetric)}
+        names = {m.name for m in self.catalog.of_kind(BaseMetric)}
         clash = {n for n in names if n.endswith(_MATCHED) or f"{n}{_MATCHED}" in names}
         if clash:  # pragma: no cover - a catalog rule in spirit; keeps companion aliases unambiguous
             raise ValueError(f"metric names clash with companion aliases: {sorted(clash)}")
@@ -153,19 +178,21 @@ class PinotSpeedStore(SpeedStore):
     # ------------------------------------------------------------------ SpeedStore
 
     def customer(self, tenant: str, customer: str, watermark: Watermark) -> Partial:
-        return self._answer(self._plan_customer(tenant, customer, watermark), watermark)
+        return self._customer_answer(
+            self._plan_customer(tenant, customer, watermark), tenant, customer, watermark
+        )
 
     def customer_entities(
         self, tenant: str, customer: str, entity: str, watermark: Watermark
     ) -> dict[str, Milestones]:
-        return self._answer(self._plan_customer_entities(tenant, customer, entity, watermark), watermark)
+        plan = self._plan_customer_entities(tenant, customer, entity, watermark)
+        return self._customer_answer(plan, tenant, customer, watermark)
 
     def customer_hours(
         self, tenant: str, customer: str, watermark: Watermark, start_ms: int, end_ms: int
     ) -> dict[int, Partial]:
-        return self._answer(
-            self._plan_customer_hours(tenant, customer, watermark, start_ms, end_ms), watermark
-        )
+        plan = self._plan_customer_hours(tenant, customer, watermark, start_ms, end_ms)
+        return self._customer_answer(plan, tenant, customer, watermark)
 
     def campaign_hours(
         self, tenant: str, campaign: str, watermark: Watermark, start_ms: int, end_ms: int
@@ -177,13 +204,17 @@ class PinotSpeedStore(SpeedStore):
     def tenant_entities(
         self, tenant: str, entity: str, watermark: Watermark
     ) -> dict[tuple[str, str], Milestones]:
-        return self._answer(self._plan_tenant_entities(tenant, entity, watermark), watermark)
+        found = self._answer(self._plan_tenant_entities(tenant, entity, watermark), watermark)
+        return {k: v for k, v in found.items() if not self._is_erased(tenant, k[0])}
 
     def order_months(self, tenant: str, watermark: Watermark) -> dict[str, set[int]]:
-        return self._answer(self._plan_order_months(tenant, watermark), watermark)
+        found = self._answer(self._plan_order_months(tenant, watermark), watermark)
+        return {c: months for c, months in found.items() if not self._is_erased(tenant, c)}
 
     def alias_edges(self, tenant: str, customers: Iterable[str] | None, watermark: Watermark) -> set[Alias]:
         edges = self._answer(self._plan_alias_edges(tenant, watermark), watermark)
+        # an alias is an event of its survivor: the edges an erased id survives go, as in the master
+        edges = {e for e in edges if not self._is_erased(tenant, e.customer_id)}
         if customers is None:
             return edges
         wanted = set(customers)
@@ -192,10 +223,12 @@ class PinotSpeedStore(SpeedStore):
     def customer_traits(
         self, tenant: str, customer: str, watermark: Watermark
     ) -> dict[str, tuple[int, int, str]]:
-        return self._answer(self._plan_customer_traits(tenant, customer, watermark), watermark)
+        plan = self._plan_customer_traits(tenant, customer, watermark)
+        return self._customer_answer(plan, tenant, customer, watermark)
 
     def touched_customers(self, tenant: str, watermark: Watermark) -> set[str]:
-        return self._answer(self._plan_touched_customers(tenant, watermark), watermark)
+        found = self._answer(self._plan_touched_customers(tenant, watermark), watermark)
+        return {c for c in found if not self._is_erased(tenant, c)}
 
     def status(self) -> SpeedStatus:
         cached = self._status
@@ -223,17 +256,28 @@ class PinotSpeedStore(SpeedStore):
         Pinot's retention bounds the tables."""
 
     def erase(self, tenant: str, customers: Iterable[str]) -> int:
-        """Exclude ``customers`` from every statement of ``tenant`` from now on.
+        """Leave ``customers`` out of every answer about ``tenant`` from now on. Returns 0 (no row removed).
 
-        Pinot deletes no row of a REALTIME table (no upsert ``deleteRecordColumn`` is configured, and a
-        Minion purge rewrites only completed segments), so the rows stay in its segments until its
-        retention; what this store answers no longer includes them. Held in this process: the serving
-        layer applies pending erasures on every poll (``serving.erasure``); see docs/reliability.md. Returns 0 (no row removed).
+        Pinot deletes no row of this REALTIME table: the rows stay in its segments until its retention
+        removes them (docs/pinot.md, "Erasure"). The exclusion survives a restart because it is read from
+        the erasure log (``erasures``, keyed hashes only, re-read every second), where serving records an
+        erasure before it calls this; the ids given here take effect at once, also without a log.
         """
         with self._erased_lock:
             self._erased[tenant] = self._erased.get(tenant, frozenset()) | frozenset(customers)
+        if self._erasures is not None:
+            self._erasures.refresh()
         self._status = None
         return 0
+
+    def _is_erased(self, tenant: str, customer: str) -> bool:
+        if customer in self._erased.get(tenant, ()):
+            return True
+        return self._erasures is not None and self._erasures.erased(tenant, customer)
+
+    def _erasing(self, tenant: str) -> bool:
+        """Can an answer about this tenant hold an erased customer's rows?"""
+        return tenant in self._erased or (self._erasures is not None and self._erasures.has_erasures(tenant))
 
     def explain(self, method: str, *args: Any) -> list[str]:
         """The statements a read sends, without running them: ``explain("customer", tenant, customer, W)``.
@@ -302,7 +346,16 @@ class PinotSpeedStore(SpeedStore):
 
     def _plan_campaign_hours(self, tenant, campaign, watermark, start_ms, end_ms) -> _Plan:
         key = [(self._campaign_key, "campaign", campaign)]
-        return self._plan_hours("campaign hours", self._campaign, tenant, key, watermark, start_ms, end_ms)
+        return self._plan_hours(
+            "campaign hours",
+            self._campaign,
+            tenant,
+            key,
+            watermark,
+            start_ms,
+            end_ms,
+            by_customer=self._erasing(tenant),  # an erased customer's rows are told apart, and left out
+        )
 
     def _plan_customer_entities(self, tenant, customer, entity, watermark) -> _Plan:
         return self._plan_entities(tenant, entity, watermark, customer=customer)
@@ -319,12 +372,19 @@ class PinotSpeedStore(SpeedStore):
         watermark: Watermark,
         start_ms: int,
         end_ms: int,
+        *,
+        by_customer: bool = False,
     ) -> _Plan:
+        """Per-hour states of the key. ``by_customer``: grouped by customer too, and the rows of erased
+        customers left out before folding (a tenant-level key, such as a campaign, of a tenant with
+        erasures: Pinot still holds their rows)."""
         # an event is in bucket hour(t) = t - t % H; hour(t) in [start, end)  <=>  t in [ceil_H(start), ceil_H(end))
         lo, hi = -(-start_ms // HOUR_MS) * HOUR_MS, -(-end_ms // HOUR_MS) * HOUR_MS
         queries: list[_Query] = []
         parts: list[tuple[str, list[BaseMetric]]] = []
         hour = self.sql.time_bucket("HOUR")
+        customer_id = self.sql.ident("customer_id")
+        per_customer = [("customer_id", customer_id)] if by_customer else []
         time_range = [f"{self.sql.ident('event_time')} >= {lo}", f"{self.sql.ident('event_time')} < {hi}"]
         for topic in self._topics if lo < hi else ():
             family = FAMILY_BY_TOPIC[topic]
@@ -335,13 +395,14 @@ class PinotSpeedStore(SpeedStore):
             metrics = [m for m in bases if _applies(m, family)]
             folded = [m for m in metrics if m.aggregate is not Aggregate.hll_distinct]
             # one group per hour with any event of the key, even if no metric matches it (as embedded)
-            columns = [("hour", hour), *self._aggregate_columns(folded)]
-            queries.append(self._select(purpose, topic, columns, where, params, group_by=[hour]))
+            columns = [("hour", hour), *per_customer, *self._aggregate_columns(folded)]
+            group_by = [hour, customer_id] if by_customer else [hour]
+            queries.append(self._select(purpose, topic, columns, where, params, group_by=group_by))
             parts.append(("fold", folded))
             for m in metrics:
                 if m.aggregate is Aggregate.hll_distinct:
                     value, cond = self.sql.distinct_value(m)
-                    columns = [("hour", hour), ("value", value)]
+                    columns = [("hour", hour), *per_customer, ("value", value)]
                     queries.append(
                         self._select(
                             f"{purpose} {m.name}", topic, columns, [*where, cond], params, distinct=True
@@ -353,6 +414,8 @@ class PinotSpeedStore(SpeedStore):
             out: dict[int, Partial] = {}
             for (kind, metrics), rows in zip(parts, results, strict=True):
                 for row in rows:
+                    if by_customer and self._is_erased(tenant, row["customer_id"]):
+                        continue
                     partial = out.setdefault(
                         _exact_int(row["hour"], "hour"), {m.name: aggregates.empty(m) for m in bases}
                     )
@@ -518,10 +581,6 @@ class PinotSpeedStore(SpeedStore):
             params[param] = value
         if (clause := self._watermark(topic, watermark)) is not None:
             where.append(clause)
-        if erased := sorted(self._erased.get(tenant, ())):
-            names = [f"erased{i}" for i in range(len(erased))]
-            where.append(f"{ident('customer_id')} NOT IN ({', '.join(f'%({n})s' for n in names)})")
-            params.update(zip(names, erased, strict=True))
         return where, params
 
     def _watermark(self, topic: str, watermark: Watermark) -> str | None:
@@ -573,9 +632,17 @@ class PinotSpeedStore(SpeedStore):
 
     # ------------------------------------------------------------------ execution
 
-    def _answer(self, plan: _Plan, watermark: Watermark) -> Any:
+    def _customer_answer(self, plan: _Plan, tenant: str, customer: str, watermark: Watermark) -> Any:
+        """A read of one customer: an erased one's answer is that of a customer without events."""
+        return self._answer(plan, watermark, empty=self._is_erased(tenant, customer))
+
+    def _answer(self, plan: _Plan, watermark: Watermark, *, empty: bool = False) -> Any:
+        """Run the coverage statements and the plan's, check coverage, reduce. ``empty``: the plan's
+        statements are not sent and it reduces no row (coverage is still checked, as for any read)."""
         coverage = self._plan_coverage().queries
-        results = self._run(coverage + plan.queries)
+        results = self._run(coverage + ([] if empty else plan.queries))
+        if empty:
+            results += [[] for _ in plan.queries]
         held: set[tuple[str, int]] = set()
         for topic, rows in zip(self._topics, results[: len(coverage)], strict=True):
             for row in rows:

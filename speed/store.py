@@ -54,6 +54,10 @@ class SpeedStore(ABC):
     reads_block: ClassVar[bool] = False
     """True when a read waits on the network (Pinot): serving then runs reads off the event loop."""
 
+    erase_deletes: ClassVar[bool] = True
+    """False when :meth:`erase` cannot delete what the store holds and leaves it out of every answer
+    instead (Pinot: the rows stay until its retention); the erasure receipt says which."""
+
     catalog: Catalog = CATALOG
     """The metrics this store aggregates for every event it consumes: the built-in catalog, plus the
     registered metrics of its data folder for a store opened with them (the embedded store)."""

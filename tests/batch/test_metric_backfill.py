@@ -1,5 +1,6 @@
 """`batch backfill --metric`: one registered metric over the whole history, every other view as it was,
-and the merged answer (batch below W ⊕ speed at and above W) exact across the boundary."""
+and the merged answer (batch below W ⊕ speed at and above W) exact across the boundary — with the embedded
+speed store and, from the same catalog entry compiled to Pinot SQL, with the Pinot store (broker double)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from lambdalytics.schemas.registered import REGISTERED_PROFILE, REGISTERED_TIMES
 from lambdalytics.serving.index import BatchIndex
 from lambdalytics.serving.merge import Merger
 from lambdalytics.serving.served_metrics import MetricPending
+from lambdalytics.speed.config import TABLE_BY_TOPIC, PinotConfig
 from lambdalytics.speed.embedded import EmbeddedSpeedStore
+from lambdalytics.speed.pinot import PinotSpeedStore
 
+from ..speed.pinot_double import PinotBrokerDouble
 from . import oracle
 from .test_batch_job import land, landed_rows
 
@@ -26,14 +30,30 @@ BLOCK = 5
 DAY = 86_400_000
 
 
+def records(rows: list[dict]) -> list[tuple[dict, str, int, int, int]]:
+    """Master rows as the speed side receives them: (row, topic, partition, offset, broker time)."""
+    meta = ("topic", "partition", "offset", "broker_time", "raw")
+    return [
+        ({k: r[k] for k in r if k not in meta}, r["topic"], r["partition"], r["offset"], r["broker_time"])
+        for r in rows
+    ]
+
+
 def speed_store(data_dir: Path, rows: list[dict], index: BatchIndex) -> EmbeddedSpeedStore:
     """The speed side as a consumer feeds it: every row in offset order, then what W covers dropped."""
     store = EmbeddedSpeedStore(block_size=BLOCK, registered_metrics=data_dir)
-    for r in rows:
-        row = {k: r[k] for k in r if k not in ("topic", "partition", "offset", "broker_time", "raw")}
-        store.ingest(row, r["topic"], r["partition"], r["offset"], r["broker_time"])
+    for record in records(rows):
+        store.ingest(*record)
     store.drop_below(index.watermark)
     return store
+
+
+def pinot_store(data_dir: Path, rows: list[dict]) -> PinotSpeedStore:
+    """The Pinot speed side over the same rows (the broker double: what Pinot holds after ingesting them),
+    opened with the data folder's registered metrics."""
+    double = PinotBrokerDouble.from_stream(records(rows), TABLE_BY_TOPIC)
+    config = PinotConfig(broker_url="http://pinot-broker:8099", registered_metrics=data_dir, parallelism=1)
+    return PinotSpeedStore(config, session=double.client())
 
 
 def test_backfill_of_one_metric_is_exact_across_the_boundary(tmp_path, spark):
@@ -64,6 +84,7 @@ def test_backfill_of_one_metric_is_exact_across_the_boundary(tmp_path, spark):
     index = BatchIndex.load(data_dir, manifest)
     assert index.registered == {"largest_order"}
     merger = Merger(lambda: index, store)
+    pinot = Merger(lambda: index, pinot_store(data_dir, rows))  # the same catalog entry, through Pinot SQL
     truth = oracle.dedup(rows, {(r["topic"], r["partition"]): 10**9 for r in rows})
     paid = truth[truth.event_type == "order_paid"]
     largest = paid.groupby(["tenant_id", "customer_id"]).amount_micros.max()
@@ -73,6 +94,7 @@ def test_backfill_of_one_metric_is_exact_across_the_boundary(tmp_path, spark):
     assert 0 < len(below) < len(truth)  # the answers really merge two sides
     for tenant, customer in truth.groupby(["tenant_id", "customer_id"]).size().index:
         got = merger.profile(tenant, customer)["metrics"]
+        assert pinot.profile(tenant, customer)["metrics"] == got, (tenant, customer)
         key = (tenant, customer)
         want = round(largest[key] / 1e6, 6) if key in largest.index else None
         assert got["largest_order"] == want, key
@@ -81,6 +103,7 @@ def test_backfill_of_one_metric_is_exact_across_the_boundary(tmp_path, spark):
     hours = paid.assign(day=paid.event_time // DAY * DAY)
     for (tenant, customer), days in list(hours.groupby(["tenant_id", "customer_id"]))[:15]:
         points = merger.timeseries(tenant, customer, "largest_order", 0, 2**52, DAY)
+        assert pinot.timeseries(tenant, customer, "largest_order", 0, 2**52, DAY) == points
         want = days.groupby("day").amount_micros.max()
         assert [(t, v) for t, v in points if v is not None] == [
             (int(d), round(int(v) / 1e6, 6)) for d, v in want.items()

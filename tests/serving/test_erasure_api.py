@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import pytest
 
+from lambdalytics.infra.settings import Settings
+from lambdalytics.serving.answer_cache import AnswerCache
+from lambdalytics.serving.erasure import Erasures
 from lambdalytics.serving.state import ServingState
 
+from ..speed.contract import erased_customers, open_pinot
+from ..speed.streams import stream
 from .access_world import seeded_store
 from .apps import bearer, serving_app
 
@@ -22,6 +27,22 @@ def app(tmp_path):
     state.erasures.command = ("true",)  # the durable purge is not started here
     yield client, keys, state
     state.close()
+
+
+def test_the_receipt_says_the_pinot_store_excludes_rather_than_deletes(tmp_path):
+    """Pinot keeps the rows until its retention: its receipt entry says the customer is left out of its
+    answers, not that nothing was there to remove."""
+    records = stream(1)
+    tenant, customer = erased_customers(records)[0]
+    store = open_pinot(records)
+    erasures = Erasures(
+        Settings(data_dir=tmp_path), store, AnswerCache(8), lambda t, c: [c], command=("true",)
+    )
+    erasure, created = erasures.request(tenant, customer)
+    assert created and erasure.stores["speed_store"]["excluded_from_answers"] is True
+    assert erasure.stores["speed_store"]["partials"] == 0
+    assert store.customer(tenant, customer, {})["events_total"] == 0
+    erasures.close()
 
 
 def _stats(client, key):

@@ -36,27 +36,30 @@ Read = tuple[str, tuple]
 Starts = Mapping[tuple[str, int], int] | None
 
 
-def open_embedded(records: list[Record], start_offsets: Starts = None) -> SpeedStore:
-    """The embedded store after consuming ``records`` (a partition's consumption beginning at its start)."""
-    store = open_store(EmbeddedStoreConfig(block_size=BLOCK))
+def open_embedded(records: list[Record], start_offsets: Starts = None, **config) -> SpeedStore:
+    """The embedded store after consuming ``records`` (a partition's consumption beginning at its start);
+    ``config``: further config fields (``registered_metrics``)."""
+    store = open_store(EmbeddedStoreConfig(block_size=BLOCK, **config))
     for row, topic, partition, offset, broker_ms in records:
         if offset >= (start_offsets or {}).get((topic, partition), 0):
             store.ingest(row, topic, partition, offset, broker_ms)
     return store
 
 
-def pinot_store(double: PinotBrokerDouble, **config) -> PinotSpeedStore:
+def pinot_store(double: PinotBrokerDouble, *, erasures=None, **config) -> PinotSpeedStore:
     """The Pinot store over the broker double (``session``: no socket; not a config field)."""
     return PinotSpeedStore(
-        PinotConfig(broker_url="http://pinot-broker:8099", **config), session=double.client()
+        PinotConfig(broker_url="http://pinot-broker:8099", **config),
+        session=double.client(),
+        erasures=erasures,
     )
 
 
-def open_pinot(records: list[Record], start_offsets: Starts = None) -> SpeedStore:
+def open_pinot(records: list[Record], start_offsets: Starts = None, **config) -> SpeedStore:
     """The Pinot store over the rows Pinot holds after ingesting ``records``. One statement at a time:
     the double answers under a lock, so threads would only add overhead."""
     double = PinotBrokerDouble.from_stream(records, TABLE_BY_TOPIC, start_offsets=start_offsets)
-    return pinot_store(double, parallelism=1)
+    return pinot_store(double, parallelism=1, **config)
 
 
 OPENERS: dict[str, Callable[..., SpeedStore]] = {"embedded": open_embedded, "pinot": open_pinot}
@@ -107,6 +110,21 @@ def reads(records: list[Record], w, *, every: int = 1) -> list[Read]:
         if i % 3 == 0:
             out.append(("alias_edges", (tenant, [customer, f"anon-{i}"], w)))
     return out
+
+
+def erased_customers(records: list[Record]) -> list[tuple[str, str]]:
+    """A customer with campaign events and one with orders (their erasure must reach tenant answers)."""
+    key = GRAIN_KEYS[Grain.campaign][1]
+    with_campaign = next(r[0] for r in records if r[0][key] is not None)
+    with_order = next(
+        r[0]
+        for r in records
+        if r[0]["event_type"] == "order_placed" and r[0]["customer_id"] != with_campaign["customer_id"]
+    )
+    return [
+        (with_campaign["tenant_id"], with_campaign["customer_id"]),
+        (with_order["tenant_id"], with_order["customer_id"]),
+    ]
 
 
 def typed(x):

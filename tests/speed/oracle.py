@@ -132,8 +132,12 @@ def _month(epoch_ms: int) -> int:
 class SpeedOracle:
     """Answers the SpeedStore reads, by the same names and arguments, for one record list."""
 
-    def __init__(self, records: list[tuple[dict, str, int, int, int]]):
+    def __init__(self, records: list[tuple[dict, str, int, int, int]], *, extra: dict | None = None):
+        """``extra``: customer metrics beyond the built-in ones (a catalog file's), in ``CUSTOMER``'s form;
+        each is also a series."""
         self.records = records
+        self._customer = {**CUSTOMER, **(extra or {})}
+        self._series = {**SERIES, **(extra or {})}
         self._by_key: dict[tuple, dict[tuple[str, str | None], list[dict]]] = {}
 
     def _rows(self, watermark, tenant: str, customer: str | None = None) -> list[dict]:
@@ -148,10 +152,10 @@ class SpeedOracle:
         return self._by_key[w].get((tenant, customer), [])
 
     def customer(self, tenant, customer, watermark):
-        return _fold(CUSTOMER, self._rows(watermark, tenant, customer))
+        return _fold(self._customer, self._rows(watermark, tenant, customer))
 
     def customer_hours(self, tenant, customer, watermark, start_ms, end_ms):
-        return _hourly(SERIES, self._rows(watermark, tenant, customer), start_ms, end_ms)
+        return _hourly(self._series, self._rows(watermark, tenant, customer), start_ms, end_ms)
 
     def campaign_hours(self, tenant, campaign, watermark, start_ms, end_ms):
         rows = [r for r in self._rows(watermark, tenant) if r["campaign_id"] == campaign]

@@ -62,7 +62,9 @@ def test_settings_name_the_store_and_its_environment_variables_configure_it(monk
     monkeypatch.setenv("LAMBDALYTICS_PINOT_BROKER_URL", "http://broker:8000")
     monkeypatch.setenv("LAMBDALYTICS_PINOT_CONTROLLER_URL", "http://controller:9000")
     assert store_config(Settings()) == PinotConfig(
-        broker_url="http://broker:8000", controller_url="http://controller:9000"
+        broker_url="http://broker:8000",
+        controller_url="http://controller:9000",
+        registered_metrics=Path("/srv/lambdalytics"),
     )
 
 
@@ -73,6 +75,8 @@ def test_open_store_opens_the_store_its_config_names():
     config = PinotConfig(broker_url="http://broker:8000", parallelism=1)
     with open_store(config) as pinot:
         assert type(pinot) is PinotSpeedStore and pinot.config is config
+    with pytest.raises(TypeError, match="give it to its SpeedConsumer"):  # Pinot's alone filters answers
+        open_store(EmbeddedStoreConfig(block_size=3), erasures=object())
     with pytest.raises(TypeError, match="not a speed-store config"):
         open_store({"type": "embedded", "block_size": 3})  # plain data goes through parse_store_config
 

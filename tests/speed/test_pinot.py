@@ -20,6 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambdalytics.infra import metric_registry
+from lambdalytics.infra.erasures import REMAINS, ErasureList, ErasureLog
+from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, BaseMetric
 from lambdalytics.schemas.events import ROW_COLUMNS, validate_event
 from lambdalytics.schemas.topics import EVENT_TOPICS
@@ -28,7 +31,17 @@ from lambdalytics.speed.pinot import PinotSpeedStore
 from lambdalytics.speed.pinot_admin import PinotAdminError, apply, check, schema_for, table_config_for
 from lambdalytics.speed.store import CoverageError
 
-from .contract import BLOCK, EVERYTHING, assert_answers, loaded, oracle_of, pinot_store, reads
+from .contract import (
+    BLOCK,
+    EVERYTHING,
+    assert_answers,
+    erased_customers,
+    loaded,
+    oracle_of,
+    pinot_store,
+    reads,
+)
+from .oracle import SpeedOracle
 from .pinot_double import PinotBrokerDouble, money_json, pinot_micros, pinot_schema, schema_columns
 from .streams import PARTITIONS, end_offsets, stream, watermark
 
@@ -161,6 +174,25 @@ def test_customer_sql_snapshot():
 
 
 @pytest.mark.unit
+def test_a_registered_metric_compiles_into_the_customer_statement(tmp_path):
+    """A catalog-file metric is one more column of the customer statement, rendered by PinotSql from its
+    entry, with its companion count (the SQL docs/pinot.md shows); the built-in store has no such column."""
+    metric_registry.add(tmp_path, Path(__file__).parents[2] / "examples" / "metrics.toml")
+    registered = pinot_store(PinotBrokerDouble.from_stream([], TABLE_BY_TOPIC), registered_metrics=tmp_path)
+    cond = """"event_type" IN ('order_paid') AND "amount_micros" IS NOT NULL"""
+    want = [
+        f'MAX("amount_micros") FILTER (WHERE {cond}) AS "largest_order"',
+        f'COUNT(*) FILTER (WHERE {cond}) AS "largest_order__matched"',
+    ]
+    statements = registered.explain("customer", "demo-food", "food-c00001", {})
+    transaction = [q for q in statements if '"events_transaction"' in q]
+    assert len(transaction) == 1 and all(w in transaction[0] for w in want)
+    assert not any("largest_order" in q for q in statements if q is not transaction[0])  # no other table
+    built_in = pinot_store(PinotBrokerDouble.from_stream([], TABLE_BY_TOPIC))
+    assert not any("largest_order" in q for q in built_in.explain("customer", "demo-food", "food-c00001", {}))
+
+
+@pytest.mark.unit
 def test_user_values_are_quoted_literals_not_sql():
     double = PinotBrokerDouble.from_stream(stream(1)[:200], TABLE_BY_TOPIC)
     store = pinot_store(double)
@@ -237,6 +269,10 @@ def test_table_config_wires_offsets_dedup_and_filter():
     assert transforms["amount_micros"] == "roundDecimal(times(amount, 1000000))"
     assert set(transforms) <= set(schema_columns())
     assert config["segmentsConfig"]["timeColumnName"] == "event_time"
+    # a segment past retention leaves the deep store at once (no Deleted_Segments copy of erased rows)
+    assert config["segmentsConfig"]["deletedSegmentsRetentionPeriod"] == "0d"
+    assert config["segmentsConfig"]["retentionTimeUnit"] == "DAYS"  # what every erasure receipt states
+    assert f"{config['segmentsConfig']['retentionTimeValue']} days after the newest event time" in REMAINS
     assert config["tableIndexConfig"]["nullHandlingEnabled"] is True  # IS NOT NULL filters need null vectors
     assert config["routing"]["instanceSelectorType"] == "strictReplicaGroup"  # required for dedup
     dedup = config["dedupConfig"]
@@ -278,6 +314,57 @@ def test_status_reports_positions_and_lag():
     newest = max(r[4] for r in stream(1))
     assert abs(status.lag_ms - (int(time.time() * 1000) - newest)) < 60_000
     assert status.caught_up is False  # SQL cannot tell; documented
+
+
+# -------------------------------------------------------------------------------------------- erasure
+
+
+@pytest.mark.unit
+def test_erasures_outlive_a_restart_and_cover_records_that_arrive_later(tmp_path):
+    """The Pinot store's exclusion of erased customers is read from the erasure log: a store opened after
+    the erasures completed (the log holds keyed hashes only, never the ids) answers every read as if the
+    customers never existed — also for records of theirs Pinot ingests after the restart — while Pinot
+    itself still holds their rows (it purges nothing; docs/pinot.md, "Erasure")."""
+    records = stream(1)
+    erased = erased_customers(records)
+    later = [  # a re-sent and a new event of each erased customer, ingested after the restart
+        (
+            dict(row, event_id=f"{row['event_id']}{suffix}", event_time=row["event_time"] + 1),
+            topic,
+            p,
+            10**6 + i,
+            ms,
+        )
+        for i, (row, topic, p, _, ms) in enumerate(
+            r for r in records if (r[0]["tenant_id"], r[0]["customer_id"]) in erased
+        )
+        for suffix in ("", "-new")
+    ][:8]
+    settings_ = Settings(data_dir=tmp_path)
+    log = ErasureLog.open(settings_)
+    for tenant, customer in erased:  # recorded first, then the running store told (serving.erasure)
+        log.request(tenant, customer, [customer])
+    first = pinot_store(
+        PinotBrokerDouble.from_stream(records, TABLE_BY_TOPIC),
+        parallelism=1,
+        erasures=ErasureList(settings_, component="pinot"),
+    )
+    for tenant, customer in erased:
+        first.erase(tenant, [customer])
+    first.close()
+    for erasure in log.after():
+        log.complete(erasure.erasure_id)
+    assert all(e.state == "complete" and not e.customer_ids for e in log.after())
+
+    double = PinotBrokerDouble.from_stream([*records, *later], TABLE_BY_TOPIC)
+    restarted = pinot_store(double, parallelism=1, erasures=ErasureList(settings_, component="pinot"))
+    kept = [r for r in records if (r[0]["tenant_id"], r[0]["customer_id"]) not in erased]
+    for cut in ("zero", "half"):
+        assert_answers(restarted, SpeedOracle(kept), reads(records, watermark(records, cut, BLOCK)))
+    forgetful = pinot_store(double, parallelism=1)  # the same rows, no erasure log: Pinot still holds them
+    for tenant, customer in erased:
+        assert forgetful.customer(tenant, customer, {})["events_total"] > 0
+    log.close()
 
 
 # ---------------------------------------------------------------------------------------- pinot_admin

@@ -13,11 +13,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lambdalytics.infra import metric_registry
 from lambdalytics.schemas.catalog import CATALOG, GRAIN_KEYS, Grain
 from lambdalytics.speed.config import DEDUP_WINDOW_MS
 from lambdalytics.speed.store import CoverageError, SpeedStore
 
-from .contract import BLOCK, OPENERS, READS, assert_answers, loaded, oracle_of, reads, typed
+from .contract import (
+    BLOCK,
+    OPENERS,
+    READS,
+    assert_answers,
+    erased_customers,
+    loaded,
+    oracle_of,
+    reads,
+    typed,
+)
 from .oracle import CAMPAIGN, CUSTOMER, SERIES, SpeedOracle, after
 from .streams import CUTS, PARTITIONS, end_offsets, stream, watermark
 
@@ -215,21 +226,6 @@ def test_status_positions_are_the_next_offsets_to_consume(store_kind):
 # --------------------------------------------------------------------------------------------- erasure
 
 
-def _erased_customers(records):
-    """A customer with campaign events and one with orders (their erasure must reach tenant answers)."""
-    key = GRAIN_KEYS[Grain.campaign][1]
-    with_campaign = next(r[0] for r in records if r[0][key] is not None)
-    with_order = next(
-        r[0]
-        for r in records
-        if r[0]["event_type"] == "order_placed" and r[0]["customer_id"] != with_campaign["customer_id"]
-    )
-    return [
-        (with_campaign["tenant_id"], with_campaign["customer_id"]),
-        (with_order["tenant_id"], with_order["customer_id"]),
-    ]
-
-
 @pytest.mark.parametrize("cut", ["zero", "half"])
 def test_an_erased_customer_is_gone_and_every_other_answer_is_exact(open_speed, cut):
     """After ``erase``, every read — the customer's own, and the tenant-level ones (campaign hours, live
@@ -237,7 +233,7 @@ def test_an_erased_customer_is_gone_and_every_other_answer_is_exact(open_speed, 
     records = stream(1)
     w = watermark(records, cut, BLOCK)
     store = open_speed(records)
-    erased = _erased_customers(records)
+    erased = erased_customers(records)
     for tenant, customer in erased:
         assert store.customer(tenant, customer, {})["events_total"] > 0
         store.erase(tenant, [customer])
@@ -246,3 +242,62 @@ def test_an_erased_customer_is_gone_and_every_other_answer_is_exact(open_speed, 
     assert_answers(store, SpeedOracle(kept), todo)
     store.erase(erased[0][0], [erased[0][1]])  # idempotent
     assert_answers(store, SpeedOracle(kept), todo)
+
+
+# ------------------------------------------------------------------------ registered (catalog-file) metrics
+
+CATALOG_FILE = """
+[[metric]]
+name = "largest_order"
+label = "Largest order"
+description = "The customer's largest paid order."
+grain = "customer"
+unit = "currency"
+aggregate = "max"
+column = "amount_micros"
+filter = { event_types = ["order_paid"], non_null = ["amount_micros"] }
+
+[[metric]]
+name = "searches"
+label = "Searches"
+description = "Searches."
+grain = "customer"
+unit = "count"
+aggregate = "count"
+filter = { event_types = ["search"] }
+
+[[metric]]
+name = "search_sessions"
+label = "Search sessions"
+description = "Distinct sessions with a search."
+grain = "customer"
+unit = "count"
+aggregate = "hll_distinct"
+column = "session_id"
+filter = { event_types = ["search"], non_null = ["session_id"] }
+"""
+REGISTERED = {  # the oracle's reading of CATALOG_FILE, written from the file, not from the catalog
+    "largest_order": ("max", ("order_paid",), "amount_micros"),
+    "searches": ("count", ("search",), None),
+    "search_sessions": ("distinct", ("search",), "session_id"),
+}
+
+
+@pytest.mark.parametrize("cut", ["zero", "half"])
+def test_registered_metrics_are_answered_like_built_in_ones(open_speed, tmp_path, cut):
+    """A store opened on a data folder with a registered catalog file aggregates its metrics (max, count,
+    distinct) for profile and series — compiled by the same renderers as the built-in ones, one
+    definition for the embedded evaluator and Pinot SQL — and answers them as the oracle does."""
+    file = tmp_path / "metrics.toml"
+    file.write_text(CATALOG_FILE)
+    metric_registry.add(tmp_path, file)
+    records = stream(1)
+    store = open_speed(records, registered_metrics=tmp_path)
+    assert set(REGISTERED) <= set(store.catalog.by_name)
+    oracle = SpeedOracle(records, extra=REGISTERED)
+    w = watermark(records, cut, BLOCK)
+    todo = [r for r in reads(records, w) if r[0] in ("customer", "customer_hours")]
+    profiles = [oracle.customer(*args) for method, args in todo if method == "customer"]
+    for name in REGISTERED:  # the stream exercises each of them
+        assert any(p[name] for p in profiles), name
+    assert_answers(store, oracle, todo)
