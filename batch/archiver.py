@@ -60,6 +60,11 @@ Operations
 - SIGTERM / ``stop_event``: the current batch is finished and committed, then the process exits 0.
 - Only one archiver per master table: a commit that loses to another archiver's commit raises
   :class:`~lambdalytics.batch.master.ConcurrentArchiverError`.
+- Erasures: an erased customer's records are consumed, not landed. Each micro-batch re-reads the erasure
+  list first and records its highest seq in its commit (``lambdalytics.erasures_seq``); idle, the
+  archiver commits a zero-row batch when the list gains an erasure; and it holds the data dir's archiver
+  lock (shared) while it runs. That is the fence the purge's second pass waits for
+  (:mod:`lambdalytics.infra.erasures`).
 - Maintenance: with a :class:`~lambdalytics.batch.compaction.MaintenancePolicy` (``python -m`` and
   ``up`` pass the settings' one), every ``interval_seconds`` the archiver compacts the master between
   two micro-batches — as the master's one writer, so compaction never races its appends — and applies
@@ -106,7 +111,7 @@ from kafka.structs import OffsetAndMetadata
 
 from lambdalytics.infra.client_logs import condense_client_errors
 from lambdalytics.infra.epochs import IDENTITY, Epoch, EpochTable, cluster_id
-from lambdalytics.infra.erasures import ErasureList
+from lambdalytics.infra.erasures import ErasureList, archiving
 from lambdalytics.infra.event_index import EventIndex, event_index_path
 from lambdalytics.infra.kafka_io import (
     EventDecoder,
@@ -125,12 +130,14 @@ from .indexing import ensure_indexed
 from .master import (
     APP_ID,
     BATCH_SEQ_KEY,
+    ERASURES_SEQ_KEY,
     WRITER_KEY,
     ConcurrentArchiverError,
     NoMasterDataset,
     append_batch,
     batch_commit_info,
     master_path,
+    recorded_fence,
     rows_to_table,
     snapshot,
 )
@@ -296,6 +303,8 @@ class Archiver:
         self._offsets: Watermark = {}
         self.gaps: list[Gap] = []  # lost ranges committed past by this run
         self._batch_seq = 0
+        self._fenced = 0  # the erasure seq the last commit recorded (infra.erasures: the archiver's fence)
+        self._fence = 0  # the erasure seq the current batch is checked against
         self._assigned: set[TopicPartition] = set()
         self._last_refresh = float("-inf")
         self._drain_until: float | None = None  # set while draining after a stop (see _drain)
@@ -329,6 +338,12 @@ class Archiver:
         """Archive until stopped (``stop()``, ``stop_event``) or, if ``idle_exit_seconds`` is given,
         until no record arrived for that long (caught up). ``drain_seconds``: once stopped, keep landing
         what the broker already holds for up to that long (for a log that dies with its broker)."""
+        with archiving(self.data_dir):  # from before the first read of the erasure list
+            return self._run(stop_event, idle_exit_seconds, drain_seconds)
+
+    def _run(
+        self, stop_event: threading.Event | None, idle_exit_seconds: float | None, drain_seconds: float
+    ) -> ArchiverStats:
         started = time.monotonic()
         # The writer's own snapshot: its offsets are where to resume, and every commit is made
         # against it (no silent rebase over another writer's commit).
@@ -338,6 +353,7 @@ class Archiver:
         except NoMasterDataset:
             version, offsets, self._table, self._batch_seq = None, {}, None, 0
         self._offsets = dict(offsets)
+        self._fenced = recorded_fence(self.path)
         self._assigned, self._last_refresh = set(), float("-inf")  # a rerun (supervisor) assigns anew
         if self._table is not None:  # every master row indexed before the first new one lands
             self._index = ensure_indexed(self.data_dir, self._table, self._offsets)
@@ -358,6 +374,8 @@ class Archiver:
             idle_since = time.monotonic()
             while not self._stopping(stop_event):
                 consumed = self._run_batch(stop_event)
+                if not consumed:
+                    self._commit_fence()
                 self._maybe_maintain()
                 now = time.monotonic()
                 if consumed:
@@ -558,6 +576,7 @@ class Archiver:
         a poll that finds nothing returns 0 at once, so the caller can notice idleness.
         """
         assert self._consumer is not None and self._decoder is not None
+        self._fence = fence = self.erasures.fence()  # every row of this batch is checked against it
         self._refresh_partitions(force=not self._assigned)
         started = time.monotonic()
         closes_at: float | None = None  # set by the first record
@@ -629,7 +648,8 @@ class Archiver:
         assert self._quality is not None and self._index is not None
         quality.commit(self._quality, self._index, advanced)  # before the Delta commit, like the index
         commit_started = time.monotonic()
-        version = self._commit(rows, offsets, gaps)
+        version = self._commit(rows, offsets, gaps, extra={ERASURES_SEQ_KEY: fence})
+        self._fenced = fence
         commit_s = time.monotonic() - commit_started
         self._offsets = offsets
         self.gaps += gaps
@@ -702,6 +722,16 @@ class Archiver:
         gap = Gap(key[0], key[1], expected, offset)
         log.error("archiver: %s (%d offsets never landed in %s)", gap, gap.size, self.path)
         return gap
+
+    def _commit_fence(self) -> None:
+        """Idle, with an erasure newer than the last commit's: a zero-row commit records it, so the purge's
+        second pass learns that nothing this archiver lands from now on is of an erased customer."""
+        fence = self._fence
+        if fence <= self._fenced:
+            return
+        version = self._commit([], dict(self._offsets), [], extra={ERASURES_SEQ_KEY: fence})
+        self._fenced = fence
+        log.info("archiver: erasure list seq %d recorded in v%d", fence, version)
 
     def _confirm_dead_letters(self, stop_event: threading.Event | None) -> bool:
         assert self._dead_letters is not None

@@ -17,7 +17,13 @@ it is waited for (its master snapshot still has the rows; its version is replace
 4. **Serving store**: the LMDB files of every version older than the new one are removed (serving swaps
    to the new version within one poll).
 5. A second pass over the master removes rows that raced the erasure list (archived by an archiver that
-   had not re-read it yet); they lie above W, so no view holds them.
+   had not re-read it yet); they lie above W, so no view holds them. It runs once the archiver's fence
+   (``infra.erasures``) says none can land any more: the archiver's last commit records a list holding
+   this erasure (an idle archiver commits a zero-row batch to record it), or no archiver is running.
+   The receipt names that batch (``master_second_pass.archiver_batch``; null: no archiver ran).
+6. Before it is marked complete, one list refresh plus two loader polls after the request pass: every
+   speed consumer has re-read the list, and every serving worker has re-applied the pending erasure to
+   its speed store after that (the speed side's bound is this time, not a commit).
 
 The identity component is resolved when the erasure is recorded (the API: ``Merger.component_ids``, batch
 and speed aliases together; ``lambdalytics erase``: :func:`master_component`, every archived alias); the
@@ -38,13 +44,13 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable
 
 from lambdalytics.infra import serving_store
-from lambdalytics.infra.erasures import REFRESH_S, Erasure, ErasureLog
+from lambdalytics.infra.erasures import REFRESH_S, Erasure, ErasureLog, archiver_running
 from lambdalytics.infra.event_index import EventIndex, event_index_path
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.identity import Alias, component_of
 
 from .job import republish_locked
-from .master import master_path
+from .master import master_path, read_progress, recorded_fence
 from .writer import BatchBusyError, exclusive, views_dir
 
 log = logging.getLogger(__name__)
@@ -152,6 +158,27 @@ def _purge_views(settings: Settings, erasure: Erasure, erasures: ErasureLog, *, 
     erasures.purged(erasure.erasure_id, "serving_store", versions_removed=sorted(removed))
 
 
+def _await_fence(data_dir: Path, seq: int, *, wait_s: float, say: Callable[[str], None]) -> int | None:
+    """Wait until no row of erasure ``seq``'s customers can land in the master any more: the archiver's
+    last commit was checked against a list holding it (its batch number is returned: every later batch
+    is, its commits being sequential), or no archiver runs (None: one that starts reads the list before
+    it lands a row). Exact by the archiver's own commits, not by a time (``infra.erasures``)."""
+    path = master_path(data_dir)
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        if recorded_fence(path) >= seq:
+            return read_progress(path).batch_seq
+        if not archiver_running(data_dir):
+            return None
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"the running archiver has not recorded erasure list seq {seq} in {wait_s:.0f}s")
+        if not told:
+            say("waiting for the archiver to record the erasure in a commit")
+            told = True
+        time.sleep(0.1)
+
+
 @contextmanager
 def _waiting_lock(data_dir: Path, wait_s: float, say: Callable[[str], None]) -> Iterator[None]:
     """The views' lock, waiting (at most ``wait_s``) for a batch run, backfill or retention holding it."""
@@ -195,17 +222,19 @@ def purge(
             _purge_master(settings, erasure, erasures)
             say("view versions and serving-store files")
             _purge_views(settings, erasure, erasures, spark=spark, show_progress=show_progress)
-            # every process re-reads the list within REFRESH_S; every serving worker applies a pending
-            # erasure to its speed store within one loader poll: wait for both before the second pass
-            settle = erasure.requested_at + REFRESH_S + 2 * settings.batch_poll_seconds - time.time()
-            if settle > 0:
-                time.sleep(settle)
+            # the second pass: once the archiver's fence says no raced row can land any more
+            fence = _await_fence(data_dir, erasure.seq, wait_s=lock_wait_s, say=say)
             master = master_path(data_dir)
             raced = _delete_master(master, erasure)[0] if DeltaTable.is_deltatable(str(master)) else 0
             if raced:
                 _vacuum(master)
                 log.warning("erasure %s: %d rows archived while it ran were removed", erasure_id, raced)
-            erasures.purged(erasure.erasure_id, "master_second_pass", rows=raced)
+            erasures.purged(erasure.erasure_id, "master_second_pass", rows=raced, archiver_batch=fence)
+            # every speed consumer re-reads the list within REFRESH_S; every serving worker re-applies a
+            # pending erasure to its speed store on each loader poll: wait for both before completing
+            settle = erasure.requested_at + REFRESH_S + 2 * settings.batch_poll_seconds - time.time()
+            if settle > 0:
+                time.sleep(settle)
         erasures.complete(erasure_id)
         done = erasures.get(erasure_id)
         assert done is not None

@@ -64,6 +64,7 @@ from lambdalytics.schemas.views import Watermark, decode_offsets, encode_offsets
 
 __all__ = [
     "APP_ID",
+    "ERASURES_SEQ_KEY",
     "MASTER_SCHEMA",
     "OFFSETS_KEY",
     "PARTITION_BY",
@@ -73,6 +74,7 @@ __all__ = [
     "append_batch",
     "master_path",
     "read_progress",
+    "recorded_fence",
     "rows_to_table",
     "snapshot",
 ]
@@ -82,6 +84,7 @@ APP_ID = "lambdalytics-archiver"
 OFFSETS_KEY = "lambdalytics.offsets"
 BATCH_SEQ_KEY = "lambdalytics.batch_seq"
 WRITER_KEY = "lambdalytics.writer"
+ERASURES_SEQ_KEY = "lambdalytics.erasures_seq"  # the erasure list the batch was checked against
 PARTITION_BY = ["event_date"]
 _SORT_KEYS = [("event_date", "ascending"), ("tenant_id", "ascending"), ("customer_id", "ascending")]
 
@@ -241,6 +244,16 @@ def _progress_of(path: str | Path, table: DeltaTable) -> Progress:
         return Progress(version=table.version(), batch_seq=0, offsets={})
     info = batch_commit_info(path, seq)
     return Progress(version=table.version(), batch_seq=seq, offsets=decode_offsets(info[OFFSETS_KEY]))
+
+
+def recorded_fence(path: str | Path) -> int:
+    """The highest erasure seq the last archiver commit was checked against (``infra.erasures``: the
+    archiver's fence); 0 with no table, no archiver commit or one from before the fence existed."""
+    try:
+        seq = _open(path).transaction_version(APP_ID)
+    except NoMasterDataset:
+        return 0
+    return int(batch_commit_info(path, seq).get(ERASURES_SEQ_KEY, 0)) if seq else 0
 
 
 def read_progress(path: str | Path) -> Progress:

@@ -20,11 +20,19 @@ dead-lettered (a dead letter would copy the personal data the erasure removes), 
 ``refresh_s`` (and on demand), so every process sees an erasure within that bound; the purge's second
 pass (``batch.erasure``) removes what raced it.
 
+**The archiver's fence.** The archiver re-reads the list at the start of every micro-batch and records
+its highest erasure seq in the batch's Delta commit (``lambdalytics.erasures_seq``; an idle archiver
+commits a zero-row batch for a new seq). Its commits are sequential, so once one carries seq ≥ N every
+later one was checked against erasure N: the purge's second pass waits for that commit (or for no
+archiver to be running: :func:`archiver_running`, a lock every running archiver holds shared), not for a
+time.
+
 Stored in ``$DATA_DIR/run/erasures.sqlite`` (mode 0600), shared by every process like the audit log.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import hmac
@@ -32,6 +40,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +58,8 @@ __all__ = [
     "ErasureList",
     "ErasureLog",
     "REMAINS",
+    "archiver_running",
+    "archiving",
     "erasures_path",
 ]
 
@@ -75,6 +87,38 @@ REFRESH_S = 1.0
 
 def erasures_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / "run" / "erasures.sqlite"
+
+
+def _archiver_lock_path(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "run" / "archiver.lock"
+
+
+@contextmanager
+def archiving(data_dir: str | Path) -> Iterator[None]:
+    """Held (shared) while an archiver runs over ``data_dir``, from before its first read of the list."""
+    path = _archiver_lock_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def archiver_running(data_dir: str | Path) -> bool:
+    """Is an archiver running over ``data_dir``? One that starts later reads the list before it lands a
+    row, so it never lands an erased customer's row."""
+    path = _archiver_lock_path(data_dir)
+    if not path.exists():
+        return False
+    with path.open("a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
 
 @dataclass(frozen=True)
@@ -196,12 +240,18 @@ class ErasureLog:
 
     def subjects_by_tenant(self) -> dict[str, frozenset[str]]:
         """Every erased subject, pending or complete, per tenant (one read of the log)."""
+        return self.listing()[1]
+
+    def listing(self) -> tuple[int, dict[str, frozenset[str]]]:
+        """(the highest erasure seq, every erased subject per tenant), read together: a process holding
+        this copy checks records against every erasure up to that seq."""
         with self._lock:
-            rows = self._db.execute("SELECT tenant_id, subjects FROM erasures").fetchall()
+            rows = self._db.execute("SELECT seq, tenant_id, subjects FROM erasures").fetchall()
         out: dict[str, set[str]] = {}
-        for tenant_id, text in rows:
+        for _, tenant_id, text in rows:
             out.setdefault(tenant_id, set()).update(json.loads(text))
-        return {tenant_id: frozenset(subjects) for tenant_id, subjects in out.items()}
+        seq = max((row[0] for row in rows), default=0)
+        return seq, {tenant_id: frozenset(subjects) for tenant_id, subjects in out.items()}
 
     def close(self) -> None:
         self._db.close()
@@ -244,6 +294,7 @@ class ErasureList:
         self.skipped = 0
         self._log: ErasureLog | None = None
         self._subjects: dict[str, frozenset[str]] = {}  # tenant -> erased subjects
+        self.seq = 0  # the highest erasure seq of this copy of the list
         self._read_at = float("-inf")
         self._lock = threading.Lock()  # the Pinot store asks from every serving thread
         self._subject = None  # ErasureLog.subject behind a bounded cache, once the log is open
@@ -257,7 +308,14 @@ class ErasureList:
                 self._log = ErasureLog.open(self.settings)
                 # the Pinot store asks again for the same customers at every read: hash each once
                 self._subject = functools.lru_cache(maxsize=SUBJECT_CACHE)(self._log.subject)
-            self._subjects = self._log.subjects_by_tenant()
+            self.seq, self._subjects = self._log.listing()
+
+    def fence(self) -> int:
+        """Re-read the list now and return its highest erasure seq: every record checked after this call
+        is checked against every erasure up to that seq (the archiver records it in each Delta commit,
+        which lets the purge's second pass know when no raced row can land any more)."""
+        self.refresh()
+        return self.seq
 
     def _current(self) -> dict[str, frozenset[str]]:
         if time.monotonic() - self._read_at >= self.refresh_s:

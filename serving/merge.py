@@ -39,6 +39,11 @@ __all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
 _NO_VALUE = segments.NO_VALUE
 
 
+LIVE_HORIZON_MS = 60_000
+"""How far past now a live-orders answer looks for batch milestones entering its window: an answer holds
+at most this long (``Merger.live_orders_until``)."""
+
+
 class NotFound(LookupError):
     """No data for this object in this tenant (the API answers 404 either way)."""
 
@@ -57,12 +62,17 @@ class Merger:
         self._index = index
         self.speed = speed
         self.profiles = AnswerCache(profile_cache)
+        self.answers = AnswerCache(profile_cache)  # encoded tenant-level answers (``api.answers``)
         self.stale: Callable[[], str | None] | None = None  # why the speed side is stale, if it is
         self._pending_at: tuple[tuple[int, int] | None, frozenset[str]] = (None, frozenset())
 
-    def _with_snapshot(self, fn):
+    def check_live(self) -> None:
+        """SpeedStale when the speed side is stale: every read passes here, cached answers included."""
         if self.stale is not None and (reason := self.stale()):
-            raise SpeedStale(reason)  # every read passes here, cached profiles included
+            raise SpeedStale(reason)
+
+    def _with_snapshot(self, fn):
+        self.check_live()
         try:
             return fn(self._index())
         except CoverageError:
@@ -264,22 +274,35 @@ class Merger:
         Exact: an entity the speed side did not touch is its batch state, in the window only if one of
         its windowed milestones is; a touched one is merged before the window is applied.
         """
-        now_ms = now_ms or int(time.time() * 1000)
+        return self.live_orders_until(tenant, window_ms, now_ms or int(time.time() * 1000))[0]
+
+    def live_orders_until(self, tenant: str, window_ms: int, now_ms: int) -> tuple[dict[str, Any], int]:
+        """:meth:`live_orders` at ``now_ms`` and the first time it may answer differently with the same
+        data: the same answer holds for every now in [now_ms, until). Until then no windowed milestone
+        enters the window (one at t > now_ms enters at t, the batch ones up to ``LIVE_HORIZON_MS``
+        ahead are looked at) or leaves it (one at t in the window leaves at t + window + 1)."""
 
         def run(ix: BatchIndex):
-            out = {}
+            out, until = {}, now_ms + LIVE_HORIZON_MS
             for entity, metrics in CATALOG.entity_metrics(Grain.tenant).items():
-                states = ix.entities_in_window(entity, tenant, now_ms - window_ms, now_ms)
+                states = ix.entities_in_window(entity, tenant, now_ms - window_ms, until)
                 speed = self.speed.tenant_entities(tenant, entity, ix.watermark)
                 states |= ix.entity_states(entity, tenant, [k for k in speed if k not in states])
                 for key, milestones in speed.items():
                     states[key] = aggregates.merge_milestones(states.get(key), milestones)
+                public = [m for m in metrics if m.public]
                 out |= {
                     m.name: finalize(m, m.compute(states.values(), now_ms=now_ms, window_ms=window_ms))
-                    for m in metrics
-                    if m.public
+                    for m in public
                 }
-            return out
+                if not all(m.windowed for m in public):
+                    until = now_ms  # a metric over every entity: no interval is known to hold
+                for on in {m.window_on for m in public if m.windowed}:
+                    for state in states.values():
+                        t = state.get(on)
+                        if t is not None and t >= now_ms - window_ms:
+                            until = min(until, t if t > now_ms else t + window_ms + 1)
+            return out, until
 
         return self._with_snapshot(run)
 

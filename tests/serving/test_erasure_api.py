@@ -36,7 +36,7 @@ def test_the_receipt_says_the_pinot_store_excludes_rather_than_deletes(tmp_path)
     tenant, customer = erased_customers(records)[0]
     store = open_pinot(records)
     erasures = Erasures(
-        Settings(data_dir=tmp_path), store, AnswerCache(8), lambda t, c: [c], command=("true",)
+        Settings(data_dir=tmp_path), store, (AnswerCache(8),), lambda t, c: [c], command=("true",)
     )
     erasure, created = erasures.request(tenant, customer)
     assert created and erasure.stores["speed_store"]["excluded_from_answers"] is True

@@ -9,6 +9,7 @@ tenant key, and the dashboard signs a user in with email and password to a serve
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import quote
@@ -577,3 +578,84 @@ def test_the_dashboard_quality_panel_shows_the_api_figures(demo, page):
     topics = sorted(answer["metrics"]["seconds_since_last_event"])
     shown = panel.locator("[data-topic]").evaluate_all("els => els.map(e => e.dataset.topic)")
     assert topics and sorted(shown) == topics
+
+
+# ---------------------------------------------------------------------- identity and erasure
+
+
+def test_an_owner_erases_a_merged_customer_after_confirming_and_sees_the_receipt(demo, page, chromium):
+    tenant, key = "demo-saas", demo.keys["demo-saas"]
+    email, password = demo.owners[tenant]
+    survivor, previous = "erase-me", "erase-me-anon"
+    now = int(time.time() * 1000)
+    base = {"tenant_id": tenant, "event_time": now - 60_000}
+    demo.svc.produce(
+        [
+            {**base, "event_id": "erase-e1", "event_type": "page_view", "customer_id": previous, "session_id": "s"},
+            {**base, "event_id": "erase-e2", "event_type": "alias", "customer_id": survivor, "previous_id": previous},
+            {**base, "event_id": "erase-e3", "event_type": "page_view", "customer_id": survivor, "session_id": "s"},
+        ]
+    )
+    demo.svc.wait_for(
+        f"/v1/customers/{previous}/profile", key, lambda a: a["metrics"]["events_total"] == 3
+    )
+
+    # a viewer sees the customer, never the erasure step; an embed of the card neither
+    viewer = ("viewer@demo-saas.example", secrets.token_urlsafe(16))
+    demo.svc.create_user(tenant, *viewer, role="viewer")
+    other = chromium.new_context()
+    colleague = other.new_page()
+    colleague.goto(f"{demo.url}/dashboard")
+    sign_in_on_page(demo, colleague, *viewer)
+    colleague.fill("#ll-customer", previous)
+    colleague.press("#ll-customer", "Enter")
+    colleague.wait_for_selector(".ll-customer[data-ready='true']")
+    assert colleague.locator("#ll-erase").count() == 0, "only owners may request an erasure"
+    other.close()
+    token = demo.svc.embed_token(key, customer_id=previous)
+    page.goto(embed(demo, "customer-card", token))
+    ready(page)
+    assert page.locator("#ll-erase, #ll-erase-request").count() == 0
+    refused = httpx.delete(f"{demo.url}/v1/customers/{previous}", headers=demo.svc.auth(token))
+    assert refused.status_code in (401, 403, 404), "an embed token never erases"
+
+    # the owner: the card shows the merged ids; the erasure needs the id typed again
+    page.goto(f"{demo.url}/dashboard")
+    sign_in_on_page(demo, page, email, password)
+    page.fill("#ll-customer", previous)
+    page.press("#ll-customer", "Enter")
+    ready(page, ".ll-customer")
+    assert page.locator(".ll-who-id").inner_text() == survivor
+    assert page.locator(".ll-merged").get_attribute("data-merged-ids") == previous
+    page.click("#ll-erase-request")
+    assert page.locator("#ll-erase-submit").is_disabled()
+    page.fill("#ll-erase-confirm", survivor[:-1])
+    assert page.locator("#ll-erase-submit").is_disabled(), "a wrong id does not confirm"
+    page.click("#ll-erase-cancel")
+    assert page.locator("#ll-erase-form").count() == 0
+    assert demo.svc.get(f"/v1/customers/{survivor}/profile", key)["metrics"]["events_total"] == 3
+    page.click("#ll-erase-request")
+    page.fill("#ll-erase-confirm", previous)
+    page.click("#ll-erase-submit")
+
+    receipt = page.locator("#ll-erasure-receipt")
+    receipt.wait_for()
+    erasure_id = receipt.get_attribute("data-erasure-id")
+    api = demo.svc.get(f"/v1/erasures/{erasure_id}", key)
+    assert page.locator(".ll-receipt-identities").inner_text() == str(api["identities"]) == "2"
+    stores = page.locator(".ll-receipt-stores tr[data-store]")
+    shown = {stores.nth(i).get_attribute("data-store") for i in range(stores.count())}
+    assert {"speed_store", "answer_cache"} <= shown  # this worker purged them before answering
+    assert "retention" in page.locator(".ll-receipt-remains").inner_text()
+    for customer in (survivor, previous):
+        r = httpx.get(f"{demo.url}/v1/customers/{customer}/profile", headers=demo.svc.auth(key))
+        assert r.status_code == 404, customer
+
+    # the page polls the receipt until the durable purge (its own process, on Spark) completes
+    page.wait_for_selector("#ll-erasure-receipt[data-state='complete']", timeout=300_000)
+    api = demo.svc.get(f"/v1/erasures/{erasure_id}", key)
+    assert api["state"] == "complete"
+    shown = {stores.nth(i).get_attribute("data-store") for i in range(stores.count())}
+    assert shown == set(api["stores"]) >= {"master", "views", "serving_store", "master_second_pass"}
+    assert page.locator(".ll-receipt-completed time").get_attribute("datetime") == api["completed_at"]
+    assert survivor not in page.locator("#ll-erasure-receipt").inner_text().replace(erasure_id, "")

@@ -1,7 +1,8 @@
 // The tenant dashboard of a signed-in user: the server-side session rides in an HttpOnly cookie (this
 // script never holds a credential); the page config says who is signed in. Live wait times, a customer
-// lookup, a campaign lookup and the cohort table, each refreshing on its own. Sign-out posts the
-// server-rendered form that carries the session's CSRF token.
+// lookup (with, for an owner, a request to erase the customer shown), a campaign lookup and the cohort
+// table, each refreshing on its own. Sign-out posts the server-rendered form that carries the session's
+// CSRF token.
 
 import { Api } from './api.js';
 import { ICONS, clear, h, icon } from './dom.js';
@@ -13,6 +14,7 @@ import { mountCustomerCard } from './widgets/customer-card.js';
 import { mountLiveBadge } from './widgets/live-badge.js';
 import { mountMetricChart } from './widgets/metric-chart.js';
 import { mountQualityPanel } from './widgets/quality-panel.js';
+import { mountErasure } from './erase.js';
 import { mountTeam } from './team.js';
 
 const ID = /^\S(?:.{0,126}\S)?$/; // what the API accepts (1-128 characters), without edge spaces
@@ -126,6 +128,7 @@ export async function mountDashboard(config, root) {
   const metricSelect = h('select', { id: 'll-metric', name: 'metric', class: 'll-input' }, ...seriesNames.map((n) => h('option', { value: n, text: catalog.label(n) })));
   metricSelect.value = seriesNames.includes(params.get('metric')) ? params.get('metric') : catalog.primary('customer');
   const customerSlot = h('div', { class: 'll-pair', 'aria-live': 'polite' });
+  const eraseSlot = h('div', {});
   let customerWidgets = [];
   const showCustomer = (customer, metric) => {
     for (const w of customerWidgets) {
@@ -137,6 +140,10 @@ export async function mountDashboard(config, root) {
       track(mountMetricChart(ctx, { customer, metric, granularity: 'day', days: 30 })),
     ];
     customerSlot.replaceChildren(...customerWidgets.map((w) => w.el));
+    // erasing is the owner's decision (the API admits owners and admin keys only)
+    const erasure = session.role === 'owner' ? track(mountErasure(ctx, { customer })) : null;
+    if (erasure) customerWidgets.push(erasure);
+    eraseSlot.replaceChildren(...(erasure ? [erasure.el] : []));
     setQuery({ customer, metric });
   };
   const customerForm = lookupForm('Look up a customer', 'll-customer', customerInput, [h('label', { for: 'll-metric', class: 'll-label', text: 'Chart' }), metricSelect], (event) => {
@@ -171,7 +178,7 @@ export async function mountDashboard(config, root) {
       'main',
       { class: 'll-dash' },
       h('div', { class: 'll-dash-live' }, track(mountLiveBadge(ctx, { window: '30m' })).el),
-      h('section', { class: 'll-panel', 'aria-labelledby': 'll-customers-title' }, h('h2', { id: 'll-customers-title', class: 'll-panel-title', text: 'Customers' }), customerForm, customerSlot),
+      h('section', { class: 'll-panel', 'aria-labelledby': 'll-customers-title' }, h('h2', { id: 'll-customers-title', class: 'll-panel-title', text: 'Customers' }), customerForm, customerSlot, eraseSlot),
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-campaigns-title' }, h('h2', { id: 'll-campaigns-title', class: 'll-panel-title', text: 'Campaigns' }), campaignForm, campaignSlot),
       h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-cohorts-title' }, h('h2', { id: 'll-cohorts-title', class: 'll-panel-title', text: 'Retention' }), track(mountCohortHeatmap(ctx, { months: 12 })).el),
       h('section', { class: 'll-panel ll-panel-wide', id: 'll-quality-panel', 'aria-labelledby': 'll-quality-title' }, h('h2', { id: 'll-quality-title', class: 'll-panel-title', text: 'Feed health' }), track(mountQualityPanel(ctx, { window: '24h' })).el),
