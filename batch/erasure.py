@@ -9,7 +9,8 @@ it is waited for (its master snapshot still has the rows; its version is replace
    (tombstoned files only, so an archiver's files not committed yet are never touched): the files that
    held the rows are gone, and time travel to any older version fails. The archiver's progress lives in
    the ``txn`` state and survives the delete commit; a racing append retries like after a compaction.
-2. **Event-id index**: the entries of the deleted rows' event ids go (``EventIndex.forget``).
+2. **Event-id index**: the entries of the deleted rows' event ids go (``EventIndex.forget``); so do the
+   quality ledger's identified-customer marks of the ids (``QualityLedger.forget``).
 3. **Views**: every view is recomputed from the purged master at the current W and published as the
    next version (``job.republish_locked``): customer rows gone, campaign stats, cohort counts and RFM cut
    points equal a run that never saw the customer. Then every view table is vacuumed with zero
@@ -46,6 +47,7 @@ from deltalake import CommitProperties, DeltaTable
 from lambdalytics.infra import serving_store
 from lambdalytics.infra.erasures import REFRESH_S, Erasure, ErasureLog, archiver_running
 from lambdalytics.infra.event_index import EventIndex, event_index_path
+from lambdalytics.infra.quality_ledger import QualityLedger, ledger_path
 from lambdalytics.infra.settings import Settings
 from lambdalytics.schemas.identity import Alias, component_of
 
@@ -131,6 +133,7 @@ def _purge_master(settings: Settings, erasure: Erasure, erasures: ErasureLog) ->
     if not DeltaTable.is_deltatable(str(path)):
         erasures.purged(erasure.erasure_id, "master", rows=0, files_removed=0)
         erasures.purged(erasure.erasure_id, "event_index", entries=0)
+        _purge_quality_marks(data_dir, erasure, erasures)
         return
     rows, event_ids = _delete_master(path, erasure)
     files = _vacuum(path)
@@ -141,6 +144,17 @@ def _purge_master(settings: Settings, erasure: Erasure, erasures: ErasureLog) ->
             entries = index.forget(erasure.tenant_id, event_ids)
     erasures.purged(erasure.erasure_id, "master", rows=rows, files_removed=files)
     erasures.purged(erasure.erasure_id, "event_index", entries=entries)
+    _purge_quality_marks(data_dir, erasure, erasures)
+
+
+def _purge_quality_marks(data_dir: Path, erasure: Erasure, erasures: ErasureLog) -> None:
+    """The quality ledger's identified-customer marks of the component's ids (its counters name no one)."""
+    marks = 0
+    ledger = QualityLedger.open(ledger_path(data_dir), create=False)
+    if ledger is not None:
+        with ledger:
+            marks = ledger.forget(erasure.tenant_id, erasure.customer_ids)
+    erasures.purged(erasure.erasure_id, "quality_ledger", marks=marks)
 
 
 def _purge_views(settings: Settings, erasure: Erasure, erasures: ErasureLog, *, spark, show_progress: bool):

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from lambdalytics.infra import metric_registry, serving_store
 from lambdalytics.infra.settings import Settings
@@ -42,8 +41,10 @@ from lambdalytics.schemas.views import (
 )
 
 from . import incremental, master
+from .derived_fold import fold_derived
 from .indexing import ensure_indexed
 from .metric_backfill import held, held_views
+from .phases import Phases
 from .segment_views import segment_views
 from .spark import spark_session
 from .tenant_views import cohort_views, identity_components, rfm_thresholds, tenant_components
@@ -60,19 +61,9 @@ class BackfillError(RuntimeError):
 
 
 @contextmanager
-def _steps(show: bool) -> Iterator:
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        disable=not show,
-        transient=False,
-    ) as progress:
-
-        def step(text: str):
-            task = progress.add_task(text, total=1)
-            return lambda: progress.update(task, completed=1)
-
+def _steps(show: bool, phases: Phases | None = None) -> Iterator:
+    """The run's step function: progress when ``show``, each step's seconds kept in ``phases``."""
+    with (phases or Phases()).shown(show) as step:
         yield step
 
 
@@ -121,27 +112,32 @@ def _derive(tables: dict[str, pa.Table], step) -> dict[str, pa.Table]:
         tables[CUSTOMER_TIMESERIES.name], groups
     )
     tables[RFM_THRESHOLDS.name] = rfm_thresholds(tables[CUSTOMER_PROFILE.name], groups)
-    tables[SEGMENT_STATS.name], tables[SEGMENT_MEMBERS.name] = segment_views(tables)
+    tables[SEGMENT_STATS.name], tables[SEGMENT_MEMBERS.name] = segment_views(tables, groups)
     done()
     return tables
 
 
 def run_batch(
-    settings: Settings, *, full: bool = False, spark=None, show_progress: bool = True
+    settings: Settings,
+    *,
+    full: bool = False,
+    spark=None,
+    show_progress: bool = True,
+    phases: Phases | None = None,
 ) -> Manifest | None:
     """One batch run; returns the published manifest (or the current one when W has not moved).
 
     By default it folds the events in ``[W_prev, W_new)`` into the previous version
     (``batch.incremental``); ``full`` recomputes every view from the whole master, as does any run the
     fold cannot make exact (no previous version, another block size or view schema, a reused event id
-    sorting before a counted copy).
+    sorting before a counted copy). ``phases`` receives each step's wall time.
     """
     with exclusive(Path(settings.data_dir)):
-        return _run_batch(settings, full=full, spark=spark, show_progress=show_progress)
+        return _run_batch(settings, full=full, spark=spark, show_progress=show_progress, phases=phases)
 
 
 def _run_batch(
-    settings: Settings, *, full: bool = False, spark=None, show_progress: bool = True
+    settings: Settings, *, full: bool = False, spark=None, show_progress: bool = True, phases=None
 ) -> Manifest | None:
     data_dir = Path(settings.data_dir)
     previous = read_manifest(data_dir)
@@ -156,8 +152,12 @@ def _run_batch(
     if previous is not None and previous.watermark == watermark:
         log.info("watermark unchanged since batch version %d: nothing to do", previous.batch_version)
         return previous
-    with _session(settings, spark) as session, _steps(show_progress) as step:
-        folded = None if full else _incremental(session, table, previous, watermark, settings, step, registered)
+    with _session(settings, spark) as session, _steps(show_progress, phases) as step:
+        folded = (
+            None
+            if full
+            else _incremental(session, table, previous, watermark, archived, settings, step, registered)
+        )
         if folded is None:
             tables, n_events, watermark_time = _full(session, table, version, watermark, step, registered)
             kind = "run"
@@ -253,7 +253,14 @@ def _full(session, table, version: int, watermark: Watermark, step, registered):
 
 
 def _incremental(
-    session, table, previous: Manifest | None, watermark: Watermark, settings: Settings, step, registered
+    session,
+    table,
+    previous: Manifest | None,
+    watermark: Watermark,
+    archived: Watermark,
+    settings: Settings,
+    step,
+    registered,
 ):
     """The fold into ``previous`` (see ``batch.incremental``), or None when only a full run is exact."""
     data_dir = Path(settings.data_dir)
@@ -266,28 +273,40 @@ def _incremental(
     if reason := incremental.full_run_reason(previous, watermark, settings.block_size, columns, views=views):
         log.info("full batch run: %s", reason)
         return None
-    done = step(f"read the event views of batch version {previous.batch_version}")
-    old = {v.name: stored[v.name].to_pyarrow_table() for v in (*EVENT_VIEWS, *extra.values())}
+    done = step(f"read the views of batch version {previous.batch_version}")
+    old = {name: stored[name].to_pyarrow_table() for name in views}
+    done()
+    done = step("index the new master rows (event-id index)")
+    index = ensure_indexed(data_dir, table, archived, need=watermark)
     done()
     done = step("read new events and deduplicate them against the history")
     new = _read_events(session, table, watermark, since=previous.watermark)
-    history = _read_events(session, table, previous.watermark)
     if new is None:
         new = _spark_empty_events(session)
     try:
-        events = dedup_events(new).persist() if history is None else incremental.unseen(new, history)
+        events = incremental.unseen_by_index(session, new, index, previous.watermark)
+        if events is None:
+            log.info("the event-id index cannot settle every new event: deduplicating against the master")
+            history = _read_events(session, table, previous.watermark)
+            events = dedup_events(new).persist() if history is None else incremental.unseen(new, history)
     except incremental.FullRunNeeded as exc:
         log.warning("full batch run: %s", exc)
         return None
+    finally:
+        index.close()
     stats = events.selectExpr("count(*) AS n", "max(unix_millis(broker_time)) AS t").collect()[0]
     done()
-    done = step(f"fold {int(stats['n']):,} new events into the previous views")
     rows = events.drop("topic", "partition", "broker_time")
     delta = {**build_views(rows), **registered_views(rows, *registered)}
-    tables = incremental.fold(session, old, delta, views=(*EVENT_VIEWS, *extra.values()), catalog=registered[0])
+    tables, added = {}, {}
+    for view in (*EVENT_VIEWS, *extra.values()):
+        done = step(f"fold {view.name} ({int(stats['n']):,} new events)")
+        folded, new_rows = incremental.fold(session, old, delta, views=(view,), catalog=registered[0])
+        tables |= folded
+        added |= new_rows
+        done()
     events.unpersist()
-    done()
-    tables = _derive(tables, step)
+    tables = fold_derived(old, tables, added, step)
     newest = _utc(stats["t"])
     times = [t for t in (previous.watermark_time, newest) if t is not None]
     return tables, previous.events + int(stats["n"]), max(times) if times else None

@@ -4,7 +4,9 @@ The archiver decodes every record and dead-letters the invalid ones, so it is wh
 classified, once: dead-lettered (with its reason and, when one can be read, its tenant), a later copy
 of an event_id (the event-id index names a lower copy), late (Kafka timestamp more than
 ``LATE_AFTER_MS`` after ``event_time``), an order (the catalog's ``orders`` filter, first copies) and an
-attributed one (the ``conversions`` filter). The ledger counts each position once.
+attributed one (the ``conversions`` filter). A first copy is also an ``event``, and an
+``identified_event`` when its customer is identified (``IDENTIFYING_EVENTS``: an ``identify`` of that
+id, or an ``alias`` it survives, in this micro-batch or an earlier one). The ledger counts each position once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.catalog.quality import (
     ATTRIBUTED_METRIC,
     DEAD_LETTER_PREFIX,
+    IDENTIFYING_EVENTS,
     LATE_AFTER_MS,
     ORDER_METRIC,
 )
@@ -89,13 +92,23 @@ class QualityBatch:
                 counters.append("duplicates")
             if arrived - row["event_time"] > LATE_AFTER_MS:
                 counters.append("late")
+            if not duplicate:
+                counters.append("events")
             if not duplicate and _is_order(row):
                 counters.append("orders")
                 if _is_attributed(row):
                     counters.append("attributed_orders")
             observations.append(
                 Observation(
-                    row["topic"], row["partition"], row["offset"], row["tenant_id"], arrived, tuple(counters)
+                    row["topic"],
+                    row["partition"],
+                    row["offset"],
+                    row["tenant_id"],
+                    arrived,
+                    tuple(counters),
+                    subject=row["customer_id"],
+                    marks=row["event_type"] in IDENTIFYING_EVENTS,
+                    if_marked=() if duplicate else ("identified_events",),
                 )
             )
         return ledger.record(observations, covers=covers)

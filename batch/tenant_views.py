@@ -29,7 +29,7 @@ from lambdalytics.schemas.views import (
     View,
 )
 
-__all__ = ["cohort_views", "identity_components", "rfm_thresholds", "tenant_components"]
+__all__ = ["cohort_views", "identity_components", "months_of", "rfm_thresholds", "tenant_components"]
 
 Groups = dict[str, dict[str, identity.Component]]
 """Per tenant: every id an alias names → its component (``schemas.identity.components``)."""
@@ -73,25 +73,35 @@ def cohort_views(timeseries: pa.Table, groups: Groups | None = None) -> tuple[pa
 
     Order months stay per id; the cohort counts count a merged customer once, with its ids' months."""
     groups = groups or {}
-    per_customer = timeseries.group_by(list(CUSTOMER_KEYS), use_threads=False).aggregate(
-        [(HOUR, "list"), (COHORT_METRIC, "list")]
-    )
     months_by_tenant: dict[str, dict[str, set[int]]] = defaultdict(dict)
-    rows = []
-    columns = [*CUSTOMER_KEYS, f"{HOUR}_list", f"{COHORT_METRIC}_list"]
-    for tenant, customer, hours, orders in zip(
-        *(per_customer.column(c).to_pylist() for c in columns), strict=True
-    ):
-        months = order_months(zip(hours, orders, strict=True))
-        if months:
-            months_by_tenant[tenant][customer] = months
-            rows.append((tenant, customer, min(months), sorted(months)))
+    order_months_table = months_of(timeseries)
+    for tenant, customer, months in _rows(order_months_table, [*CUSTOMER_KEYS, "months"]):
+        months_by_tenant[tenant][customer] = set(months)
     cohorts = [
         (tenant, *row)
         for tenant in sorted(months_by_tenant)
         for row in CohortCounts.of(_by_group(months_by_tenant[tenant], groups.get(tenant, {}))).rows()
     ]
-    return _table(rows, ORDER_MONTHS_SCHEMA), _table(cohorts, COHORT_SCHEMA)
+    return order_months_table, _table(cohorts, COHORT_SCHEMA)
+
+
+def months_of(timeseries: pa.Table) -> pa.Table:
+    """``customer_order_months`` of the customers in ``customer_timeseries`` rows (those who ordered)."""
+    per_customer = timeseries.group_by(list(CUSTOMER_KEYS), use_threads=False).aggregate(
+        [(HOUR, "list"), (COHORT_METRIC, "list")]
+    )
+    rows = []
+    for tenant, customer, hours, orders in _rows(
+        per_customer, [*CUSTOMER_KEYS, f"{HOUR}_list", f"{COHORT_METRIC}_list"]
+    ):
+        months = order_months(zip(hours, orders, strict=True))
+        if months:
+            rows.append((tenant, customer, min(months), sorted(months)))
+    return _table(rows, ORDER_MONTHS_SCHEMA)
+
+
+def _rows(table: pa.Table, columns: list[str]):
+    return zip(*(table.column(c).to_pylist() for c in columns), strict=True)
 
 
 def _by_group(months: dict[str, set[int]], groups: dict[str, identity.Component]) -> dict[str, set[int]]:

@@ -293,7 +293,6 @@ class ViewWriter:
         write_pointer(self.data_dir, version, row)
         return _manifest_of(row)
 
-
     def publish_at(self, previous: Manifest) -> Manifest:
         """Publish at what ``previous`` covers — its W, block size, master version and event count: a
         backfill changes views, never the events they cover."""

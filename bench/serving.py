@@ -266,7 +266,9 @@ def _profile_cache(url: str) -> dict[str, float]:
     return out
 
 
-def breakdown(data_dir: Path, lines: list[str], body_file: Path, n: int = 5000) -> dict[str, float]:
+def breakdown(
+    data_dir: Path, lines: list[str], body_file: Path, n: int = 5000, others: dict[str, list[str]] | None = None
+) -> dict[str, float]:
     """Where a profile request's CPU goes, in this process (CPU µs per request): the merge alone, the
     whole API app, the bare Starlette app — no server or wrk in the way."""
     import asyncio
@@ -305,6 +307,9 @@ def breakdown(data_dir: Path, lines: list[str], body_file: Path, n: int = 5000) 
     per_request(merge)  # fill the profile cache, as polling widgets do
     out |= {"merge_cached_us": per_request(merge), "api_cached_us": per_request(api_get)}
     out["bare_us"] = per_request(lambda key, path: loop.run_until_complete(_asgi_get(bare, path, key)))
+    for route, route_lines in (others or {}).items():  # tenant-level answers, from the answer cache
+        requests = [line.split(" ", 1) for line in route_lines]
+        out[f"api {route}_us"] = per_request(api_get)
     loop.close()
     return out
 
@@ -358,7 +363,13 @@ def measure(customers: int, duration_s: int) -> dict:
             for conns in (64, 256):
                 print(f"  nginx @{conns}", flush=True)
                 results["runs"][("nginx", "profile", conns)] = wrk(url, lines["profile"], conns, duration_s)
-        results["in_process"] = breakdown(data_dir, lines["profile"], body_file)
+        results["in_process"] = breakdown(
+            data_dir,
+            lines["profile"],
+            body_file,
+            others={r: lines[r] for r in ("campaign", "live orders", "cohorts")},
+        )
+        results["load_1m"] = os.getloadavg()[0]
     return results
 
 
@@ -386,7 +397,14 @@ def report(all_results: list[dict], duration_s: int) -> None:
             f"{r['in_process']['merge_us']:.0f} µs computed, {r['in_process']['merge_cached_us']:.1f} µs from "
             f"the profile cache; whole API app {r['in_process']['api_us']:.0f} µs computed, "
             f"{r['in_process']['api_cached_us']:.0f} µs cached; bare Starlette app "
-            f"{r['in_process']['bare_us']:.0f} µs.",
+            f"{r['in_process']['bare_us']:.0f} µs. Whole API app, tenant-level routes (answer cache on, as "
+            "polled): "
+            + ", ".join(
+                f"{k.removeprefix('api ').removesuffix('_us')} {v:.0f} µs"
+                for k, v in r["in_process"].items()
+                if k.startswith("api ")
+            )
+            + f". 1-min load average after the runs: {r.get('load_1m', float('nan')):.1f}.",
             "",
             f"The *api* rows run with the profile cache on (the default, {CACHE_DEFAULT:,} entries per worker): "
             f"the {SAMPLE:,} sampled customers are polled again and again, as widgets do; one worker's scrape "

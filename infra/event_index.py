@@ -17,6 +17,15 @@ this index can: the speed store asks it about ids it does not hold itself, witho
   through the OS page cache (none of it in a Python heap), written by the archiver and the batch under
   LMDB's own writer lock. Each lookup is its own short read transaction, so it sees every commit before it.
 
+- **Spread ids.** Beside the lowest copy, the index marks the ids it has seen copies of on *two or more*
+  (topic, partition)s (:meth:`EventIndex.spread_of`) — an id reused on another topic or partition, not a
+  re-send. An incremental batch run dedups its new events with the entries alone, and needs these marks
+  for the one case the lowest position cannot settle: a copy below the previous watermark on another
+  partition, sorting after the new one (``batch.incremental``). The marks are complete only for an index
+  that has tracked them from its first entry (:meth:`EventIndex.tracks_spread`: created empty, or rebuilt
+  from the master); a marked id stays marked (an erasure does not unmark it), which only costs a slower,
+  still exact, dedup.
+
 Keys are ``tenant \\0 event_id`` in UTF-8 (a tenant id has no NUL); an id too long for an LMDB key
 (511 bytes) is stored by its BLAKE2b-256 digest after a ``\\xff`` byte, which no UTF-8 text begins with.
 Values are msgpack ``[topic, partition, offset]``.
@@ -45,6 +54,8 @@ MAP_SIZE = 1 << 36
 """Address space reserved for the file (64 GiB, ~600 M events); the file grows only with its pages."""
 _MAX_KEY = 511  # LMDB's default key size limit
 _COVERED = b"covered"
+_TRACKS_SPREAD = b"tracks_spread"
+_DBS = (b"entries", b"meta", b"spread")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(tuple[str, int, int]).decode
 
@@ -70,6 +81,7 @@ class EventIndex:
         self.path = path
         self._entries = env.open_db(b"entries", create=False)
         self._meta = env.open_db(b"meta", create=False)
+        self._spread = env.open_db(b"spread", create=False)
         self._closed = False
 
     @classmethod
@@ -79,7 +91,16 @@ class EventIndex:
         if not create and not (path / "data.mdb").exists():
             return None
         path = path.resolve()
-        return cls(lmdb_envs.acquire(path, map_size=MAP_SIZE, dbs=(b"entries", b"meta")), path)
+        index = cls(lmdb_envs.acquire(path, map_size=MAP_SIZE, dbs=_DBS), path)
+        if create:
+            index._track_if_empty()
+        return index
+
+    def _track_if_empty(self) -> None:
+        """A new, empty index marks spread ids from its first entry, so its marks are complete."""
+        with self._env.begin(write=True) as txn:
+            if txn.stat(self._entries)["entries"] == 0 and txn.get(_COVERED, db=self._meta) is None:
+                txn.put(_TRACKS_SPREAD, b"1", db=self._meta)
 
     def close(self) -> None:
         if not self._closed:
@@ -106,6 +127,21 @@ class EventIndex:
             return [
                 _decode(value) if (value := txn.get(index_key(t, e))) is not None else None for t, e in ids
             ]
+
+    def spread_of(self, ids: Iterable[tuple[str, str]]) -> list[bool]:
+        """Per (tenant_id, event_id): whether copies of it were indexed on two or more partitions."""
+        with self._env.begin(db=self._spread, buffers=True) as txn:
+            return [txn.get(index_key(t, e)) is not None for t, e in ids]
+
+    def tracks_spread(self) -> bool:
+        """Whether :meth:`spread_of` is complete: the index marked spread ids since its first entry."""
+        with self._env.begin(db=self._meta) as txn:
+            return txn.get(_TRACKS_SPREAD) is not None
+
+    def track_spread(self) -> None:
+        """Declare the marks complete: called after every master row was recorded again (a rebuild)."""
+        with self._env.begin(write=True, db=self._meta) as txn:
+            txn.put(_TRACKS_SPREAD, b"1")
 
     def covered(self) -> Watermark:
         """Per partition, the offset below which every master row is indexed (absent: 0)."""
@@ -136,7 +172,8 @@ class EventIndex:
     ) -> int:
         """Index ``copies`` — (tenant_id, event_id, topic, partition, offset) — in one write transaction.
 
-        Each entry keeps the lowest position it was ever given. ``covers`` is the offset vector the copies
+        Each entry keeps the lowest position it was ever given; an id given positions on two partitions
+        is marked spread. ``covers`` is the offset vector the copies
         complete: every master row below it is indexed once they are, provided the index already covered
         ``after`` (the offsets the copies start at; None: the copies are every master row below
         ``covers``, a rebuild). Coverage never moves backwards nor across a range not indexed.
@@ -150,7 +187,10 @@ class EventIndex:
                 if txn.put(key, value, overwrite=False, db=self._entries):
                     changed += 1
                     continue
-                if position < _decode(txn.get(key, db=self._entries)):
+                held = _decode(txn.get(key, db=self._entries))
+                if held[:2] != position[:2]:
+                    txn.put(key, b"", db=self._spread)
+                if position < held:
                     txn.put(key, value, db=self._entries)
                     changed += 1
             raw = txn.get(_COVERED, db=self._meta)

@@ -17,6 +17,13 @@ the one consumer that decodes every record and dead-letters it (docs/metrics.md 
 
 A record without a parsable tenant is kept under :data:`UNKNOWN_TENANT` (the empty string, never a
 tenant id).
+
+- **Marked subjects.** An observation may name a *subject* (a customer id), *mark* it (an ``identify``
+  or the survivor of an ``alias``) and name counters it adds only when its subject is marked — by a
+  record of the same :meth:`~QualityLedger.record` call (a micro-batch: marks apply first, so topics
+  consumed in any order within it agree) or of an earlier one. Like lateness, it is fixed when the
+  record is counted; a replay counts nothing again. Marks live in the same transaction as the counters,
+  keyed ``tenant \0 subject``; an erasure removes them (:meth:`QualityLedger.forget`).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ __all__ = ["QUALITY_LEDGER_DIR", "UNKNOWN_TENANT", "Coverage", "Observation", "Q
 QUALITY_LEDGER_DIR = "quality_ledger"
 UNKNOWN_TENANT = ""
 MAP_SIZE = 1 << 32  # 4 GiB of address space; the file grows with its pages (tenants × counters × hours)
-_DBS = (b"hours", b"totals", b"last", b"meta")
+_DBS = (b"hours", b"totals", b"last", b"meta", b"marked")
 _COUNTED, _FROM = b"counted", b"from"
 _U64 = struct.Struct(">Q")
 
@@ -54,6 +61,9 @@ class Observation(NamedTuple):
     tenant_id: str | None
     arrived_ms: int
     counters: tuple[str, ...]
+    subject: str | None = None  # the customer id the record is about (None: no subject)
+    marks: bool = False  # the record marks its subject (for its own batch and every later one)
+    if_marked: tuple[str, ...] = ()  # counters added when the subject is marked
 
 
 class Coverage(NamedTuple):
@@ -78,7 +88,9 @@ class QualityLedger:
 
     def __init__(self, env: lmdb.Environment, path: Path):
         self._env, self.path, self._closed = env, path, False
-        self._hours, self._totals, self._last, self._meta = (env.open_db(n, create=False) for n in _DBS)
+        self._hours, self._totals, self._last, self._meta, self._marked = (
+            env.open_db(n, create=False) for n in _DBS
+        )
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> QualityLedger | None:
@@ -116,6 +128,7 @@ class QualityLedger:
         of records ends at (every record below them was consumed). Returns how many were counted."""
         seen: Counter[tuple[str, int, tuple[str, ...]]] = Counter()  # (tenant, hour, counters) → records
         last: dict[tuple[str, str], int] = {}
+        fresh: list[Observation] = []
         counted = 0
         with self._env.begin(write=True) as txn:
             marks = self._offsets(txn, _COUNTED)
@@ -126,9 +139,18 @@ class QualityLedger:
                     started[tp] = marks.get(tp, o.offset)
                 if o.offset < marks.get(tp, 0):
                     continue  # a replay: counted before
+                fresh.append(o)
+            for o in fresh:  # marks first: a batch's records see every mark of the batch
+                if o.marks and o.subject is not None:
+                    txn.put(_prefix(o.tenant_id or UNKNOWN_TENANT) + o.subject.encode(), b"", db=self._marked)
+            for o in fresh:
                 counted += 1
                 tenant = o.tenant_id or UNKNOWN_TENANT
-                seen[(tenant, o.arrived_ms // HOUR_MS, o.counters)] += 1
+                counters = o.counters
+                subject = None if o.subject is None else _prefix(tenant) + o.subject.encode()
+                if o.if_marked and subject is not None and txn.get(subject, db=self._marked) is not None:
+                    counters += o.if_marked
+                seen[(tenant, o.arrived_ms // HOUR_MS, counters)] += 1
                 if "records" in o.counters and last.get((tenant, o.topic), -1) < o.arrived_ms:
                     last[(tenant, o.topic)] = o.arrived_ms
             hours: Counter[bytes] = Counter()
@@ -153,6 +175,19 @@ class QualityLedger:
             txn.put(_COUNTED, encode_offsets(marks).encode(), db=self._meta)
             txn.put(_FROM, encode_offsets(started).encode(), db=self._meta)
         return counted
+
+    def forget(self, tenant_id: str, subjects: Iterable[str]) -> int:
+        """Remove the marks of ``subjects`` (an erasure's ids); how many there were. Counters stay: they
+        are counts per hour, not about anyone."""
+        removed = 0
+        with self._env.begin(write=True) as txn:
+            for subject in subjects:
+                removed += txn.delete(_prefix(tenant_id) + subject.encode(), db=self._marked)
+        return removed
+
+    def marked(self, tenant_id: str, subject: str) -> bool:
+        with self._env.begin(db=self._marked) as txn:
+            return txn.get(_prefix(tenant_id) + subject.encode()) is not None
 
     # ------------------------------------------------------------------ reads
 

@@ -4,7 +4,9 @@ A *segmentation* (``by``) maps each customer to one segment value from merged da
 its latest trait value (``schemas.traits``), ``rfm_segment`` its RFM segment (``schemas.rfm``, the
 batch cut points applied to merged R/F/M), ``cohort`` the month of its first order
 (``schemas.cohorts``). A customer with no such value is in the segment :data:`NO_VALUE` (shown as
-null), so the segments of one segmentation partition the tenant's customers.
+null), so the segments of one segmentation partition the tenant's customers. A customer is a merged
+customer (``schemas.identity``): its ids' traits, metrics and months merged (:func:`component_raw`),
+counted once, a member under its canonical id.
 
 Only metrics that stay exact when a customer is taken out of a segment and put in another can be
 shown per segment (:func:`segment_metric`): counts and sums subtract, distinct counts are HLL unions
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import rfm
+from . import aggregates, rfm
 from .catalog import CATALOG, Aggregate, BaseMetric, DerivedMetric, Grain
 from .cohorts import month_label
 from .traits import TRAITS_BY_NAME
@@ -29,8 +31,10 @@ __all__ = [
     "NO_VALUE",
     "SEGMENTATIONS",
     "SEGMENT_BASES",
+    "SEGMENT_METRICS",
     "UnknownSegmentation",
     "UnsegmentableMetric",
+    "component_raw",
     "segment_metric",
     "segment_of",
     "segmentation",
@@ -79,6 +83,16 @@ def segment_metric(name: str) -> tuple[str, ...]:
     )
 
 
+def component_raw(batch: list[Mapping[str, Any]], speed: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A merged customer's raw customer metrics (``CATALOG.derive``d) from its ids' batch rows and speed
+    states: each base merged over every id, as the profile merges them — what :func:`segment_of` reads."""
+    raw = {
+        m.name: aggregates.merge_all(m, [b.get(m.name) for b in batch], [s.get(m.name) for s in speed])
+        for m in CATALOG.bases(Grain.customer)
+    }
+    return CATALOG.derive(Grain.customer, raw)
+
+
 def segment_of(
     by: str,
     *,
@@ -97,3 +111,17 @@ def segment_of(
     raw = raw or {}
     scores = rfm.scores(raw.get(rfm.R_METRIC), raw.get(rfm.F_METRIC), raw.get(rfm.M_METRIC) or 0, cuts)
     return NO_VALUE if scores is None else scores["segment"]
+
+
+def _segmentable(name: str) -> bool:
+    try:
+        segment_metric(name)
+    except UnsegmentableMetric:
+        return False
+    return True
+
+
+SEGMENT_METRICS: tuple[str, ...] = tuple(
+    m.name for m in CATALOG.at(Grain.customer, public_only=True) if _segmentable(m.name)
+)
+"""The public customer metrics ``GET /v1/segments`` accepts, in catalog order (the dashboard's choice)."""

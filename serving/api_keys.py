@@ -25,6 +25,7 @@ from pathlib import Path
 from lambdalytics.infra import private_files
 
 from .auth import ALL_SCOPES, KEY_PREFIX  # a named key looks like the tenant key: no page ever takes one
+from .principal_cache import changed, trusted_until
 
 __all__ = ["ALL_SCOPES", "ApiKey", "ApiKeys"]
 
@@ -115,6 +116,7 @@ class ApiKeys:
             ).rowcount
         self._by_hash.clear()  # this worker sees its own revocation at once
         self._active.clear()
+        changed()
         return bool(revoked)
 
     def lookup(self, key: str) -> ApiKey | None:
@@ -122,6 +124,7 @@ class ApiKeys:
         digest, now = _hash(key), time.monotonic()
         cached = self._by_hash.get(digest)
         if cached is not None and cached[1] > now:
+            trusted_until(monotonic=cached[1])
             return cached[0]
         with self._lock:
             row = self._db.execute(
@@ -136,6 +139,7 @@ class ApiKeys:
         if len(self._by_hash) >= self.CACHE_SIZE:
             self._by_hash.clear()
         self._by_hash[digest] = (found, now + self.CACHE_SECONDS)
+        trusted_until(monotonic=now + self.CACHE_SECONDS)
         return found
 
     def active(self, key_id: str) -> bool:
@@ -143,6 +147,7 @@ class ApiKeys:
         now = time.monotonic()
         cached = self._active.get(key_id)
         if cached is not None and cached[1] > now:
+            trusted_until(monotonic=cached[1])
             return cached[0]
         with self._lock:
             row = self._db.execute(
@@ -151,6 +156,7 @@ class ApiKeys:
         if len(self._active) >= self.CACHE_SIZE:
             self._active.clear()
         self._active[key_id] = (row is not None, now + self.CACHE_SECONDS)
+        trusted_until(monotonic=now + self.CACHE_SECONDS)
         return row is not None
 
     def close(self) -> None:

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 
+from .principal_cache import changed, trusted_until
+
 if TYPE_CHECKING:
     from .api_keys import ApiKeys
     from .host_keys import HostKeys
@@ -77,12 +79,17 @@ class Principal:
     def grants(self) -> frozenset[str]:
         """What this credential is, in the words routes admit it by (``api.access``): a role
         (``owner``/``analyst``/``viewer``), a key scope (``key:read``/``key:ingest``/``key:admin``), or
-        ``admin``, ``dashboard``, ``embed``."""
-        if self.kind == "tenant":
-            return frozenset(f"key:{s}" for s in self.scopes)
-        if self.kind == "user":
-            return frozenset({self.role}) if self.role else frozenset()
-        return frozenset({self.kind})
+        ``admin``, ``dashboard``, ``embed``. Computed once per principal (a cached one asks per request)."""
+        grants = self.__dict__.get("_grants")
+        if grants is None:
+            if self.kind == "tenant":
+                grants = frozenset(f"key:{s}" for s in self.scopes)
+            elif self.kind == "user":
+                grants = frozenset({self.role}) if self.role else frozenset()
+            else:
+                grants = frozenset({self.kind})
+            object.__setattr__(self, "_grants", grants)  # not a field: equality and hashing ignore it
+        return grants
 
     def can_read_customer(self, customer_id: str) -> bool:
         return self.kind in READERS or (self.kind == "embed" and self.customer_id == customer_id)
@@ -177,6 +184,7 @@ class TenantRegistry:
         now = time.monotonic()
         cached = cache.get(key)
         if cached is not None and cached[1] > now:
+            trusted_until(monotonic=cached[1])
             return cached[0]
         with self._lock:
             row = self._db.execute(sql, (key,)).fetchone()
@@ -184,11 +192,13 @@ class TenantRegistry:
             cache.clear()
         answer = value(row) if row else None
         cache[key] = (answer, now + self.CACHE_SECONDS)
+        trusted_until(monotonic=now + self.CACHE_SECONDS)
         return answer
 
     def _forget(self) -> None:
         self._keys.clear()
         self._generations.clear()
+        changed()
 
     def close(self) -> None:
         self._db.close()
@@ -252,8 +262,10 @@ class TokenSigner:
         ``allow_expired`` only for choosing a tenant's page headers (CSP), never for data."""
         cached = self._verified.get(token)
         if cached is not None and (allow_expired or cached[1] > time.time()):
+            trusted_until(wall=cached[1])
             return cached[0]
         who, exp = self._decode(token, allow_expired)
+        trusted_until(wall=exp)
         if not allow_expired:
             if len(self._verified) >= self.CACHE_SIZE:
                 self._verified.clear()
@@ -356,6 +368,7 @@ def _host_token(
         claims, credential = host_keys.verify(token, header, allow_expired=allow_expired)
     except ValueError as exc:
         raise AuthError(401, "token expired" if str(exc) == "token expired" else "invalid token") from None
+    trusted_until(wall=claims["exp"])
     who = embed_principal(claims, credential=credential, host_kid=header["kid"])
     if registry.generation(who.tenant_id) is None:
         raise AuthError(401, "invalid token")

@@ -7,7 +7,7 @@ Secrets pass one rule, :func:`~lambdalytics.infra.secret_keys.weakness` (``infra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lambdalytics.infra import private_files
@@ -20,10 +20,12 @@ from .audit import AuditLog
 from .auth import TenantRegistry, TokenSigner
 from .branding import BrandingStore
 from .host_keys import HostKeys
+from .principal_cache import PrincipalCache
 from .sessions import Sessions
 from .users import Users
 
 __all__ = ["MIN_SECRET_CHARS", "Credentials", "WeakSecret", "weakness"]
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -40,6 +42,7 @@ class Credentials:
     users: Users
     sessions: Sessions
     audit: AuditLog
+    principals: PrincipalCache = field(default_factory=PrincipalCache)  # resolved bearer tokens
 
     @classmethod
     def open(cls, settings: Settings) -> Credentials:

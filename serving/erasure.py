@@ -2,13 +2,13 @@
 
 ``DELETE /v1/customers/{id}`` calls :meth:`Erasures.request`: the erasure is recorded pending
 (``infra.erasures``, with its identity component), this worker's speed store forgets the component and
-its answer cache is emptied, and the purge of the master, the views and the serving-store files starts
+its answer caches are emptied, and the purge of the master, the views and the serving-store files starts
 in a process of its own (``python -m lambdalytics.batch.erasure``: an API worker never runs Spark). Every
 other worker applies pending erasures on its loader's poll (:meth:`Erasures.sync`), idempotently, until
 they are complete; the purge waits for that before its last pass. A worker restarted meanwhile applies
 them on its first poll.
 
-The answer cache is emptied whole: its entries are keyed by answer, and which tenant-level answers
+The answer caches are emptied whole: their entries are keyed by answer, and which tenant-level answers
 (campaigns, cohorts) held the customer is not worth tracking for a rare operation.
 """
 
@@ -39,14 +39,14 @@ class Erasures:
         self,
         settings: Settings,
         speed: SpeedStore,
-        cache: AnswerCache,
+        caches: Sequence[AnswerCache],
         components: Callable[[str, str], list[str]],
         *,
         command: Sequence[str] = ENTRY_POINT,
     ):
         self.settings = settings
         self.speed = speed
-        self.cache = cache
+        self.caches = tuple(caches)  # the merger's answer caches (profiles, tenant-level answers)
         self.components = components  # the ids of a customer's identity component (Merger.component_ids)
         self.command = tuple(command)
         self._log: ErasureLog | None = None
@@ -86,8 +86,9 @@ class Erasures:
 
     def _apply(self, erasure: Erasure) -> None:
         partials = self.speed.erase(erasure.tenant_id, erasure.customer_ids)
-        entries = len(self.cache)
-        self.cache.clear()
+        entries = sum(len(cache) for cache in self.caches)
+        for cache in self.caches:
+            cache.clear()
         # a store that cannot delete (Pinot) says so: its rows remain, left out of every answer
         excluded = {} if self.speed.erase_deletes else {"excluded_from_answers": True}
         self.log.purged(erasure.erasure_id, "speed_store", partials=partials, **excluded)

@@ -36,6 +36,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from lambdalytics.infra import private_files
 
+from .principal_cache import changed, trusted_until
+
 __all__ = ["MAX_LIFETIME_SECONDS", "HostKey", "HostKeyError", "HostKeys", "KidTaken"]
 
 MAX_LIFETIME_SECONDS = 86_400  # like our own embed tokens' longest TTL
@@ -156,6 +158,7 @@ class HostKeys:
                 [(tenant_id, kid, alg, json.dumps(jwk), now) for kid, alg, jwk in keys],
             )
         self._keys.clear()
+        changed()
         return [HostKey(tenant_id, kid, alg, jwk, now) for kid, alg, jwk in keys]
 
     def list(self, tenant_id: str) -> list[HostKey]:
@@ -172,6 +175,7 @@ class HostKeys:
                 "DELETE FROM host_keys WHERE tenant_id = ? AND kid = ?", (tenant_id, kid)
             ).rowcount
         self._keys.clear()
+        changed()
         return bool(removed)
 
     def key(self, tenant_id: str, kid: str) -> tuple[HostKey, Any] | None:
@@ -179,6 +183,7 @@ class HostKeys:
         now = time.monotonic()
         cached = self._keys.get((tenant_id, kid))
         if cached is not None and cached[1] > now:
+            trusted_until(monotonic=cached[1])
             return cached[0]
         with self._lock:
             row = self._db.execute(
@@ -192,6 +197,7 @@ class HostKeys:
         if len(self._keys) >= self.CACHE_SIZE:
             self._keys.clear()
         self._keys[(tenant_id, kid)] = (found, now + self.CACHE_SECONDS)
+        trusted_until(monotonic=now + self.CACHE_SECONDS)
         return found
 
     def verify(

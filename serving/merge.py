@@ -39,6 +39,11 @@ __all__ = ["Merger", "NotFound", "SpeedStale", "UnknownMetric"]
 _NO_VALUE = segments.NO_VALUE
 
 
+LIVE_HORIZON_MS = 60_000
+"""How far past now a live-orders answer looks for batch milestones entering its window: an answer holds
+at most this long (``Merger.live_orders_until``)."""
+
+
 class NotFound(LookupError):
     """No data for this object in this tenant (the API answers 404 either way)."""
 
@@ -57,12 +62,17 @@ class Merger:
         self._index = index
         self.speed = speed
         self.profiles = AnswerCache(profile_cache)
+        self.answers = AnswerCache(profile_cache)  # encoded tenant-level answers (``api.answers``)
         self.stale: Callable[[], str | None] | None = None  # why the speed side is stale, if it is
         self._pending_at: tuple[tuple[int, int] | None, frozenset[str]] = (None, frozenset())
 
-    def _with_snapshot(self, fn):
+    def check_live(self) -> None:
+        """SpeedStale when the speed side is stale: every read passes here, cached answers included."""
         if self.stale is not None and (reason := self.stale()):
-            raise SpeedStale(reason)  # every read passes here, cached profiles included
+            raise SpeedStale(reason)
+
+    def _with_snapshot(self, fn):
+        self.check_live()
         try:
             return fn(self._index())
         except CoverageError:
@@ -264,22 +274,35 @@ class Merger:
         Exact: an entity the speed side did not touch is its batch state, in the window only if one of
         its windowed milestones is; a touched one is merged before the window is applied.
         """
-        now_ms = now_ms or int(time.time() * 1000)
+        return self.live_orders_until(tenant, window_ms, now_ms or int(time.time() * 1000))[0]
+
+    def live_orders_until(self, tenant: str, window_ms: int, now_ms: int) -> tuple[dict[str, Any], int]:
+        """:meth:`live_orders` at ``now_ms`` and the first time it may answer differently with the same
+        data: the same answer holds for every now in [now_ms, until). Until then no windowed milestone
+        enters the window (one at t > now_ms enters at t, the batch ones up to ``LIVE_HORIZON_MS``
+        ahead are looked at) or leaves it (one at t in the window leaves at t + window + 1)."""
 
         def run(ix: BatchIndex):
-            out = {}
+            out, until = {}, now_ms + LIVE_HORIZON_MS
             for entity, metrics in CATALOG.entity_metrics(Grain.tenant).items():
-                states = ix.entities_in_window(entity, tenant, now_ms - window_ms, now_ms)
+                states = ix.entities_in_window(entity, tenant, now_ms - window_ms, until)
                 speed = self.speed.tenant_entities(tenant, entity, ix.watermark)
                 states |= ix.entity_states(entity, tenant, [k for k in speed if k not in states])
                 for key, milestones in speed.items():
                     states[key] = aggregates.merge_milestones(states.get(key), milestones)
+                public = [m for m in metrics if m.public]
                 out |= {
                     m.name: finalize(m, m.compute(states.values(), now_ms=now_ms, window_ms=window_ms))
-                    for m in metrics
-                    if m.public
+                    for m in public
                 }
-            return out
+                if not all(m.windowed for m in public):
+                    until = now_ms  # a metric over every entity: no interval is known to hold
+                for on in {m.window_on for m in public if m.windowed}:
+                    for state in states.values():
+                        t = state.get(on)
+                        if t is not None and t >= now_ms - window_ms:
+                            until = min(until, t if t > now_ms else t + window_ms + 1)
+            return out, until
 
         return self._with_snapshot(run)
 
@@ -316,32 +339,43 @@ class Merger:
 
     # ------------------------------------------------------------------ segments
 
-    def segments(self, tenant: str, by: str, metric: str) -> list[dict[str, Any]]:
-        """Per segment of ``by``: its customers and ``metric``, from the batch segment table corrected
-        customer by customer for those the speed side touched after W (take their batch state out of
-        their batch segment, put their merged state into their merged one — a trait set above W moves
-        the customer). Counts and sums subtract; a distinct count's segment left by a customer is
-        re-unioned from its members' sketches (the one cost that follows a segment's size).
+    def segments(
+        self, tenant: str, by: str, metric: str, *, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Per segment of ``by``: its merged customers and ``metric``, from the batch segment table
+        corrected for the merged customers the speed side touched after W (:meth:`_segment_moves`: take
+        each batch component out of its batch segment with its batch state, put each merged component
+        into its merged segment with its merged state — a trait set or an alias above W moves them).
+        Counts and sums subtract; a distinct count's segment left by a component is re-unioned from its
+        members' sketches (the one cost that follows a segment's size); HLL unions are idempotent, so a
+        joining component adds every sketch of its ids.
+
+        With ``start_ms``/``end_ms`` (either may be None: unbounded) the segments are the same, and
+        ``metric`` covers only the hours that start in [start, end): see :meth:`_segments_in_range`.
         """
         segments.segmentation(by)
         bases = [CATALOG[b] for b in segments.segment_metric(metric)]
+        if start_ms is not None or end_ms is not None:
+            lo, hi = -(2**62) if start_ms is None else start_ms, 2**62 if end_ms is None else end_ms
+            return self._with_snapshot(
+                lambda ix: self._segments_in_range(ix, tenant, by, bases, metric, lo, hi)
+            )
 
         def run(ix: BatchIndex):
             table = {seg: dict(row) for seg, row in ix.segments(tenant, by).items()}
             moves = self._segment_moves(ix, tenant, by)
-            extra: dict[str, dict[str, list]] = {}  # segment -> distinct base -> speed sets / sketches
-            left: dict[str, set[str]] = {}  # segment -> customers who left it
-            for customer, (before, after, batch, speed) in moves.items():
-                if before is not None:
-                    _add(table, before, batch, bases, -1)
-                _add(table, after, {b.name: _merged(b, batch, speed) for b in bases}, bases, 1)
+            extra: dict[str, dict[str, list]] = {}  # segment -> distinct base -> sketches / speed sets
+            left: dict[str, set[str]] = {}  # segment -> batch components (canonical ids) that left it
+            for canonical, (seg, batch, _, into) in moves.before.items():
+                _add(table, seg, _sums(bases, batch, []), -1)
+                if moves.after[into][0] != seg:
+                    left.setdefault(seg, set()).add(canonical)
+            for seg, batch, speed, _ in moves.after.values():
+                _add(table, seg, _sums(bases, batch, speed), 1)
                 for b in (b for b in bases if b.aggregate is Aggregate.hll_distinct):
-                    into = extra.setdefault(after, {}).setdefault(b.name, [])
-                    into.append(set((speed or {}).get(b.name) or ()))
-                    if before != after:
-                        into.append((batch or {}).get(b.name))
-                if before is not None and before != after:
-                    left.setdefault(before, set()).add(customer)
+                    into = extra.setdefault(seg, {}).setdefault(b.name, [])
+                    into += [v.get(b.name) for v in batch]
+                    into += [set(v.get(b.name) or ()) for v in speed]
             out = []
             for seg, row in table.items():
                 if row["customers"] <= 0:
@@ -374,17 +408,61 @@ class Merger:
 
         return self._with_snapshot(run)
 
+    def _segments_in_range(
+        self, ix: BatchIndex, tenant: str, by: str, bases: list, metric: str, start_ms: int, end_ms: int
+    ) -> list[dict[str, Any]]:
+        """The merged segments' members (the batch members without the components that left after W,
+        with those that joined), and ``metric`` over each segment's hours in [start, end): every id's
+        batch hours (below W) merged with the speed side's (at or above W, touched ids only) per base —
+        the same exact merge as a time series, distinct counts as one HLL union per segment. The batch
+        keeps no per-segment hours, so this costs the tenant's customers × their hours in range."""
+        w = ix.watermark
+        members = {seg: set(ix.segment_members(tenant, by, seg)) for seg in ix.segments(tenant, by)}
+        moves = self._segment_moves(ix, tenant, by)
+        for canonical, (seg, *_) in moves.before.items():
+            members[seg].discard(canonical)
+        for canonical, (seg, *_) in moves.after.items():
+            members.setdefault(seg, set()).add(canonical)
+        graph = IdentityGraph(ix, self.speed, tenant)
+        out = []
+        for seg, canonicals in members.items():
+            if not canonicals:
+                continue
+            ids = sorted(
+                i
+                for c in canonicals
+                for i in (moves.ids[c] if c in moves.ids else graph.batch_component(c).ids)
+            )
+            batch = [ix.customer_hours(tenant, i, start_ms, end_ms) for i in ids]
+            speed = [
+                self.speed.customer_hours(tenant, i, w, start_ms, end_ms) for i in ids if i in moves.seen
+            ]
+            b = [v for hours in batch for h, v in hours.items() if start_ms <= h < end_ms]
+            s = [v for hours in speed for h, v in hours.items() if start_ms <= h < end_ms]
+            raw = {}
+            for base in bases:  # a sum over no events is 0 here, as in the segment table
+                merged = aggregates.merge_all(
+                    base, [v.get(base.name) for v in b], [v.get(base.name) for v in s]
+                )
+                raw[base.name] = merged if merged is not None else 0
+            value = finalize(CATALOG[metric], CATALOG.derive(Grain.customer, raw)[metric])
+            out.append({"key": seg, "segment": _shown(by, seg), "customers": len(canonicals), "value": value})
+        out.sort(key=lambda r: (r["key"] == _NO_VALUE, r["key"]))
+        return out
+
     def segment_customers(
         self, tenant: str, by: str, key: str, *, after: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        """One merged segment's customers in id order after the cursor ``after``: the batch members'
-        page without those who left, with those who joined after W; (page, next cursor or None)."""
+        """One merged segment's customers (canonical ids) in id order after the cursor ``after``: the
+        batch members' page without the components that left after W, with those that joined; (page,
+        next cursor or None)."""
         segments.segmentation(by)
 
         def run(ix: BatchIndex):
             moves = self._segment_moves(ix, tenant, by)
-            gone = {c for c, (before, after_, *_) in moves.items() if before == key and after_ != key}
-            joined = sorted(c for c, (before, after_, *_) in moves.items() if after_ == key and before != key)
+            was = {c for c, (seg, *_) in moves.before.items() if seg == key}
+            now = {c for c, (seg, *_) in moves.after.items() if seg == key}
+            gone, joined = was - now, sorted(now - was)
             batch = ix.segment_members(tenant, by, key, after=after, limit=limit + len(gone) + 1)
             page = sorted(
                 {c for c in batch if c not in gone} | {c for c in joined if after is None or c > after}
@@ -397,70 +475,100 @@ class Merger:
 
         return self._with_snapshot(run)
 
-    def _segment_moves(self, ix: BatchIndex, tenant: str, by: str) -> dict[str, tuple]:
-        """Per customer touched after W: (batch segment or None if not in the batch, merged segment,
-        batch raw bases, speed raw bases)."""
+    def _segment_moves(self, ix: BatchIndex, tenant: str, by: str) -> _Moves:
+        """The merged customers the speed side changed: every id it touched after W (an event, or named
+        by an alias above W), closed over both groupings as cohorts are — each id's batch component (the
+        one the batch counted) and its merged component. ``before``: batch canonical → (batch segment,
+        its ids' batch rows, [], the merged canonical it is now part of), for components the batch held;
+        ``after``: merged canonical → (merged segment, batch rows, speed states, itself)."""
         w = ix.watermark
-        touched = sorted(self.speed.touched_customers(tenant, w))
-        if not touched:
-            return {}
+        graph = IdentityGraph(ix, self.speed, tenant, preload=True)
+        pending = set(self.speed.touched_customers(tenant, w)) | graph.speed_ids()
+        moves = _Moves()
+        if not pending:
+            return moves
+        seen, before, after = set(), {}, {}
+        while pending:
+            customer = pending.pop()
+            seen.add(customer)
+            b, m = graph.batch_component(customer), graph.component(customer)
+            before[b.canonical], after[m.canonical] = b, m
+            pending |= {*b.ids, *m.ids} - seen
+        ids = sorted(seen)
         cuts = ix.rfm_cuts(tenant)
-        batch_traits = ix.customer_traits(tenant, touched)
-        months = ix.order_months_of(tenant, touched) if by == "cohort" else {}
+        profiles = {i: p for i in ids if (p := ix.profile(tenant, i)) is not None}
+        speed = {i: self.speed.customer(tenant, i, w) for i in ids}
+        batch_traits = ix.customer_traits(tenant, ids)
+        speed_traits = {i: self.speed.customer_traits(tenant, i, w) for i in ids}
+        months = ix.order_months_of(tenant, ids) if by == "cohort" else {}
         speed_months = self.speed.order_months(tenant, w) if by == "cohort" else {}
-        out = {}
-        for customer in touched:
-            batch = ix.profile(tenant, customer)
-            speed = self.speed.customer(tenant, customer, w)
-            bt = batch_traits.get(customer, {})
-            merged_traits = aggregates.merge_latest(bt, self.speed.customer_traits(tenant, customer, w))
-            bm = set(months.get(customer, ()))
-            before = None
-            if batch is not None:
-                before = segments.segment_of(
-                    by,
-                    traits=bt,
-                    raw=CATALOG.derive(Grain.customer, dict(batch)),
-                    first_month=min(bm, default=None),
-                    cuts=cuts,
-                )
-            raw = {
-                m.name: aggregates.merge_with_batch(m, (batch or {}).get(m.name), speed.get(m.name))
-                for m in CATALOG.bases(Grain.customer)
-            }
-            after = segments.segment_of(
+        into = {i: m.canonical for m in after.values() for i in m.ids}
+
+        def segment(comp, with_speed: bool) -> str:
+            batch_rows = [profiles[i] for i in comp.ids if i in profiles]
+            speed_rows = [speed[i] for i in comp.ids] if with_speed else []
+            traits = [batch_traits.get(i) for i in comp.ids]
+            traits += [speed_traits[i] for i in comp.ids] if with_speed else []
+            month_sets = [months.get(i, ()) for i in comp.ids]
+            month_sets += [speed_months.get(i, ()) for i in comp.ids] if with_speed else []
+            return segments.segment_of(
                 by,
-                traits=merged_traits,
-                raw=CATALOG.derive(Grain.customer, raw),
-                first_month=min(bm | speed_months.get(customer, set()), default=None),
+                traits=aggregates.merge_latest(*traits),
+                raw=segments.component_raw(batch_rows, speed_rows),
+                first_month=min((m for ms in month_sets for m in ms), default=None),
                 cuts=cuts,
             )
-            out[customer] = (before, after, batch, speed)
-        return out
 
-    @staticmethod
-    def _members_sketches(ix: BatchIndex, tenant: str, by: str, seg: str, base: str, *, exclude: set[str]):
+        for canonical, comp in before.items():
+            if any(i in profiles for i in comp.ids):  # the batch counted it
+                rows = [profiles[i] for i in comp.ids if i in profiles]
+                moves.before[canonical] = (segment(comp, False), rows, [], into[comp.ids[0]])
+        for canonical, comp in after.items():
+            rows = [profiles[i] for i in comp.ids if i in profiles]
+            if rows or any(speed[i].get("events_total") for i in comp.ids):
+                moves.after[canonical] = (segment(comp, True), rows, [speed[i] for i in comp.ids], canonical)
+                moves.ids[canonical] = comp.ids
+        moves.seen = seen
+        return moves
+
+    def _members_sketches(
+        self, ix: BatchIndex, tenant: str, by: str, seg: str, base: str, *, exclude: set[str]
+    ) -> list:
+        """The batch sketches of every id of every batch member of ``seg`` but ``exclude``."""
+        graph = IdentityGraph(ix, self.speed, tenant)
         return [
-            (ix.profile(tenant, c) or {}).get(base)
+            (ix.profile(tenant, i) or {}).get(base)
             for c in ix.segment_members(tenant, by, seg)
             if c not in exclude
+            for i in graph.batch_component(c).ids
         ]
 
 
-def _merged(metric, batch: dict | None, speed: dict | None):
-    """A customer's merged additive base (distinct bases are unioned per segment, not here)."""
-    if metric.aggregate is Aggregate.hll_distinct:
-        return None
-    return aggregates.merge_with_batch(metric, (batch or {}).get(metric.name), (speed or {}).get(metric.name))
+class _Moves:
+    """What :meth:`Merger._segment_moves` found (see there)."""
+
+    def __init__(self) -> None:
+        self.before: dict[str, tuple] = {}
+        self.after: dict[str, tuple] = {}
+        self.ids: dict[str, tuple[str, ...]] = {}  # merged canonical -> its ids
+        self.seen: set[str] = set()  # every id of the closure (the only ones with speed state)
 
 
-def _add(table: dict[str, dict], seg: str, values: dict | None, bases, sign: int) -> None:
-    """Count one customer's additive bases into (``sign=1``) or out of (``-1``) one segment's row."""
+def _sums(bases, batch: list[dict], speed: list[dict]) -> dict[str, Any]:
+    """A component's additive bases over its ids' batch rows and speed states (distinct ones: None)."""
+    return {
+        b.name: aggregates.merge_all(b, [v.get(b.name) for v in batch], [v.get(b.name) for v in speed])
+        for b in bases
+        if b.aggregate is not Aggregate.hll_distinct
+    }
+
+
+def _add(table: dict[str, dict], seg: str, values: dict[str, Any], sign: int) -> None:
+    """Count one merged customer's additive bases into (``sign=1``) or out of (``-1``) a segment's row."""
     row = table.setdefault(seg, {"customers": 0})
     row["customers"] += sign
-    for b in bases:
-        if b.aggregate is not Aggregate.hll_distinct:
-            row[b.name] = (row.get(b.name) or 0) + sign * ((values or {}).get(b.name) or 0)
+    for name, value in values.items():
+        row[name] = (row.get(name) or 0) + sign * (value or 0)
 
 
 def _shown(by: str, key: str):

@@ -36,14 +36,17 @@ class RateLimiter:
         them have a token again."""
         now = time.monotonic()
         with self._lock:
-            tokens = {key: self._tokens(key, now) for key in keys}
-            short = max((1 - t for t in tokens.values()), default=0.0)
-            for key, t in tokens.items():
-                self._store(key, t - 1 if short <= 0 else t, now)
+            tokens = [self._tokens(key, now) for key in keys]
+            short = 1 - min(tokens, default=1.0)
+            taken = 1 if short <= 0 else 0
+            for key, t in zip(keys, tokens, strict=True):
+                self._store(key, t - taken, now)
             return 0.0 if short <= 0 else short / self.rate
 
     def wait(self, key: str) -> float:
         """Seconds until ``key``'s bucket has a token (0: it has one), taking nothing."""
+        if key not in self._buckets:
+            return 0.0  # no bucket: a full one (the common case, asked on every request)
         with self._lock:
             return max(0.0, 1 - self._tokens(key, time.monotonic())) / self.rate
 

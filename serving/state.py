@@ -77,13 +77,19 @@ class ServingState:
             speed=self.speed,
             loader=self.loader,
             profiles=self.merger.profiles,
+            answers=self.merger.answers,
             dead_lettered=self.dead_lettered,
             workers=lambda: self.workers,
             streams=self.streams,
             quality=self.quality,
         )
         self.runs = BatchRuns(self.settings)  # the loader picks up what a run publishes
-        self.erasures = Erasures(self.settings, self.speed, self.merger.profiles, self.merger.component_ids)
+        self.erasures = Erasures(
+            self.settings,
+            self.speed,
+            (self.merger.profiles, self.merger.answers),
+            self.merger.component_ids,
+        )
         self.loader.after_poll = self.erasures.sync
         self.reads_block = self.speed.reads_block
         self.produce_pool = ThreadPoolExecutor(PRODUCE_THREADS, thread_name_prefix="produce")

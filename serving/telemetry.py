@@ -72,21 +72,22 @@ class _ServingCollector(Collector):
         yield dead
 
 
-class _ProfileCacheCollector(Collector):
-    """The profile cache's own counters, read at scrape time (no lock on the request path)."""
+class _AnswerCacheCollector(Collector):
+    """An answer cache's own counters, read at scrape time (no lock on the request path): the profile
+    cache (``profile``) or the tenant-level answers' (``answer``: campaign stats, cohorts, live orders)."""
 
-    def __init__(self, cache: AnswerCache):
-        self.cache = cache
+    def __init__(self, cache: AnswerCache, name: str, what: str):
+        self.cache, self.name, self.what = cache, name, what
 
     def collect(self):
         lookups = CounterMetricFamily(
-            "lambdalytics_profile_cache_lookups", "Profile answer cache lookups", labels=["result"]
+            f"lambdalytics_{self.name}_cache_lookups", f"{self.what} cache lookups", labels=["result"]
         )
         lookups.add_metric(["hit"], self.cache.hits)
         lookups.add_metric(["miss"], self.cache.misses)
         yield lookups
         yield GaugeMetricFamily(
-            "lambdalytics_profile_cache_entries", "Profile answers held", value=len(self.cache)
+            f"lambdalytics_{self.name}_cache_entries", f"{self.what}s held", value=len(self.cache)
         )
 
 
@@ -96,12 +97,14 @@ _QUALITY_COUNTERS = {
     "late": "Valid records whose Kafka timestamp is over the lateness threshold after event_time",
     "orders": "Orders (first copies)",
     "attributed_orders": "Orders carrying a campaign_id (first copies)",
+    "events": "Valid records that were the first copy of their event_id",
+    "identified_events": "Events (first copies) whose customer_id was identified when they arrived",
 }
 
 
 class _QualityCollector(Collector):
     """The quality ledger's all-time counters per tenant (rates are PromQL: ``rate(duplicates) /
-    rate(records)``). Series: tenants × (5 counters + dead-letter reasons seen + topics); reasons and
+    rate(records)``). Series: tenants × (7 counters + dead-letter reasons seen + topics); reasons and
     topics are closed sets, so the count grows with tenants only (docs/metrics.md "Data quality")."""
 
     def __init__(self, source: QualitySource):
@@ -162,6 +165,7 @@ class Telemetry:
         speed: SpeedStore,
         loader: BatchLoader,
         profiles: AnswerCache,
+        answers: AnswerCache | None = None,
         dead_lettered: Callable[[], Mapping[str, int]] | None = None,
         workers: Callable[[], list[Supervised]] = list,
         streams: LiveStreams | None = None,
@@ -177,7 +181,9 @@ class Telemetry:
         )
         self.registry.register(_ServingCollector(speed, loader, dead_lettered))
         self.registry.register(ERASED_EVENTS_SKIPPED)  # counted by this process's archiver and consumer
-        self.registry.register(_ProfileCacheCollector(profiles))
+        self.registry.register(_AnswerCacheCollector(profiles, "profile", "Profile answer"))
+        if answers is not None:
+            self.registry.register(_AnswerCacheCollector(answers, "answer", "Tenant-level answer"))
         self.registry.register(WorkerMetrics(workers))
         if streams is not None:
             self.registry.register(_StreamCollector(streams))  # restarts and up, per supervised worker

@@ -155,6 +155,7 @@ class EmbeddedSpeedStore(SpeedStore):
         # customer_version(): the epoch moves whenever coverage may change (start, floor), the
         # per-customer generation whenever one of the customer's events is applied
         self._epoch = 0
+        self._tenant_gens: dict[str, int] = {}  # tenant_version(): bumped by each of its events applied
         self._events = 0
         self._duplicates = 0
         self._last_broker_ms = 0
@@ -237,6 +238,7 @@ class EmbeddedSpeedStore(SpeedStore):
                         cell_id = hours[hour] = self._cell(block, hour)
                     aggregate(row, block, cell_id, hour)
                     traits.apply(row, block, offset)
+                    self._tenant_gens[tenant] = self._tenant_gens.get(tenant, 0) + 1
                     self._events += 1
                 except Exception as exc:
                     if on_error is None:
@@ -777,16 +779,27 @@ class EmbeddedSpeedStore(SpeedStore):
             state = self._customer(tenant, customer)
             return self._epoch, state.gen if state is not None else 0
 
+    def tenant_version(self, tenant: str) -> tuple[int, int]:
+        with self._lock:
+            return self._epoch, self._tenant_gens.get(tenant, 0)
+
+    def lag_ms(self) -> int:
+        with self._lock:
+            return self._lag_ms()
+
+    def _lag_ms(self) -> int:
+        now = time.time()
+        if self._caught_up_at is not None:
+            lag = int((now - self._caught_up_at) * 1000)
+        else:
+            lag = int(now * 1000) - self._last_broker_ms if self._last_broker_ms else 0
+        return max(lag, 0)
+
     def status(self) -> SpeedStatus:
         with self._lock:
-            now = time.time()
-            if self._caught_up_at is not None:
-                lag = int((now - self._caught_up_at) * 1000)
-            else:
-                lag = int(now * 1000) - self._last_broker_ms if self._last_broker_ms else 0
             known = self._partitions or set()
             return SpeedStatus(
-                lag_ms=max(lag, 0),
+                lag_ms=self._lag_ms(),
                 positions=dict(self._positions),
                 events=self._events,
                 duplicates=self._duplicates,

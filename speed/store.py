@@ -111,6 +111,10 @@ class SpeedStore(ABC):
     @abstractmethod
     def status(self) -> SpeedStatus: ...
 
+    def lag_ms(self) -> int:
+        """``status().lag_ms`` alone: what every answer's freshness carries (a store may make it cheaper)."""
+        return self.status().lag_ms
+
     @abstractmethod
     def on_batch_published(self, watermark: Watermark, *, block_size: int | None = None) -> None:
         """Serving now answers from a batch version cut at ``watermark`` with block size ``block_size``
@@ -135,4 +139,10 @@ class SpeedStore(ABC):
         """A token that changes whenever ``customer``/``customer_entities`` could answer differently
         for this customer (an event of theirs applied, coverage changed). ``None``: this store cannot
         tell, and callers must not cache its answers (Pinot)."""
+        return None
+
+    def tenant_version(self, tenant: str) -> object | None:
+        """A token that changes whenever a tenant-level read (``campaign_hours``, ``tenant_entities``,
+        ``order_months``, ``alias_edges``, ...) could answer differently for ``tenant``: one of its events
+        applied, one of its customers erased, coverage changed. ``None``: do not cache (Pinot)."""
         return None

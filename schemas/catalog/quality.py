@@ -21,6 +21,7 @@ from .model import HOUR_MS, Unit, _Frozen
 __all__ = [
     "ATTRIBUTED_METRIC",
     "DEAD_LETTER_PREFIX",
+    "IDENTIFYING_EVENTS",
     "LATE_AFTER_MS",
     "ORDER_METRIC",
     "QUALITY",
@@ -40,6 +41,11 @@ DEAD_LETTER_PREFIX = "dead_letters:"
 UNKNOWN_TENANT_LABEL = "(unknown)"
 """How the operator sees the dead letters of records without a parsable tenant (no tenant id matches
 it: parentheses are not allowed in one)."""
+
+IDENTIFYING_EVENTS = frozenset({"identify", "alias"})
+"""Event types that identify their ``customer_id``: an ``identify`` (the customer told who they are) or
+an ``alias`` (its ``customer_id`` is the id that survives the merge). From the archiver micro-batch that
+holds the first such record on, every event of that id is on an identified customer."""
 
 ORDER_METRIC = "orders"
 ATTRIBUTED_METRIC = "conversions"
@@ -115,6 +121,16 @@ QUALITY: tuple[QualityMetric, ...] = (
         f"campaign_id (the filter of {ATTRIBUTED_METRIC!r}).",
         "attributed_orders",
         "orders",
+    ),
+    _rate(
+        "identified_event_share",
+        "Events on identified customers",
+        "Share of events (valid first copies) whose customer_id was identified when the event was "
+        "counted: the customer_id of an identify event, or the surviving customer_id of an alias, "
+        "archived in the same micro-batch or earlier. Events counted before their id was identified "
+        "stay not identified.",
+        "identified_events",
+        "events",
     ),
     QualityMetric(
         name="seconds_since_last_event",

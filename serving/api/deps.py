@@ -34,7 +34,8 @@ AUTH_FAILURE_BURST = 20
 
 def client_address(request: Request) -> str:
     """The peer's address (behind a proxy: what the server's forwarded-headers setting makes it)."""
-    return request.client.host if request.client else "?"
+    client = request.scope.get("client")  # what ``request.client`` wraps, without the wrapper
+    return client[0] if client else "?"
 
 
 def refuse_if_failing(request: Request) -> None:
@@ -81,18 +82,23 @@ def session_principal(request: Request, session_id: str) -> Principal:
 def who_is_asking(request: Request) -> Principal:
     """The bearer token when there is one, else the session cookie; AuthError otherwise."""
     header = request.headers.get("authorization")
-    session_id = request.cookies.get(SESSION_COOKIE)
-    if header is None and session_id:
+    if header is None and (session_id := request.cookies.get(SESSION_COOKIE)):
         return session_principal(request, session_id)
     credentials = request.app.state.serving.credentials
-    return resolve(
-        header,
-        registry=credentials.registry,
-        signer=credentials.signer,
-        admin_token=credentials.admin_token,
-        keys=credentials.keys,
-        host_keys=credentials.host_keys,
-    )
+
+    def resolved() -> Principal:
+        return resolve(
+            header,
+            registry=credentials.registry,
+            signer=credentials.signer,
+            admin_token=credentials.admin_token,
+            keys=credentials.keys,
+            host_keys=credentials.host_keys,
+        )
+
+    if header is None:
+        return resolved()  # 401
+    return credentials.principals.resolve(header, resolved)  # bounded as in ``principal_cache``
 
 
 def no_longer_honoured(request: Request) -> str | None:

@@ -32,7 +32,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdalytics.speed.store import CoverageError
 
-__all__ = ["HotLane", "HotRoute", "coverage_response", "json_response", "off_loop", "param"]
+from .freshness import freshness_json
+
+__all__ = [
+    "HotLane",
+    "HotRoute",
+    "coverage_response",
+    "json_response",
+    "off_loop",
+    "param",
+    "with_freshness",
+]
 
 T = TypeVar("T")
 
@@ -64,8 +74,29 @@ class HotRoute(APIRoute):
         return self.endpoint
 
 
+class JsonBytes(Response):
+    """A 200 answer of ready JSON bytes, with the headers Starlette's ``Response`` would give it
+    (``content-length``, ``content-type``), built without its general header machinery."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes):
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+
+
 def json_response(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+    return JsonBytes(orjson.dumps(body))
+
+
+def with_freshness(head: bytes, state: Any) -> Response:
+    """An encoded JSON object (an answer without its freshness, ``api.answers``) with ``freshness``
+    appended as its last member: the bytes ``json_response`` gives for the whole answer."""
+    fresh = freshness_json(state)
+    body = b'{"freshness":%s}' % fresh if head == b"{}" else b'%s,"freshness":%s}' % (head[:-1], fresh)
+    return JsonBytes(body)
 
 
 async def off_loop(request: Request, answer: Callable[[], T]) -> T:
@@ -121,6 +152,7 @@ class HotLane:
 
     def __init__(self, app: ASGIApp, routes: list[HotRoute], histogram: Histogram):
         self.app, self.routes, self.histogram = app, routes, histogram
+        self._series: dict[tuple[str, str, int], Any] = {}  # (path, method, status) -> its histogram child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -160,4 +192,7 @@ class HotLane:
             return coverage_response(exc)
 
     def _observe(self, path: str, method: str, status: int, started: float) -> None:
-        self.histogram.labels(path, method, str(status)).observe(time.perf_counter() - started)
+        series = self._series.get((path, method, status))
+        if series is None:  # ``labels()`` looks the child up under a lock: once per series, not per request
+            series = self._series[(path, method, status)] = self.histogram.labels(path, method, str(status))
+        series.observe(time.perf_counter() - started)

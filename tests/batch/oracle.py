@@ -188,13 +188,19 @@ def latest_traits(events: pd.DataFrame) -> dict[tuple[str, str], dict[str, objec
     return {key: {n: s[2] for n, s in states.items()} for key, states in out.items()}
 
 
-def segments_by_trait(events: pd.DataFrame, trait: str) -> dict[str, dict[object, dict]]:
+def segments_by_trait(
+    events: pd.DataFrame, trait: str, start: int | None = None, end: int | None = None
+) -> dict[str, dict[object, dict]]:
     """tenant → trait value (None: never set) → {customers (sorted ids), revenue µ, sessions, events}.
 
     ``sessions`` of a segment: the distinct session_id values of its customers (a union, as distinct
-    counts merge), not the sum of their own distinct counts."""
+    counts merge), not the sum of their own distinct counts. With ``start``/``end`` (ms) the members
+    are the same (traits over all events) and the metrics count only events in [start, end)."""
     traits = latest_traits(events)
     p = profile(events)
+    if start is not None:
+        events = events[(events.event_time >= start) & (events.event_time < end)]
+    counted = (profile(events) if len(events) else p.iloc[0:0]).set_index(["tenant_id", "customer_id"])
     out: dict[str, dict[object, dict]] = {}
     for row in p.itertuples():
         value = traits.get((row.tenant_id, row.customer_id), {}).get(trait)
@@ -202,8 +208,11 @@ def segments_by_trait(events: pd.DataFrame, trait: str) -> dict[str, dict[object
             value, {"customers": [], "revenue": 0, "sessions": set(), "events_total": 0}
         )
         seg["customers"].append(row.customer_id)
-        seg["revenue"] += 0 if pd.isna(row.revenue) else int(row.revenue)
-        seg["events_total"] += int(row.events_total)
+        key = (row.tenant_id, row.customer_id)
+        if key in counted.index:
+            own = counted.loc[key]
+            seg["revenue"] += 0 if pd.isna(own.revenue) else int(own.revenue)
+            seg["events_total"] += int(own.events_total)
     sessions = events.dropna(subset=["session_id"])
     for row in sessions.itertuples():
         value = traits.get((row.tenant_id, row.customer_id), {}).get(trait)

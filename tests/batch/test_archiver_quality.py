@@ -1,6 +1,7 @@
 """The archiver classifies each record into the quality ledger once, on the real broker: dead letters per
 reason and tenant (the unparsable ones under the unknown tenant), copies, late records, orders and their
-attribution — and a replay of everything (master lost, ledger kept) adds nothing."""
+attribution, events on identified customers — and a replay of everything (master lost, ledger kept) adds
+nothing."""
 
 from __future__ import annotations
 
@@ -40,7 +41,20 @@ def _feed(tenant: str, now: int) -> list[dict]:
         },
     ]
     copies = [views[0], orders[2]]  # re-sent: counted as duplicates, the attributed order once
-    return [*views, late, *orders, *copies]
+    c2 = {**base, "customer_id": "c2"}  # identified by an identify, c3 by an alias it survives
+    identified = [
+        {**c2, "event_id": "i1", "event_type": "identify", "event_time": now, "traits": {"plan": "pro"}},
+        {**c2, "event_id": "i2", "event_type": "page_view", "event_time": now},
+        {
+            **c2,
+            "customer_id": "c3",
+            "event_id": "a1",
+            "event_type": "alias",
+            "event_time": now,
+            "previous_id": "c4",
+        },
+    ]
+    return [*views, late, *orders, *copies, *identified]
 
 
 def test_each_record_is_classified_once_and_a_replay_adds_nothing(kafka_bootstrap, unique, tmp_path):
@@ -65,7 +79,9 @@ def test_each_record_is_classified_once_and_a_replay_adds_nothing(kafka_bootstra
 
     window, last, unknown = counts()
     assert window == {
-        "records": 12,
+        "records": 15,
+        "events": 13,
+        "identified_events": 3,  # c2's identify and page view, c3's alias; nothing of c1 (never identified)
         "duplicates": 2,
         "late": 1,
         "orders": 3,

@@ -36,6 +36,39 @@ def test_coverage_advances_only_from_where_it_stands(tmp_path):
         assert index.covered() == {TP: 30}
 
 
+def test_an_id_with_copies_on_two_partitions_is_marked_spread_in_any_order(tmp_path):
+    other = ("events.behavioral", 1)
+    with EventIndex.open(tmp_path) as index:
+        assert index.tracks_spread()  # created empty: every mark is made from its first entry
+        index.record([("t", "same", *TP, 4), ("t", "same", *TP, 2)], covers={}, after={})  # a re-send
+        index.record([("t", "up", *TP, 9)], covers={}, after={})
+        index.record([("t", "up", *other, 1)], covers={}, after={})  # lower, on another partition
+        index.record([("t", "down", *other, 1)], covers={}, after={})
+        index.record([("t", "down", *TP, 9)], covers={}, after={})  # higher: the entry stays, still marked
+        assert index.spread_of([("t", "same"), ("t", "up"), ("t", "down"), ("t", "never")]) == [
+            False,
+            True,
+            True,
+            False,
+        ]
+        assert index.lowest("t", "down") == (*other, 1)
+
+
+def test_an_index_written_before_spread_marks_does_not_claim_them_until_rebuilt(tmp_path):
+    import lmdb
+
+    env = lmdb.open(str(tmp_path), max_dbs=2)  # the layout without the spread database
+    with env.begin(write=True) as txn:
+        txn.put(index_key("t", "e"), b"\x93\xa1x\x00\x01", db=env.open_db(b"entries", txn=txn))
+        env.open_db(b"meta", txn=txn)
+    env.close()
+    with EventIndex.open(tmp_path) as index:
+        assert index.lowest("t", "e") == ("x", 0, 1)
+        assert not index.tracks_spread()
+        index.track_spread()  # what a rebuild from the master declares
+        assert index.tracks_spread()
+
+
 def test_ids_too_long_for_a_key_are_kept_by_digest(tmp_path):
     long_id = "é" * 128  # 256 bytes: with a 64-byte tenant still a plain key
     longer = "😀" * 128  # 512 bytes: beyond LMDB's 511-byte key limit on its own

@@ -85,3 +85,32 @@ def test_every_handle_sees_each_commit(tmp_path):
         assert reader.window("t", T0, T0) == {"records": 1}
         reader.close()
     assert QualityLedger.open(tmp_path / "absent", create=False) is None
+
+
+def marked(offset: int, customer: str, *, marks: bool = False) -> Observation:
+    return Observation(
+        TOPIC,
+        0,
+        offset,
+        "t",
+        T0,
+        ("records", "events"),
+        subject=customer,
+        marks=marks,
+        if_marked=("identified_events",),
+    )
+
+
+def test_a_mark_counts_its_batch_and_later_ones_once_and_an_erasure_forgets_it(tmp_path):
+    with QualityLedger.open(tmp_path) as ledger:
+        ledger.record([marked(0, "a"), marked(1, "b")], covers={TP: 2})  # nobody identified yet
+        first = [marked(2, "a"), marked(3, "a", marks=True), marked(4, "b")]  # a is, from this batch on
+        assert ledger.record(first, covers={TP: 5}) == 3
+        assert ledger.record(first, covers={TP: 5}) == 0  # a replay counts nothing again
+        ledger.record([marked(5, "a"), marked(6, "b")], covers={TP: 7})
+        assert ledger.window("t", T0, T0) == {"records": 7, "events": 7, "identified_events": 3}
+        assert ledger.marked("t", "a") and not ledger.marked("t", "b") and not ledger.marked("u", "a")
+        assert ledger.forget("t", ["a", "b"]) == 1
+        assert not ledger.marked("t", "a")
+        ledger.record([marked(7, "a")], covers={TP: 8})
+        assert ledger.window("t", T0, T0)["identified_events"] == 3  # counters stay, the mark is gone

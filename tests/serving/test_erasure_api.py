@@ -36,7 +36,7 @@ def test_the_receipt_says_the_pinot_store_excludes_rather_than_deletes(tmp_path)
     tenant, customer = erased_customers(records)[0]
     store = open_pinot(records)
     erasures = Erasures(
-        Settings(data_dir=tmp_path), store, AnswerCache(8), lambda t, c: [c], command=("true",)
+        Settings(data_dir=tmp_path), store, (AnswerCache(8),), lambda t, c: [c], command=("true",)
     )
     erasure, created = erasures.request(tenant, customer)
     assert created and erasure.stores["speed_store"]["excluded_from_answers"] is True
@@ -67,7 +67,8 @@ def test_an_erasure_purges_this_worker_and_returns_a_receipt(app):
     assert receipt["state"] == "pending" and receipt["identities"] == 1
     assert receipt["stores"]["speed_store"]["partials"] > 0 and "at" in receipt["stores"]["speed_store"]
     assert receipt["stores"]["answer_cache"]["entries"] >= 1
-    assert "retention" in receipt["remains"] and "c1" not in r.text
+    assert "retention" in receipt["remains"]
+    assert "c1" not in r.text.replace(receipt["erasure_id"], "")  # a random hex id may hold "c1"
 
     # the customer is gone; the campaign counts exactly one customer fewer (c1 and c2 had one each)
     assert client.get("/v1/customers/c1/profile", headers=alpha).status_code == 404
@@ -83,7 +84,7 @@ def test_an_erasure_purges_this_worker_and_returns_a_receipt(app):
     entries = [
         e for e in client.get("/v1/audit", headers=alpha).json()["entries"] if e["action"] == "erasure"
     ]
-    assert len(entries) == 1 and entries[0]["target"] == receipt["erasure_id"] and "c1" not in str(entries)
+    assert len(entries) == 1 and entries[0]["target"] == receipt["erasure_id"] and "c1" not in str(entries).replace(receipt["erasure_id"], "")
 
     # the receipt: this tenant's only
     path = f"/v1/erasures/{receipt['erasure_id']}"

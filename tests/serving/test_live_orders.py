@@ -138,3 +138,27 @@ def test_the_time_index_holds_only_orders_within_the_cap_of_the_build():
         "delivered": None,
         "cancelled": None,
     }
+
+
+near = st.none() | st.integers(BUILT - 2 * HOUR, BUILT + 2 * HOUR)  # milestones around the clock
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    batch=st.dictionaries(keys, st.fixed_dictionaries({m: near for m in ORDER.values}), max_size=25),
+    speed=st.dictionaries(keys, st.fixed_dictionaries({m: near for m in ORDER.values}), max_size=10),
+    after=st.integers(0, HOUR),
+    window_ms=st.integers(1000, 2 * HOUR),
+    at=st.floats(0, 1),
+)
+def test_a_live_answer_holds_for_every_now_until_it_says(batch, speed, after, window_ms, at):
+    """``live_orders_until``: the answer at now is the answer at every later now before ``until``
+    (what lets the API keep it encoded), and the interval is never empty."""
+    now_ms = BUILT + after
+    index = batch_index(batch)
+    merger = Merger(lambda: index, speed_store(speed))
+    answer, until = merger.live_orders_until(TENANT, window_ms, now_ms)
+    assert until > now_ms
+    assert answer == expected(batch, speed, TENANT, now_ms, window_ms)
+    for later in {now_ms + int((until - 1 - now_ms) * at), until - 1}:
+        assert expected(batch, speed, TENANT, later, window_ms) == answer

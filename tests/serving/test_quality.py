@@ -29,10 +29,10 @@ def app(tmp_path):
 def _fill(data_dir, now: int) -> None:
     old = now - 3 * 24 * HOUR_MS
     seen = [
-        ("alpha", now - 1000, ("records",)),
+        ("alpha", now - 1000, ("records", "events", "identified_events")),
         ("alpha", now - 900, ("records", "duplicates")),
-        ("alpha", now - 800, ("records", "late", "orders", "attributed_orders")),
-        ("alpha", now - 700, ("records", "orders")),
+        ("alpha", now - 800, ("records", "events", "late", "orders", "attributed_orders")),
+        ("alpha", now - 700, ("records", "events", "orders")),
         ("alpha", now - 600, ("dead_letters:invalid_json",)),
         ("alpha", old, ("records", "duplicates", "dead_letters:schema")),  # outside a 24 h window
         ("beta", now - 500, ("records",)),
@@ -61,6 +61,7 @@ def test_a_tenant_reads_its_own_figures_over_the_window(app):
     assert m["duplicate_rate"] == {"value": 0.25, "duplicates": 1, "records": 4}
     assert m["late_event_rate"]["value"] == 0.25
     assert m["attributed_order_share"] == {"value": 0.5, "attributed_orders": 1, "orders": 2}
+    assert m["identified_event_share"] == {"value": round(1 / 3, 6), "identified_events": 1, "events": 3}
     assert 0 <= m["seconds_since_last_event"][TOPIC] < 60
     assert body["coverage"] == {"complete": True, "counted_from": {}}
     assert [d["name"] for d in body["definitions"]] == [q.name for q in QUALITY]
@@ -92,5 +93,7 @@ def test_prometheus_exports_the_counters_per_tenant(app):
     text = client.get("/metrics").text
     assert 'lambdalytics_quality_records_total{tenant="alpha"} 5.0' in text
     assert 'lambdalytics_quality_duplicates_total{tenant="alpha"} 2.0' in text
+    assert 'lambdalytics_quality_events_total{tenant="alpha"} 3.0' in text
+    assert 'lambdalytics_quality_identified_events_total{tenant="alpha"} 1.0' in text
     assert 'lambdalytics_quality_dead_letters_total{reason="invalid_utf8",tenant="(unknown)"} 1.0' in text
     assert f'lambdalytics_quality_last_event_timestamp_seconds{{tenant="beta",topic="{TOPIC}"}}' in text

@@ -1,9 +1,11 @@
 """Traits and segments, batch ⊕ speed = truth, on the real stack: Spark batch runs over a Delta master,
 the embedded speed store above W, the merger — against tests/batch/oracle.py.
 
-Streams carry identify events whose traits change (ties in event time broken by offset), duplicates,
-orders and sessions for two tenants, cut at random points: a customer whose plan changes above W moves
-segment, and every segment's customers, sum and distinct count must equal the oracle's.
+Streams carry identify events whose traits change (ties in event time broken by offset), alias events
+that merge ids (below and above W), duplicates, orders and sessions for two tenants, cut at random
+points: a customer whose plan changes above W moves segment, a merged customer is one member under its
+canonical id, and every segment's customers, sum and distinct count must equal the oracle's over the
+merged customers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from lambdalytics.schemas.events import to_row, validate_event
+from lambdalytics.schemas.identity import MAX_COMPONENT_IDS
 from lambdalytics.schemas.views import cut
 
 from ..batch import oracle
@@ -29,7 +32,7 @@ PLANS = ("free", "pro", "team")
 event = st.tuples(
     st.sampled_from(["a", "b"]),  # tenant
     st.integers(0, 5),  # customer
-    st.sampled_from(["identify", "identify", "page_view", "order_placed", "order_paid"]),
+    st.sampled_from(["identify", "identify", "page_view", "order_placed", "order_paid", "alias"]),
     st.integers(0, 6),  # event time (days from T0: ties are common)
     st.sampled_from(PLANS),
     st.integers(0, 3),  # session / amount
@@ -47,6 +50,8 @@ def _obj(i: int, tenant, customer, kind, day, plan, n) -> dict:
     }
     if kind == "identify":
         obj["traits"] = {"plan": plan, "company_size": n * 10}
+    elif kind == "alias":  # merges c<n> (another id of the tenant) into this customer
+        obj["previous_id"] = f"c{(customer + 1 + n) % 6}"
     elif kind == "page_view":
         obj["session_id"] = f"s{n}"
     else:
@@ -96,10 +101,13 @@ def test_traits_and_segments_equal_the_oracle(spark, tmp_path_factory, spec, fra
     manifest, merger = batch_and_speed(spark, data_dir, rows, block)
     truth = oracle.dedup(rows, {tp: 10**9 for tp in cut({(r["topic"], r["partition"]): 0 for r in rows}, 1)})
 
-    traits = oracle.latest_traits(truth)
+    groups = oracle.identity_groups(truth, MAX_COMPONENT_IDS)
+    merged = oracle.relabel(truth, groups)  # segments count merged customers, under their canonical id
+    traits = oracle.latest_traits(merged)
     for tenant, customer in truth[["tenant_id", "customer_id"]].drop_duplicates().itertuples(index=False):
         got = merger.profile(tenant, customer)["traits"]
-        assert got == traits.get((tenant, customer), {}), (tenant, customer)
+        assert got == traits.get((tenant, groups.get((tenant, customer), customer)), {}), (tenant, customer)
+    truth = merged
 
     for tenant, want in oracle.segments_by_trait(truth, "plan").items():
         for metric, field, scale in (
@@ -115,6 +123,21 @@ def test_traits_and_segments_equal_the_oracle(spark, tmp_path_factory, spec, fra
                 v: (len(s["customers"]), round(s[field] / scale, 6) if scale != 1 else s[field])
                 for v, s in want.items()
             }, (tenant, metric)
+        days = (T0 + 2 * DAY, T0 + 5 * DAY)  # hour-aligned: the hours in range are the events in range
+        ranged = oracle.segments_by_trait(truth, "plan", *days)[tenant]
+        for metric, field in (
+            ("revenue", "revenue"),
+            ("sessions", "sessions"),
+            ("events_total", "events_total"),
+        ):
+            got = {
+                r["segment"]: (r["customers"], r["value"])
+                for r in merger.segments(tenant, "trait:plan", metric, start_ms=days[0], end_ms=days[1])
+            }
+            assert got == {
+                v: (len(s["customers"]), round(s[field] / 1e6, 6) if field == "revenue" else s[field])
+                for v, s in ranged.items()
+            }, (tenant, metric, "range")
         for value, seg in want.items():
             key = "" if value is None else value
             pages, cursor = [], None

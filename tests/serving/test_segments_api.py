@@ -132,3 +132,66 @@ def test_the_profile_shows_latest_traits(world):
         "plan": "pro",
         "signed_up_at": "2026-01-02T00:00:00.000Z",
     }
+
+
+def test_start_and_end_restrict_the_metric_not_the_segments(world):
+    client, keys, feed = world
+    hour = 3_600_000
+    feed("alpha", "c0", "order_paid", order_id="late", amount=100, currency="EUR", event_time=T0 + 5 * hour)
+    feed("alpha", "c1", "page_view", session_id="s1", event_time=T0 + 6 * hour)
+    feed("alpha", "c4", "page_view", session_id="s1", event_time=T0 + 6 * hour)
+    later = {"start": "2026-01-01T05:00:00Z"}
+    assert segments(client, keys["alpha"], by="trait:plan", metric="revenue", **later) == {
+        "pro": (3, 100),  # c0's order at +5 h only; the members stay those of all time
+        "free": (1, 0),
+        "team": (1, 0),
+        None: (1, 0),
+    }
+    assert segments(client, keys["alpha"], by="trait:plan", metric="sessions", **later)["pro"] == (3, 1)
+    first_hour = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"}
+    assert segments(client, keys["alpha"], by="trait:plan", metric="revenue", **first_hour)["pro"] == (3, 8)
+    r = client.get(
+        "/v1/segments",
+        params={"by": "trait:plan", "metric": "revenue", "end": "2026-01-01T05:00:00Z"},
+        headers=bearer(keys["alpha"]),
+    )
+    assert r.json()["start"] is None and r.json()["end"] == "2026-01-01T05:00:00.000Z"
+    assert {row["segment"]: row["value"] for row in r.json()["segments"]}["pro"] == 8
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"start": "2026-01-02", "end": "2026-01-01"}, "start must be before end"),
+        ({"start": "2026-01-01", "end": "2026-01-01"}, "start must be before end"),
+        ({"start": "yesterday"}, "start: not an ISO 8601 timestamp"),
+        ({"end": "10000-01-01"}, "end: not an ISO 8601"),
+    ],
+)
+def test_bad_ranges_are_422_with_the_reason(world, params, fragment):
+    client, keys, _ = world
+    r = client.get(
+        "/v1/segments",
+        params={"by": "trait:plan", "metric": "revenue", **params},
+        headers=bearer(keys["alpha"]),
+    )
+    assert r.status_code == 422 and fragment in r.text, r.text
+
+
+def test_a_merged_customer_is_one_member_under_its_canonical_id(world):
+    client, keys, feed = world
+    feed("alpha", "c0", "alias", previous_id="c9")  # c9 (never identified) is c0 now
+    feed("alpha", "c3", "alias", previous_id="c1")  # c1 (pro) joins c3 (team): c3's plan is the latest
+    assert segments(client, keys["alpha"], by="trait:plan", metric="events_total") == {
+        "pro": (2, 2 + 1 + 2 + 1),  # c0 with c9's page view and the alias, c4
+        "free": (1, 2),
+        "team": (1, 2 + 2 + 1),  # c3 with c1's events and the alias
+    }
+    r = client.get(
+        "/v1/segments/customers", params={"by": "trait:plan", "value": "pro"}, headers=bearer(keys["alpha"])
+    )
+    assert r.json()["customers"] == ["c0", "c4"]
+    r = client.get(
+        "/v1/segments/customers", params={"by": "trait:plan", "value": ""}, headers=bearer(keys["alpha"])
+    )
+    assert r.json()["customers"] == []

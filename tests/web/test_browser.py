@@ -567,7 +567,7 @@ def test_the_dashboard_quality_panel_shows_the_api_figures(demo, page):
     sign_in_on_page(demo, page, email, password)
     ready(page, ".ll-quality")
     panel = page.locator(".ll-quality")
-    for name in ("duplicate_rate", "late_event_rate", "attributed_order_share"):
+    for name in ("duplicate_rate", "late_event_rate", "attributed_order_share", "identified_event_share"):
         value = answer["metrics"][name]["value"]
         shown = panel.locator(f"[data-metric='{name}'] .ll-live-value").inner_text()
         assert shown == ("—" if value is None else percent(value)), name
@@ -578,6 +578,84 @@ def test_the_dashboard_quality_panel_shows_the_api_figures(demo, page):
     topics = sorted(answer["metrics"]["seconds_since_last_event"])
     shown = panel.locator("[data-topic]").evaluate_all("els => els.map(e => e.dataset.topic)")
     assert topics and sorted(shown) == topics
+
+
+def test_the_dashboard_segments_panel_drills_down_to_a_customer_card(demo, page):
+    """The segments table shows ``GET /v1/segments`` for the chosen grouping and metric; a segment lists
+    the customers ``GET /v1/segments/customers`` pages through, and a customer opens its card."""
+    key = demo.keys["demo-food"]
+    email, password = demo.owners["demo-food"]
+    page.goto(f"{demo.url}/dashboard?by=rfm_segment&segment_metric=revenue")
+    sign_in_on_page(demo, page, email, password)
+    ready(page, ".ll-segments")
+
+    def shown() -> dict[str, tuple[str | None, str | None]]:
+        rows = page.locator(".ll-segments tbody tr")
+        return {
+            rows.nth(i).get_attribute("data-key"): (
+                rows.nth(i).locator("[data-customers]").get_attribute("data-customers"),
+                rows.nth(i).locator("[data-value]").get_attribute("data-value"),
+            )
+            for i in range(rows.count())
+        }
+
+    answer = demo.svc.get("/v1/segments", key, by="rfm_segment", metric="revenue")["segments"]
+    assert answer, "the demo's batch run gives its customers RFM segments"
+    got = shown()
+    assert set(got) == {r["key"] for r in answer}
+    for r in answer:
+        assert got[r["key"]][0] == str(r["customers"]) and same(got[r["key"]][1], r["value"]), r
+
+    biggest = max(answer, key=lambda r: r["customers"])
+    first = demo.svc.get("/v1/segments/customers", key, by="rfm_segment", value=biggest["key"], limit=20)
+    page.locator(f".ll-segments tr[data-key='{biggest['key']}'] th button").click()
+    page.wait_for_selector(f".ll-segment-members[data-segment='{biggest['key']}'][data-ready='true']")
+    listed = page.locator(".ll-segment-list [data-customer]")
+    assert listed.evaluate_all("els => els.map(e => e.dataset.customer)") == first["customers"]
+    if first["next_cursor"]:
+        second = demo.svc.get(
+            "/v1/segments/customers",
+            key,
+            by="rfm_segment",
+            value=biggest["key"],
+            limit=20,
+            cursor=first["next_cursor"],
+        )
+        page.get_by_role("button", name="More customers").click()
+        listed.nth(len(first["customers"]) + len(second["customers"]) - 1).wait_for()
+        assert (
+            listed.evaluate_all("els => els.map(e => e.dataset.customer)")
+            == first["customers"] + second["customers"]
+        )
+
+    customer = first["customers"][0]
+    page.locator(f".ll-segment-list [data-customer='{customer}']").click()
+    ready(page, ".ll-customer")
+    assert page.locator(".ll-customer [data-customer-id]").inner_text() == customer
+    profile = demo.svc.get(f"/v1/customers/{customer}/profile", key)
+    assert page.locator(".ll-customer [data-segment]").first.get_attribute("data-segment") == (
+        profile["rfm"]["segment"] or ""
+    )
+    assert profile["rfm"]["segment"] == biggest["segment"], "the card is of a customer of that segment"
+
+    page.select_option("#ll-segment-metric", "orders")  # another metric: the table follows the API
+    page.locator(".ll-segments .ll-title", has_text="Orders by").wait_for()
+    ready(page, ".ll-segments")
+    answer = demo.svc.get("/v1/segments", key, by="rfm_segment", metric="orders")["segments"]
+    got = shown()
+    for r in answer:
+        assert got[r["key"]][0] == str(r["customers"]) and same(got[r["key"]][1], r["value"]), r
+
+    page.select_option("#ll-segment-range", "7")  # the metric over the last 7 days, the same segments
+    page.locator(".ll-segments .ll-subtitle", has_text="Last 7 days").wait_for()
+    page.locator(".ll-segments[data-start$='T00:00:00.000Z']").wait_for()
+    start = page.locator(".ll-segments").get_attribute("data-start")
+    ranged = demo.svc.get("/v1/segments", key, by="rfm_segment", metric="orders", start=start)["segments"]
+    assert [r["customers"] for r in ranged] == [r["customers"] for r in answer]
+    got = shown()
+    for r in ranged:
+        assert got[r["key"]][0] == str(r["customers"]) and same(got[r["key"]][1], r["value"]), r
+    assert "segment_days=7" in page.url
 
 
 # ---------------------------------------------------------------------- identity and erasure
@@ -591,14 +669,30 @@ def test_an_owner_erases_a_merged_customer_after_confirming_and_sees_the_receipt
     base = {"tenant_id": tenant, "event_time": now - 60_000}
     demo.svc.produce(
         [
-            {**base, "event_id": "erase-e1", "event_type": "page_view", "customer_id": previous, "session_id": "s"},
-            {**base, "event_id": "erase-e2", "event_type": "alias", "customer_id": survivor, "previous_id": previous},
-            {**base, "event_id": "erase-e3", "event_type": "page_view", "customer_id": survivor, "session_id": "s"},
+            {
+                **base,
+                "event_id": "erase-e1",
+                "event_type": "page_view",
+                "customer_id": previous,
+                "session_id": "s",
+            },
+            {
+                **base,
+                "event_id": "erase-e2",
+                "event_type": "alias",
+                "customer_id": survivor,
+                "previous_id": previous,
+            },
+            {
+                **base,
+                "event_id": "erase-e3",
+                "event_type": "page_view",
+                "customer_id": survivor,
+                "session_id": "s",
+            },
         ]
     )
-    demo.svc.wait_for(
-        f"/v1/customers/{previous}/profile", key, lambda a: a["metrics"]["events_total"] == 3
-    )
+    demo.svc.wait_for(f"/v1/customers/{previous}/profile", key, lambda a: a["metrics"]["events_total"] == 3)
 
     # a viewer sees the customer, never the erasure step; an embed of the card neither
     viewer = ("viewer@demo-saas.example", secrets.token_urlsafe(16))

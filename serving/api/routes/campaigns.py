@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from lambdalytics.schemas.catalog import HOUR_MS
+
 from ...merge import NotFound
 from ..access import READ_TENANT_WIDE
+from ..answers import encoded
 from ..deps import NOT_FOUND, campaign_scope
-from ..freshness import freshness
-from ..hot import HotRoute, json_response, off_loop, param
+from ..hot import HotRoute, off_loop, param, with_freshness
 from ..params import GRANULARITY_MS, ID_SCHEMA, choice, iso, path_id, time_range
 
 router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=HotRoute)
@@ -33,7 +35,11 @@ async def campaign_stats(request: Request) -> Response:
     granularity = choice(query.get("granularity"), "granularity", ("hour", "day"), "day")
     campaign_scope(who, campaign_id)
     start_ms, end_ms = time_range(query.get("start"), query.get("end"))
+    # hours are hour starts, in the range when start <= hour < end: the same hours as from the next
+    # hour starts of start and end, so the answer (and its cache key) holds for the whole hour
+    start_ms, end_ms = _next_hour(start_ms), _next_hour(end_ms)
     state = request.app.state.serving
+    key = ("campaign", campaign_id, start_ms, end_ms, granularity)
 
     def answer() -> dict:
         try:
@@ -46,7 +52,12 @@ async def campaign_stats(request: Request) -> Response:
             "campaign_id": campaign_id,
             "totals": totals,
             "points": [{"ts": iso(ts), **values} for ts, values in points],
-            "freshness": freshness(state),
         }
 
-    return json_response(await off_loop(request, answer))
+    head = await off_loop(request, lambda: encoded(state, who.tenant_id, key, answer))
+    return with_freshness(head, state)
+
+
+def _next_hour(ms: int) -> int:
+    """The first hour start at or after ``ms``."""
+    return -(-ms // HOUR_MS) * HOUR_MS

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ..access import READ_TENANT_WIDE
+from ..answers import encoded
 from ..deps import cohort_scope
-from ..freshness import freshness
-from ..hot import HotRoute, json_response, off_loop, param
+from ..hot import HotRoute, off_loop, param, with_freshness
 from ..params import month_of
 
 router = APIRouter(prefix="/v1", tags=["cohorts"], route_class=HotRoute)
@@ -31,6 +31,7 @@ async def retention(request: Request) -> Response:
     state = request.app.state.serving
 
     def answer() -> dict:
-        return {"cohorts": state.merger.cohorts(who.tenant_id, start, end), "freshness": freshness(state)}
+        return {"cohorts": state.merger.cohorts(who.tenant_id, start, end)}
 
-    return json_response(await off_loop(request, answer))
+    head = await off_loop(request, lambda: encoded(state, who.tenant_id, ("cohorts", start, end), answer))
+    return with_freshness(head, state)

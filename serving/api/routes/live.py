@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ..access import READ_TENANT_WIDE
+from ..answers import encoded_at
 from ..freshness import freshness
-from ..hot import HotRoute, json_response, off_loop, param
-from ..params import window_seconds
+from ..hot import HotRoute, off_loop, param, with_freshness
+from ..params import now_ms, window_seconds
 
 router = APIRouter(prefix="/v1", tags=["live"], route_class=HotRoute)
 
@@ -25,7 +26,15 @@ async def live_orders(request: Request) -> Response:
     who = READ_TENANT_WIDE(request)
     seconds = window_seconds(request.query_params.get("window", "30m"))
     state = request.app.state.serving
-    return json_response(await off_loop(request, lambda: live_orders_answer(state, who.tenant_id, seconds)))
+    now = now_ms()
+
+    def answer() -> tuple[dict, int]:
+        merged, until = state.merger.live_orders_until(who.tenant_id, seconds * 1000, now)
+        return {**merged, "window_seconds": seconds}, until
+
+    key = ("live_orders", seconds)
+    head = await off_loop(request, lambda: encoded_at(state, who.tenant_id, key, now, answer))
+    return with_freshness(head, state)
 
 
 def live_orders_answer(state, tenant_id: str, seconds: int) -> dict:

@@ -10,6 +10,7 @@ from lambdalytics.schemas.segments import SEGMENTATIONS, UnknownSegmentation, Un
 from ..access import READ_SEGMENTS
 from ..freshness import freshness
 from ..hot import HotRoute, json_response, off_loop, param
+from ..params import iso, parse_time
 
 router = APIRouter(prefix="/v1", tags=["segments"], route_class=HotRoute)
 
@@ -33,6 +34,16 @@ def _by(request: Request) -> str:
     return by
 
 
+def _range(request: Request) -> tuple[int | None, int | None]:
+    """``start``/``end`` (each optional: unbounded on that side), or 422 unless start is before end."""
+    query = request.query_params
+    start = None if query.get("start") is None else parse_time(query["start"], "start", 0)
+    end = None if query.get("end") is None else parse_time(query["end"], "end", 0)
+    if start is not None and end is not None and start >= end:
+        raise HTTPException(422, "start must be before end")
+    return start, end
+
+
 @router.get(
     "/segments",
     openapi_extra=READ_SEGMENTS.openapi(
@@ -44,6 +55,8 @@ def _by(request: Request) -> str:
                 "A customer count, sum or distinct count, or a metric derived from them.",
                 required=True,
             ),
+            param("start", "query", "ISO 8601: the metric over hours from here (default: unbounded)."),
+            param("end", "query", "ISO 8601: the metric over hours before this (default: unbounded)."),
         ]
     ),
 )
@@ -54,14 +67,18 @@ async def segments(request: Request) -> Response:
     metric = request.query_params.get("metric")
     if metric is None:
         raise HTTPException(422, "metric: required")
+    start_ms, end_ms = _range(request)
     state = request.app.state.serving
 
     def answer() -> dict:
         try:
-            rows = state.merger.segments(who.tenant_id, by, metric)
+            rows = state.merger.segments(who.tenant_id, by, metric, start_ms=start_ms, end_ms=end_ms)
         except (UnknownSegmentation, UnsegmentableMetric) as exc:
             raise HTTPException(422, str(exc)) from None
-        return {"by": by, "metric": metric, "segments": rows, "freshness": freshness(state)}
+        out = {"by": by, "metric": metric, "segments": rows, "freshness": freshness(state)}
+        if start_ms is not None or end_ms is not None:
+            out |= {"start": iso(start_ms), "end": iso(end_ms)}
+        return out
 
     return json_response(await off_loop(request, answer))
 

@@ -29,6 +29,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from lambdalytics.schemas.catalog import CATALOG
 from lambdalytics.schemas.events import TENANT_ID_PATTERN
+from lambdalytics.schemas.segments import SEGMENT_METRICS, SEGMENTATIONS
 
 from ...auth import KEY_PREFIX, AuthError, Principal, verify_token
 from ...branding import Branding, content_security_policy, style_block
@@ -353,6 +354,7 @@ def dashboard(request: Request, tenant: str | None = None, login: str | None = N
         "tenant": look,
         "session": session,
         "catalog": CATALOG.describe(),  # the GET /v1/metrics dictionary: labels, units, hints
+        "segments": {"by": list(SEGMENTATIONS), "metrics": list(SEGMENT_METRICS)},  # what /v1/segments takes
     }
     response = _page(
         title="Analytics dashboard",

@@ -1,8 +1,8 @@
 // The tenant dashboard of a signed-in user: the server-side session rides in an HttpOnly cookie (this
 // script never holds a credential); the page config says who is signed in. Live wait times, a customer
-// lookup (with, for an owner, a request to erase the customer shown), a campaign lookup and the cohort
-// table, each refreshing on its own. Sign-out posts the server-rendered form that carries the session's
-// CSRF token.
+// lookup (with, for an owner, a request to erase the customer shown), a campaign lookup, the segments
+// panel (drilling down to a customer's card), the cohort table and the feed health, each refreshing on
+// its own. Sign-out posts the server-rendered form that carries the session's CSRF token.
 
 import { Api } from './api.js';
 import { ICONS, clear, h, icon } from './dom.js';
@@ -15,6 +15,7 @@ import { mountLiveBadge } from './widgets/live-badge.js';
 import { mountMetricChart } from './widgets/metric-chart.js';
 import { mountQualityPanel } from './widgets/quality-panel.js';
 import { mountErasure } from './erase.js';
+import { mountSegmentTable, segmentationLabel } from './widgets/segment-table.js';
 import { mountTeam } from './team.js';
 
 const ID = /^\S(?:.{0,126}\S)?$/; // what the API accepts (1-128 characters), without edge spaces
@@ -172,6 +173,44 @@ export async function mountDashboard(config, root) {
     if (campaignInput.checkValidity()) showCampaign(campaignInput.value.trim());
   });
 
+  // segments: pick a segmentation and a metric; a customer picked in the drill-down opens its card above
+  const choices = config.segments || { by: [], metrics: [] };
+  const bySelect = h('select', { id: 'll-segment-by', name: 'by', class: 'll-input' }, ...choices.by.map((b) => h('option', { value: b, text: segmentationLabel(b) })));
+  const segMetricSelect = h('select', { id: 'll-segment-metric', name: 'segment_metric', class: 'll-input' }, ...choices.metrics.map((n) => h('option', { value: n, text: catalog.label(n) })));
+  bySelect.value = choices.by.includes(params.get('by')) ? params.get('by') : choices.by.includes('rfm_segment') ? 'rfm_segment' : choices.by[0];
+  segMetricSelect.value = choices.metrics.includes(params.get('segment_metric')) ? params.get('segment_metric') : choices.metrics.includes(catalog.primary('customer')) ? catalog.primary('customer') : choices.metrics[0];
+  const RANGES = { 0: 'All time', 7: 'Last 7 days', 30: 'Last 30 days', 90: 'Last 90 days' };
+  const rangeSelect = h('select', { id: 'll-segment-range', name: 'segment_days', class: 'll-input' }, ...Object.entries(RANGES).map(([d, text]) => h('option', { value: d, text })));
+  rangeSelect.value = params.get('segment_days') in RANGES ? params.get('segment_days') : '0';
+  const segmentSlot = h('div', { 'aria-live': 'polite' });
+  let segmentWidget = null;
+  const showSegments = () => {
+    if (segmentWidget) {
+      segmentWidget.stop();
+      widgets.delete(segmentWidget);
+    }
+    segmentWidget = track(mountSegmentTable(ctx, {
+      by: bySelect.value,
+      metric: segMetricSelect.value,
+      days: Number(rangeSelect.value),
+      onCustomer(customer) {
+        customerInput.value = customer;
+        showCustomer(customer, metricSelect.value);
+        customerSlot.scrollIntoView({ block: 'nearest' });
+      },
+    }));
+    segmentSlot.replaceChildren(segmentWidget.el);
+    setQuery({ by: bySelect.value, segment_metric: segMetricSelect.value, segment_days: rangeSelect.value === '0' ? null : rangeSelect.value });
+  };
+  for (const select of [bySelect, segMetricSelect, rangeSelect]) select.addEventListener('change', showSegments);
+  const segmentForm = h(
+    'div',
+    { class: 'll-lookup' },
+    h('div', { class: 'll-field' }, h('label', { for: 'll-segment-by', class: 'll-label', text: 'Group by' }), bySelect),
+    h('div', { class: 'll-field' }, h('label', { for: 'll-segment-metric', class: 'll-label', text: 'Metric' }), segMetricSelect),
+    h('div', { class: 'll-field' }, h('label', { for: 'll-segment-range', class: 'll-label', text: 'Over' }), rangeSelect),
+  );
+
   clear(root).append(
     header,
     h(
@@ -180,6 +219,7 @@ export async function mountDashboard(config, root) {
       h('div', { class: 'll-dash-live' }, track(mountLiveBadge(ctx, { window: '30m' })).el),
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-customers-title' }, h('h2', { id: 'll-customers-title', class: 'll-panel-title', text: 'Customers' }), customerForm, customerSlot, eraseSlot),
       h('section', { class: 'll-panel', 'aria-labelledby': 'll-campaigns-title' }, h('h2', { id: 'll-campaigns-title', class: 'll-panel-title', text: 'Campaigns' }), campaignForm, campaignSlot),
+      h('section', { class: 'll-panel ll-panel-wide', id: 'll-segments-panel', 'aria-labelledby': 'll-segments-title' }, h('h2', { id: 'll-segments-title', class: 'll-panel-title', text: 'Segments' }), segmentForm, segmentSlot),
       h('section', { class: 'll-panel ll-panel-wide', 'aria-labelledby': 'll-cohorts-title' }, h('h2', { id: 'll-cohorts-title', class: 'll-panel-title', text: 'Retention' }), track(mountCohortHeatmap(ctx, { months: 12 })).el),
       h('section', { class: 'll-panel ll-panel-wide', id: 'll-quality-panel', 'aria-labelledby': 'll-quality-title' }, h('h2', { id: 'll-quality-title', class: 'll-panel-title', text: 'Feed health' }), track(mountQualityPanel(ctx, { window: '24h' })).el),
       session.role === 'owner'
@@ -187,6 +227,7 @@ export async function mountDashboard(config, root) {
         : null,
     ),
   );
+  if (choices.by.length && choices.metrics.length) showSegments();
   root.setAttribute('aria-busy', 'false');
   root.dataset.ready = 'true';
 

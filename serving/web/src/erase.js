@@ -14,6 +14,7 @@ const STORE_LABEL = {
   answer_cache: 'Answer cache',
   master: 'Master dataset',
   event_index: 'Event-id index',
+  quality_ledger: 'Quality ledger (identified-customer marks)',
   views: 'Batch views',
   serving_store: 'Serving-store files',
   master_second_pass: 'Master, second pass',

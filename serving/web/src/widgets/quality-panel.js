@@ -1,12 +1,12 @@
 // Data quality of the tenant's feed (GET /v1/quality): duplicate and late rates, orders attributed to a
-// campaign, dead letters per reason and the time since each topic's last event. Labels, descriptions and
+// campaign, events on identified customers, dead letters per reason and the time since each topic's last event. Labels, descriptions and
 // windows come from the answer's own dictionary (`definitions`), so the page restates no definition.
 
 import { clear, h } from '../dom.js';
 import { widgetCard } from '../shell.js';
 import { windowText } from './live-badge.js';
 
-const RATES = ['duplicate_rate', 'late_event_rate', 'attributed_order_share'];
+const RATES = ['duplicate_rate', 'late_event_rate', 'attributed_order_share', 'identified_event_share'];
 
 export function mountQualityPanel(ctx, { window = '24h' } = {}) {
   const span = windowText(ctx.fmt, window);
