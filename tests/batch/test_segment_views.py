@@ -1,6 +1,7 @@
-"""The batch's columnar segments equal ``schemas.segments.segment_of`` customer by customer, and its stats
-are the sums and unions of each segment's members (random profiles, traits, order months and cut points,
-with missing values, a tenant without cut points and customers that never ordered)."""
+"""The batch's segments equal ``schemas.segments.segment_of`` merged customer by merged customer, and its
+stats are the sums and unions of each segment's members (random profiles, traits, order months and cut
+points, with missing values, a tenant without cut points, customers that never ordered, and random alias
+edges: components of several ids, some with a survivor that has no events, each counted once)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from hypothesis import strategies as st
 
 from lambdalytics.batch.segment_views import segment_views
 from lambdalytics.batch.tenant_views import ORDER_MONTHS_SCHEMA, rfm_thresholds
-from lambdalytics.schemas import aggregates
+from lambdalytics.schemas import aggregates, identity
 from lambdalytics.schemas.catalog import CATALOG, Aggregate, Grain
-from lambdalytics.schemas.segments import SEGMENT_BASES, SEGMENTATIONS, segment_of
+from lambdalytics.schemas.segments import SEGMENT_BASES, SEGMENTATIONS, component_raw, segment_of
 from lambdalytics.schemas.views import CUSTOMER_PROFILE, CUSTOMER_TRAITS, RFM_CUTS, RFM_THRESHOLDS
 
 pytestmark = pytest.mark.unit
@@ -95,11 +96,33 @@ def _tables(customers: list[dict]) -> dict[str, pa.Table]:
     }
 
 
-@settings(max_examples=40, deadline=None)
-@given(customers=st.lists(customer, max_size=40))
-def test_columnar_segments_are_segment_of_and_stats_their_members(customers):
+def _groups(customers: list[dict], edges: list[tuple[int, int]]) -> dict[str, dict[str, identity.Component]]:
+    """Components of random alias edges within a tenant; a survivor index past the customers is an id
+    with no events (``u<n>``)."""
+    by_tenant: dict[str, list[identity.Alias]] = {}
+    for n, (previous, survivor) in enumerate(edges):
+        if previous >= len(customers) or previous == survivor:
+            continue
+        tenant = customers[previous]["tenant"]
+        if survivor < len(customers):
+            if customers[survivor]["tenant"] != tenant:
+                continue
+            to = f"c{survivor}"
+        else:
+            to = f"u{survivor}"
+        by_tenant.setdefault(tenant, []).append(identity.Alias(n, f"e{n}", f"c{previous}", to))
+    return {t: identity.components(e) for t, e in by_tenant.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    customers=st.lists(customer, max_size=40),
+    edges=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 44)), max_size=12),
+)
+def test_columnar_segments_are_segment_of_and_stats_their_members(customers, edges):
     tables = _tables(customers)
-    stats, members = segment_views(tables)
+    groups = _groups(customers, edges)
+    stats, members = segment_views(tables, groups)
     cuts = {
         row[0]: dict(zip(RFM_CUTS, row[2:], strict=True))
         for row in zip(
@@ -117,21 +140,29 @@ def test_columnar_segments_are_segment_of_and_stats_their_members(customers):
             r["offset"],
             r["value"],
         )
-    expected, by_segment = [], {}
+    merged: dict[tuple[str, str], list[dict]] = {}  # (tenant, canonical id) -> its ids' profile rows
     for row in tables[CUSTOMER_PROFILE.name].to_pylist():
-        key = (row["tenant_id"], row["customer_id"])
-        raw = CATALOG.derive(Grain.customer, {k: row[k] for k in CUSTOMER_PROFILE.values})
+        canonical = identity.group_of(row["customer_id"], groups.get(row["tenant_id"], {}))
+        merged.setdefault((row["tenant_id"], canonical), []).append(row)
+    expected, by_segment, counted = [], {}, {}
+    for (tenant, canonical), rows in merged.items():
+        keys = [(tenant, r["customer_id"]) for r in rows]
+        if len(rows) == 1:
+            raw = CATALOG.derive(Grain.customer, {k: rows[0][k] for k in CUSTOMER_PROFILE.values})
+        else:
+            raw = component_raw([{k: r[k] for k in CUSTOMER_PROFILE.values} for r in rows], [])
+        latest = aggregates.merge_latest(*(traits.get(k) for k in keys))
+        month = min((first[k] for k in keys if first.get(k) is not None), default=None)
         for by in SEGMENTATIONS:
-            seg = segment_of(
-                by, traits=traits.get(key, {}), raw=raw, first_month=first.get(key), cuts=cuts.get(key[0])
-            )
-            expected.append((key[0], by, seg, key[1]))
-            by_segment.setdefault((key[0], by, seg), []).append(row)
+            seg = segment_of(by, traits=latest, raw=raw, first_month=month, cuts=cuts.get(tenant))
+            expected.append((tenant, by, seg, canonical))
+            by_segment.setdefault((tenant, by, seg), []).extend(rows)
+            counted[(tenant, by, seg)] = counted.get((tenant, by, seg), 0) + 1
     assert [tuple(r.values()) for r in members.to_pylist()] == sorted(expected)
     assert len(stats) == len(by_segment)
     for got in stats.to_pylist():
         rows = by_segment[(got["tenant_id"], got["by"], got["segment"])]
-        assert got["customers"] == len(rows)
+        assert got["customers"] == counted[(got["tenant_id"], got["by"], got["segment"])]
         for metric in SEGMENT_BASES:
             values = [r[metric.name] for r in rows]
             if metric.aggregate is Aggregate.hll_distinct:
