@@ -204,12 +204,19 @@ def _rfm_segments(profile: pa.Table, thresholds: pa.Table) -> pa.Array:
     cuts_of = {
         row[0]: dict(zip(RFM_CUTS, row[2:], strict=True)) for row in _rows(thresholds, RFM_THRESHOLDS.columns)
     }
-    tenants = profile.column(CUSTOMER_KEYS[0]).to_numpy(zero_copy_only=False)
-    ordered = ~pc.is_null(profile.column(rfm.R_METRIC)).to_numpy(zero_copy_only=False) & (f != 0)
     out = np.full(profile.num_rows, NO_VALUE, dtype=object)
-    for tenant, cuts in cuts_of.items():
-        at = (tenants == tenant) & ordered
-        if not cuts or not at.any():
+    if not profile.num_rows:
+        return pa.array(out, pa.string())
+    ordered = ~pc.is_null(profile.column(rfm.R_METRIC)).to_numpy(zero_copy_only=False) & (f != 0)
+    # each tenant's rows found once (one sort), not a pass over every customer per tenant
+    tenants, of_row = np.unique(
+        profile.column(CUSTOMER_KEYS[0]).to_numpy(zero_copy_only=False), return_inverse=True
+    )
+    bounds = np.cumsum(np.bincount(of_row, minlength=len(tenants)))[:-1]
+    for tenant, rows in zip(tenants, np.split(np.argsort(of_row, kind="stable"), bounds), strict=True):
+        cuts = cuts_of.get(tenant)
+        at = rows[ordered[rows]]
+        if not cuts or not len(at):
             continue
         score = {
             d: 1

@@ -420,7 +420,7 @@ class Merger:
         members = {seg: set(ix.segment_members(tenant, by, seg)) for seg in ix.segments(tenant, by)}
         moves = self._segment_moves(ix, tenant, by)
         for canonical, (seg, *_) in moves.before.items():
-            members[seg].discard(canonical)
+            members.setdefault(seg, set()).discard(canonical)
         for canonical, (seg, *_) in moves.after.items():
             members.setdefault(seg, set()).add(canonical)
         graph = IdentityGraph(ix, self.speed, tenant)

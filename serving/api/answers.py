@@ -1,5 +1,5 @@
-"""Tenant-level answers kept encoded between polls (campaign stats, cohorts): dashboards ask the same
-question every few seconds, and a repeat answer is a bytes copy plus its freshness.
+"""Tenant-level answers kept encoded between polls (campaign stats, cohorts, live orders, segments):
+dashboards ask the same question every few seconds, and a repeat answer is a bytes copy plus its freshness.
 
 An entry is the orjson encoding of an answer without its ``freshness`` (added per request,
 ``hot.with_freshness``), held in the merger's ``answers`` cache (``serving.answer_cache``): valid for one

@@ -141,7 +141,8 @@ def test_a_cached_principal_ends_at_its_expiry_and_on_any_change(monkeypatch):
 def test_a_new_speed_event_changes_the_next_tenant_answers_and_unchanged_ones_hit(api):
     client, keys, state = api
     alpha, beta = bearer(keys["alpha"]), bearer(keys["beta"])
-    routes = (STATS, "/v1/cohorts/retention", "/v1/live/orders?window=7d")
+    segments = "/v1/segments?by=cohort&metric=orders&start=2025-01-01T00:00:00Z"
+    routes = (STATS, "/v1/cohorts/retention", "/v1/live/orders?window=7d", segments)
     first = {path: client.get(path, headers=alpha).json() for path in routes}
     hits = state.merger.answers.hits
     for path in routes:
@@ -149,7 +150,7 @@ def test_a_new_speed_event_changes_the_next_tenant_answers_and_unchanged_ones_hi
         assert {k: v for k, v in again.items() if k != "freshness"} == {
             k: v for k, v in first[path].items() if k != "freshness"
         }
-    assert state.merger.answers.hits >= hits + 2  # live orders too, unless the window moved meanwhile
+    assert state.merger.answers.hits >= hits + 3  # live orders too, unless the window moved meanwhile
     scrape = state.telemetry.scrape().decode()
     assert (
         f'lambdalytics_answer_cache_lookups_total{{result="hit"}} {float(state.merger.answers.hits)}'
@@ -167,6 +168,7 @@ def test_a_new_speed_event_changes_the_next_tenant_answers_and_unchanged_ones_hi
     assert cohorts != first["/v1/cohorts/retention"]["cohorts"]
     live = client.get("/v1/live/orders?window=7d", headers=alpha).json()
     assert live != first["/v1/live/orders?window=7d"] and live["window_seconds"] == 7 * 86400
+    assert client.get(segments, headers=alpha).json()["segments"] != first[segments]["segments"]
 
 
 def test_a_campaign_range_answers_the_same_anywhere_within_its_hours(api):

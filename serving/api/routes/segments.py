@@ -8,8 +8,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from lambdalytics.schemas.segments import SEGMENTATIONS, UnknownSegmentation, UnsegmentableMetric
 
 from ..access import READ_SEGMENTS
+from ..answers import encoded
 from ..freshness import freshness
-from ..hot import HotRoute, json_response, off_loop, param
+from ..hot import HotRoute, json_response, off_loop, param, with_freshness
 from ..params import iso, parse_time
 
 router = APIRouter(prefix="/v1", tags=["segments"], route_class=HotRoute)
@@ -75,12 +76,15 @@ async def segments(request: Request) -> Response:
             rows = state.merger.segments(who.tenant_id, by, metric, start_ms=start_ms, end_ms=end_ms)
         except (UnknownSegmentation, UnsegmentableMetric) as exc:
             raise HTTPException(422, str(exc)) from None
-        out = {"by": by, "metric": metric, "segments": rows, "freshness": freshness(state)}
+        out = {"by": by, "metric": metric, "segments": rows}
         if start_ms is not None or end_ms is not None:
             out |= {"start": iso(start_ms), "end": iso(end_ms)}
         return out
 
-    return json_response(await off_loop(request, answer))
+    # kept encoded between polls like the other tenant-level answers (a ranged answer reads every member)
+    key = ("segments", by, metric, start_ms, end_ms)
+    head = await off_loop(request, lambda: encoded(state, who.tenant_id, key, answer))
+    return with_freshness(head, state)
 
 
 @router.get(
